@@ -1,0 +1,29 @@
+# The two commands of the README. Each creates .venv and installs on first use
+# (and again when setup.py or constraints.txt change), then runs.
+#   make demo   train a small CycleGAN on a generated dataset, export, translate
+#   make test   the whole test suite
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+demo: $(INSTALLED)
+	$(BIN)/tfcyclegan demo
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/run_all.py
+
+$(INSTALLED): setup.py constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,torch]" -c constraints.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) build *.egg-info

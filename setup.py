@@ -1,0 +1,55 @@
+"""Packaging for tfcyclegan. Tool settings (pytest) live in pyproject.toml."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "tfcyclegan" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="tfcyclegan",
+    version=VERSION,
+    description=(
+        "CycleGAN (Zhu et al. 2017) for TensorFlow / Keras 3: unpaired image-to-image "
+        "translation trained with model.fit, exported to TF Serving and TFLite."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfcyclegan", "tfcyclegan.*"]),
+    # `tensorflow` (not `tensorflow-cpu`) runs on CPU-only machines too; GPU users
+    # install `tensorflow[and-cuda]` on Linux. tensorflow-addons is deliberately
+    # absent: it does not import under Keras 3.
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "numpy>=1.26",
+        "pillow>=10",
+        "tensorflow-datasets>=4.9.8",
+        "tensorboard>=2.21,<2.22",
+    ],
+    extras_require={
+        # Running exported .tflite files, and the TF Serving gRPC client in export/.
+        "deploy": ["ai-edge-litert>=2.0", "tensorflow-serving-api>=2.21,<2.22"],
+        # Importing the authors' .pth checkpoints (safetensors/.npz need no torch).
+        "torch": ["torch>=2.2", "safetensors>=0.4"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "ai-edge-litert>=2.0",
+            "tensorflow-serving-api>=2.21,<2.22",
+            "safetensors>=0.4",
+        ],
+    },
+    entry_points={"console_scripts": ["tfcyclegan=tfcyclegan.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Intended Audience :: Science/Research",
+    ],
+)

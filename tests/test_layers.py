@@ -1,0 +1,118 @@
+import keras
+import numpy as np
+import pytest
+
+from tfcyclegan.layers import (
+    InputSizeCheck,
+    InstanceNormalization,
+    ReflectionPadding2D,
+    ResidualBlock,
+    kernel_initializer,
+)
+
+
+def _round_trip(layer):
+    return layer.__class__.from_config(layer.get_config())
+
+
+def test_instance_norm_matches_numpy(rng):
+    x = rng.normal(3.0, 2.0, (2, 5, 7, 4)).astype("float32")
+    y = np.asarray(InstanceNormalization()(x))
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    var = x.var(axis=(1, 2), keepdims=True)  # biased, like PyTorch
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
+
+
+def test_instance_norm_has_no_weights_by_default():
+    layer = InstanceNormalization()
+    layer.build((None, None, None, 8))
+    assert layer.weights == []
+    affine = InstanceNormalization(center=True, scale=True)
+    affine.build((None, None, None, 8))
+    assert sorted(w.name for w in affine.weights) == ["beta", "gamma"]
+
+
+def test_instance_norm_float16_does_not_overflow(rng):
+    # Squares of 300 overflow float16 (max 65504); statistics must be float32.
+    x = rng.normal(0.0, 300.0, (1, 8, 8, 3)).astype("float16")
+    layer = InstanceNormalization(dtype="mixed_float16")
+    y = np.asarray(layer(x))
+    assert y.dtype == np.float16
+    assert np.isfinite(y).all()
+    expected = (x - x.astype("float32").mean((1, 2), keepdims=True)) / x.astype(
+        "float32").std((1, 2), keepdims=True)
+    np.testing.assert_allclose(y.astype("float32"), expected, atol=1e-2)
+
+
+def test_instance_norm_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="epsilon=0"):
+        InstanceNormalization(epsilon=0)
+    with pytest.raises(ValueError, match="NHWC inputs"):
+        InstanceNormalization().build((None, 8))
+
+
+def test_reflection_padding_matches_numpy(rng):
+    x = rng.normal(size=(1, 5, 6, 2)).astype("float32")
+    y = np.asarray(ReflectionPadding2D((2, 3))(x))
+    expected = np.pad(x, [(0, 0), (2, 2), (3, 3), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_reflection_padding_needs_larger_input():
+    with pytest.raises(ValueError, match=r"Reflection padding of 3 .* input shape \(1, 3, 8, 1\)"):
+        ReflectionPadding2D(3)(np.zeros((1, 3, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="padding=-1"):
+        ReflectionPadding2D(-1)
+    with pytest.raises(ValueError, match=r"padding=\(1, 2, 3\)"):
+        ReflectionPadding2D((1, 2, 3))
+
+
+def test_input_size_check_names_size_and_multiple():
+    check = InputSizeCheck(4, 8, "ResnetGenerator")
+    assert check(np.zeros((1, 8, 12, 3))).shape == (1, 8, 12, 3)
+    with pytest.raises(ValueError, match=r"multiples of 4 .* Received: height=10, width=12"):
+        check(np.zeros((1, 10, 12, 3)))
+    with pytest.raises(ValueError, match=r"at least 8\. Received: height=4"):
+        check(np.zeros((1, 4, 4, 3)))
+
+
+def test_residual_block_is_identity_plus_branch(rng):
+    block = ResidualBlock(4, kernel_initializer="zeros")
+    x = rng.normal(size=(1, 6, 6, 4)).astype("float32")
+    # With zero weights the branch is norm(0) = 0, so the block is the identity.
+    np.testing.assert_allclose(np.asarray(block(x)), x, atol=1e-6)
+    assert len(block.trainable_weights) == 4  # two kernels, two biases
+
+
+def test_residual_block_rejects_channel_mismatch():
+    with pytest.raises(ValueError, match=r"filters=8 needs inputs with 8 channels"):
+        ResidualBlock(8)(np.zeros((1, 8, 8, 4), "float32"))
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        InstanceNormalization(epsilon=1e-3, center=True),
+        ReflectionPadding2D((1, 2)),
+        InputSizeCheck(8, 16, "net"),
+        ResidualBlock(8, norm="batch", dropout=0.5, use_bias=False),
+    ],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_config_round_trip(layer):
+    clone = _round_trip(layer)
+    assert clone.get_config() == layer.get_config()
+
+
+def test_kernel_initializers_follow_the_reference():
+    w = np.asarray(kernel_initializer("normal", 0.02, seed=1)((64, 64, 3, 3)))
+    assert abs(w.std() - 0.02) < 1e-3 and abs(w.mean()) < 1e-3
+    # xavier_normal with gain g: std = g * sqrt(2 / (fan_in + fan_out)).
+    w = np.asarray(kernel_initializer("xavier", 1.0, seed=1)((3, 3, 32, 32)))
+    assert abs(w.std() - np.sqrt(2 / (2 * 9 * 32))) < 5e-3
+    w = np.asarray(kernel_initializer("kaiming", 0.02, seed=1)((3, 3, 32, 32)))
+    assert abs(w.std() - np.sqrt(2 / (9 * 32))) < 1e-2
+    w = np.asarray(kernel_initializer("orthogonal", 1.0, seed=1)((16, 16)))
+    np.testing.assert_allclose(w @ w.T, np.eye(16), atol=1e-5)
+    with pytest.raises(ValueError, match="init_type='uniform'"):
+        kernel_initializer("uniform")

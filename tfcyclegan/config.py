@@ -1,0 +1,360 @@
+"""Typed, validated configuration: what the paper varies, in one place.
+
+Three frozen dataclasses, each validated when it is constructed, so a bad value is
+caught where the user typed it rather than deep inside TensorFlow:
+
+- `ModelConfig`: the four networks (G, F, D_X, D_Y).
+- `DataConfig`: how images are loaded, resized, cropped and batched.
+- `TrainConfig`: the objective's weights, the optimizer and the schedule.
+
+`Config` bundles the three; it round-trips through `to_dict`/`from_dict` and JSON
+(the run folder's `config.json`), and rejects unknown keys instead of ignoring them.
+Defaults are the paper's (Zhu et al. 2017, section 4 and appendix 7).
+"""
+
+import dataclasses
+import json
+import re
+from typing import Optional
+
+GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
+DISCRIMINATORS = ("basic", "n_layers", "pixel")
+NORMS = ("instance", "batch", "none")
+INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+GAN_MODES = ("lsgan", "vanilla", "hinge")
+PREPROCESS_MODES = (
+    "resize_and_crop",
+    "crop",
+    "scale_width",
+    "scale_width_and_crop",
+    "none",
+)
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+
+_RESNET_NAME = re.compile(r"^resnet_(\d+)blocks$")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
+        )
+
+
+def _check_positive(name, value, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be {bound}. Received: {name}={value!r}")
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+
+
+def parse_generator(name):
+    """Splits a generator name into its family and size.
+
+    Args:
+        name: `"resnet_<n>blocks"` (any n >= 0; the paper uses 9 at 256 px and 6
+            at 128 px) or `"unet_128"` / `"unet_256"`.
+
+    Returns:
+        `("resnet", n_blocks)` or `("unet", num_downs)`.
+    """
+    match = _RESNET_NAME.match(str(name))
+    if match:
+        return "resnet", int(match.group(1))
+    if name == "unet_128":
+        return "unet", 7
+    if name == "unet_256":
+        return "unet", 8
+    raise ValueError(
+        f"`generator` must be one of {list(GENERATORS)} (or resnet_<n>blocks for "
+        f"any n). Received: generator={name!r}"
+    )
+
+
+class _Section:
+    """Shared dict/JSON plumbing for the config sections."""
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"{cls.__name__} expects a dict. Received: {type(values).__name__}"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown {cls.__name__} keys: {unknown}. Known keys: {sorted(known)}"
+            )
+        return cls(**values)
+
+    def replace(self, **changes):
+        """Returns a copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(_Section):
+    """The four networks. Defaults are the paper's 256 px configuration.
+
+    Args:
+        generator: `resnet_9blocks` (paper, 256 px), `resnet_6blocks` (paper,
+            128 px), `resnet_<n>blocks`, `unet_256` or `unet_128` (pix2pix's).
+        ngf: filters in the generators' first layer (64 in the paper).
+        ndf: filters in the discriminators' first layer (64).
+        discriminator: `basic` is the 70x70 PatchGAN (`n_layers`=3); `n_layers`
+            uses `n_layers_d`; `pixel` is the 1x1 PixelGAN.
+        n_layers_d: stride-2 layers of the PatchGAN when `discriminator="n_layers"`.
+        norm: `instance` (paper), `batch` (pix2pix) or `none`.
+        dropout: dropout 0.5 in the generators (pix2pix uses it; CycleGAN does not).
+        init_type: weight init; the paper draws N(0, 0.02) with zero biases.
+        init_gain: scale of `init_type`.
+        input_channels: channels of domain X images (3 RGB, 1 grayscale).
+        output_channels: channels of domain Y images.
+    """
+
+    generator: str = "resnet_9blocks"
+    ngf: int = 64
+    ndf: int = 64
+    discriminator: str = "basic"
+    n_layers_d: int = 3
+    norm: str = "instance"
+    dropout: bool = False
+    init_type: str = "normal"
+    init_gain: float = 0.02
+    input_channels: int = 3
+    output_channels: int = 3
+
+    def __post_init__(self):
+        parse_generator(self.generator)
+        _check_choice("discriminator", self.discriminator, DISCRIMINATORS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("init_type", self.init_type, INIT_TYPES)
+        _check_int("ngf", self.ngf, 1)
+        _check_int("ndf", self.ndf, 1)
+        _check_int("n_layers_d", self.n_layers_d, 1)
+        _check_int("input_channels", self.input_channels, 1)
+        _check_int("output_channels", self.output_channels, 1)
+        _check_positive("init_gain", self.init_gain)
+        if not isinstance(self.dropout, bool):
+            raise ValueError(f"`dropout` must be a bool. Received: dropout={self.dropout!r}")
+
+    @property
+    def d_layers(self):
+        """Stride-2 layers of the PatchGAN (`basic` is 3, the 70x70 one)."""
+        return 3 if self.discriminator == "basic" else self.n_layers_d
+
+    @property
+    def size_multiple(self):
+        """Height and width of every input must be a multiple of this."""
+        family, depth = parse_generator(self.generator)
+        return 4 if family == "resnet" else 2**depth
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(_Section):
+    """How images become training batches (the reference's `--preprocess`).
+
+    Args:
+        load_size: images are first resized to this (286 in the paper).
+        crop_size: then randomly cropped to this (256). Networks see this size.
+        preprocess: `resize_and_crop` (paper), `crop`, `scale_width`,
+            `scale_width_and_crop` or `none` (sizes rounded to a multiple of 4).
+        flip: random horizontal flips during training.
+        channels: 3 for RGB, 1 for grayscale.
+        batch_size: images per step per domain (1 in the paper).
+        cache: keep decoded, resized images in memory (augmentation still runs
+            afterwards, so every epoch sees new crops).
+        shuffle_buffer: images shuffled at once per domain; 0 means the whole domain.
+        skip_bad_files: drop unreadable images (and say how many) instead of stopping.
+        max_pixels: images with more pixels than this are refused (decompression bombs).
+    """
+
+    load_size: int = 286
+    crop_size: int = 256
+    preprocess: str = "resize_and_crop"
+    flip: bool = True
+    channels: int = 3
+    batch_size: int = 1
+    cache: bool = False
+    shuffle_buffer: int = 0
+    skip_bad_files: bool = False
+    max_pixels: int = 89_478_485  # PIL's own decompression-bomb threshold.
+
+    def __post_init__(self):
+        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
+        _check_int("load_size", self.load_size, 1)
+        _check_int("crop_size", self.crop_size, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("shuffle_buffer", self.shuffle_buffer, 0)
+        _check_int("max_pixels", self.max_pixels, 1)
+        if self.channels not in (1, 3):
+            raise ValueError(
+                f"`channels` must be 1 or 3. Received: channels={self.channels!r}"
+            )
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and (
+            self.crop_size > self.load_size
+        ):
+            raise ValueError(
+                f"`crop_size` must not exceed `load_size` with preprocess="
+                f"{self.preprocess!r}. Received: crop_size={self.crop_size}, "
+                f"load_size={self.load_size}"
+            )
+        for name in ("flip", "cache", "skip_bad_files"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(_Section):
+    """The objective, the optimizers and the schedule (paper section 4 / 7.1).
+
+    Args:
+        gan_mode: adversarial loss: `lsgan` (paper), `vanilla` (cross-entropy) or `hinge`.
+        lambda_a: weight of the forward cycle ||F(G(x)) - x||_1 (paper's lambda, 10).
+        lambda_b: weight of the backward cycle ||G(F(y)) - y||_1 (10).
+        lambda_identity: identity loss weight as a fraction of lambda (0.5 in the
+            paper: the identity terms are weighted 0.5 * lambda). 0 disables it.
+        pool_size: history of generated images per direction shown to D (50); 0 disables.
+        learning_rate: Adam's initial learning rate (2e-4).
+        beta_1: Adam's beta_1 (0.5).
+        beta_2: Adam's beta_2 (0.999).
+        epochs: epochs at the initial learning rate (100).
+        epochs_decay: epochs over which the rate then falls linearly to zero (100).
+        seed: seeds weights, the pool and data order; with `deterministic` runs repeat.
+        deterministic: enable TensorFlow's op determinism (slower, exactly repeatable).
+        jit_compile: compile the training step with XLA.
+        mixed_precision: `none`, `mixed_float16` (with loss scaling) or `mixed_bfloat16`.
+    """
+
+    gan_mode: str = "lsgan"
+    lambda_a: float = 10.0
+    lambda_b: float = 10.0
+    lambda_identity: float = 0.5
+    pool_size: int = 50
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epochs: int = 100
+    epochs_decay: int = 100
+    seed: Optional[int] = None
+    deterministic: bool = False
+    jit_compile: bool = False
+    mixed_precision: str = "none"
+
+    def __post_init__(self):
+        _check_choice("gan_mode", self.gan_mode, GAN_MODES)
+        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        for name in ("lambda_a", "lambda_b", "lambda_identity"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        _check_positive("learning_rate", self.learning_rate)
+        for name in ("beta_1", "beta_2"):
+            value = getattr(self, name)
+            _check_positive(name, value, allow_zero=True)
+            if value >= 1:
+                raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
+        _check_int("pool_size", self.pool_size, 0)
+        _check_int("epochs", self.epochs, 0)
+        _check_int("epochs_decay", self.epochs_decay, 0)
+        if self.epochs + self.epochs_decay == 0:
+            raise ValueError(
+                "`epochs` + `epochs_decay` must be > 0. Received: epochs=0, epochs_decay=0"
+            )
+        if self.seed is not None:
+            _check_int("seed", self.seed, 0)
+        for name in ("deterministic", "jit_compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
+                )
+
+    @property
+    def total_epochs(self):
+        return self.epochs + self.epochs_decay
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A whole run: model, data and training sections."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+    def __post_init__(self):
+        for name, cls in self._SECTIONS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(
+                    f"`{name}` must be a {cls.__name__}. "
+                    f"Received: {type(getattr(self, name)).__name__}"
+                )
+
+    def to_dict(self):
+        return {name: getattr(self, name).to_dict() for name in self._SECTIONS}
+
+    @classmethod
+    def from_dict(cls, values):
+        if not isinstance(values, dict):
+            raise ValueError(f"Config expects a dict. Received: {type(values).__name__}")
+        unknown = sorted(set(values) - set(cls._SECTIONS))
+        if unknown:
+            raise ValueError(
+                f"Unknown config sections: {unknown}. Known: {sorted(cls._SECTIONS)}"
+            )
+        return cls(
+            **{
+                name: section.from_dict(values.get(name, {}))
+                for name, section in cls._SECTIONS.items()
+            }
+        )
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Config is not valid JSON: {error}") from None
+        return cls.from_dict(values)
+
+    def save(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path):
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def diff(self, other):
+        """Lists `section.key: mine -> other` for every value that differs."""
+        lines = []
+        mine, theirs = self.to_dict(), other.to_dict()
+        for section in self._SECTIONS:
+            for key in mine[section]:
+                if mine[section][key] != theirs[section][key]:
+                    lines.append(
+                        f"{section}.{key}: {mine[section][key]!r} -> "
+                        f"{theirs[section][key]!r}"
+                    )
+        return lines

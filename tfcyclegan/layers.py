@@ -1,0 +1,342 @@
+"""Building blocks shared by the generators and discriminators.
+
+Everything here is NHWC, accepts any height and width, and uses only ops that
+TFLite runs as builtins (MIRROR_PAD, MEAN, RSQRT, ...), so networks built from
+these layers export to phones without the Flex delegate.
+"""
+
+import keras
+from keras import ops
+
+
+def _as_pair(value, name):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return tuple(value)
+    raise ValueError(
+        f"`{name}` must be an int or a pair of ints. Received: {name}={value!r}"
+    )
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pads height and width by reflecting the image at its border.
+
+    The CycleGAN generators pad this way (PyTorch's `ReflectionPad2d`) so that
+    borders carry real image statistics instead of zeros, which avoids the dark
+    frame zero padding leaves in translated images.
+
+    Args:
+        padding: int or `(pad_height, pad_width)`, added on both sides. Each
+            must be smaller than the corresponding input dimension.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = _as_pair(padding, "padding")
+        if min(self.padding) < 0:
+            raise ValueError(
+                f"`padding` must be non-negative. Received: padding={padding!r}"
+            )
+
+    def call(self, inputs):
+        ph, pw = self.padding
+        for axis, pad in ((1, ph), (2, pw)):
+            size = inputs.shape[axis]
+            if size is not None and pad >= size:
+                raise ValueError(
+                    f"Reflection padding of {pad} needs a dimension larger than "
+                    f"{pad}. Received: input shape {tuple(inputs.shape)}"
+                )
+        return ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        ph, pw = self.padding
+        return (
+            n,
+            None if h is None else h + 2 * ph,
+            None if w is None else w + 2 * pw,
+            c,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class InstanceNormalization(keras.layers.Layer):
+    """Normalizes each image's channels over height and width.
+
+    Matches PyTorch's `InstanceNorm2d(affine=False, track_running_stats=False)`,
+    which CycleGAN uses: biased variance over H x W, the same in training and
+    inference, no state. Equivalent to `GroupNormalization(groups=-1)` but
+    computed in two passes (mean, then variance of the centred values), which is
+    numerically closer to the reference than E[x^2] - E[x]^2.
+
+    Args:
+        epsilon: added to the variance (1e-5, PyTorch's default).
+        center: learn a per-channel offset (off in the reference).
+        scale: learn a per-channel scale (off in the reference).
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, epsilon=1e-5, center=False, scale=False, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"`epsilon` must be > 0. Received: epsilon={epsilon!r}")
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                "InstanceNormalization expects NHWC inputs with a known number of "
+                f"channels. Received: input_shape={input_shape}"
+            )
+        channels = input_shape[-1]
+        self.gamma = (
+            self.add_weight(shape=(channels,), initializer="ones", name="gamma")
+            if self.scale
+            else None
+        )
+        self.beta = (
+            self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+            if self.center
+            else None
+        )
+
+    def call(self, inputs):
+        # Statistics in float16 overflow (and lose precision in bfloat16), so
+        # under mixed precision we upcast, normalize, and cast back.
+        x = ops.cast(inputs, "float32")
+        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        centred = x - mean
+        variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)
+        outputs = centred * ops.rsqrt(variance + self.epsilon)
+        if self.gamma is not None:
+            outputs = outputs * ops.cast(self.gamma, "float32")
+        if self.beta is not None:
+            outputs = outputs + ops.cast(self.beta, "float32")
+        return ops.cast(outputs, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "epsilon": self.epsilon,
+            "center": self.center,
+            "scale": self.scale,
+        }
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class InputSizeCheck(keras.layers.Layer):
+    """Rejects image sizes a network cannot take, naming size and requirement.
+
+    Passes its input through unchanged. Where height and width are known (eager
+    calls, `fit`/`predict` on fixed-size batches, export with a concrete shape)
+    a bad size raises `ValueError` when the network is called, instead of a
+    shape error from deep inside TensorFlow. Unknown sizes are not checked at
+    run time: an assertion op would not run in TFLite.
+
+    Args:
+        multiple: height and width must be multiples of this.
+        min_size: and at least this large.
+        network: the network's name, for the message.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, multiple=1, min_size=1, network="network", **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+        self.min_size = int(min_size)
+        self.network = network
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        for size in (height, width):
+            if size is None:
+                continue
+            if size % self.multiple or size < self.min_size:
+                raise ValueError(
+                    f"{self.network} needs height and width that are multiples of "
+                    f"{self.multiple} and at least {self.min_size}. Received: "
+                    f"height={height}, width={width} (input shape "
+                    f"{tuple(inputs.shape)}). Resize, crop or pad the images, e.g. "
+                    f"to {max(self.min_size, size // self.multiple * self.multiple)}."
+                )
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "multiple": self.multiple,
+            "min_size": self.min_size,
+            "network": self.network,
+        }
+
+
+def normalization(norm, name, dtype=None):
+    """The normalization layer for `norm` (`instance`, `batch`), or None for `none`."""
+    if norm == "instance":
+        return InstanceNormalization(epsilon=1e-5, dtype=dtype, name=name)
+    if norm == "batch":
+        # PyTorch's BatchNorm2d: momentum 0.1 of the new value = Keras's 0.9.
+        return keras.layers.BatchNormalization(
+            momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
+        )
+    if norm == "none":
+        return None
+    raise ValueError(
+        f"`norm` must be one of ['instance', 'batch', 'none']. Received: norm={norm!r}"
+    )
+
+
+def kernel_initializer(init_type="normal", init_gain=0.02, seed=None):
+    """The reference's `init_weights` choices as Keras initializers.
+
+    `normal` is the paper's N(0, init_gain). `xavier` and `kaiming` use
+    untruncated normals like PyTorch's `xavier_normal_` (gain `init_gain`) and
+    `kaiming_normal_` (fan in, a=0).
+    """
+    if init_type == "normal":
+        return keras.initializers.RandomNormal(0.0, init_gain, seed=seed)
+    if init_type == "xavier":
+        return keras.initializers.VarianceScaling(
+            init_gain**2, "fan_avg", "untruncated_normal", seed=seed
+        )
+    if init_type == "kaiming":
+        return keras.initializers.VarianceScaling(
+            2.0, "fan_in", "untruncated_normal", seed=seed
+        )
+    if init_type == "orthogonal":
+        return keras.initializers.Orthogonal(gain=init_gain, seed=seed)
+    raise ValueError(
+        "`init_type` must be one of ['normal', 'xavier', 'kaiming', 'orthogonal']. "
+        f"Received: init_type={init_type!r}"
+    )
+
+
+def _distinct(initializer, index):
+    """A copy of `initializer` that draws different values for each `index`.
+
+    A Keras 3 initializer returns the same values every time it is called, so
+    two layers sharing one would start identical. A seeded one gets the seed
+    `seed + index` (repeatable); an unseeded one a fresh default seed.
+    """
+    config = initializer.get_config()
+    if "seed" in config:
+        if config["seed"] is not None:
+            config["seed"] = int(config["seed"]) + index
+        return initializer.__class__.from_config(config)
+    return initializer
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class ResidualBlock(keras.layers.Layer):
+    """The ResNet generator's block: x + [pad, conv, norm, relu, (dropout), pad, conv, norm](x).
+
+    As in the reference there is no activation after the addition.
+
+    Args:
+        filters: channels in and out.
+        norm: `instance`, `batch` or `none`.
+        dropout: rate of the dropout between the two convolutions (0 disables).
+        use_bias: give the convolutions biases (the reference does unless norm
+            is `batch`, whose offset makes a bias redundant).
+        kernel_initializer: initializer of both convolutions.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(
+        self,
+        filters,
+        norm="instance",
+        dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        self.filters = filters
+        self.norm = norm
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+        def conv(name, index):
+            return keras.layers.Conv2D(
+                filters,
+                3,
+                padding="valid",
+                use_bias=use_bias,
+                kernel_initializer=_distinct(self.kernel_initializer, index),
+                bias_initializer="zeros",
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
+        self.pad = ReflectionPadding2D(1, dtype=self.dtype_policy, name="pad")
+        self.conv1 = conv("conv1", 0)
+        self.norm1 = normalization(norm, "norm1", self.dtype_policy)
+        self.drop = (
+            keras.layers.Dropout(self.dropout, name="dropout") if self.dropout else None
+        )
+        self.conv2 = conv("conv2", 1)
+        self.norm2 = normalization(norm, "norm2", self.dtype_policy)
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.filters:
+            raise ValueError(
+                f"ResidualBlock with filters={self.filters} needs inputs with "
+                f"{self.filters} channels. Received: input_shape={input_shape}"
+            )
+        padded = self.pad.compute_output_shape(input_shape)
+        self.conv1.build(padded)
+        self.conv2.build(padded)
+        for norm in (self.norm1, self.norm2):
+            if norm is not None:
+                norm.build(input_shape)
+
+    def call(self, inputs, training=None):
+        x = self.conv1(self.pad(inputs))
+        if self.norm1 is not None:
+            x = self.norm1(x, training=training)
+        x = ops.relu(x)
+        if self.drop is not None:
+            x = self.drop(x, training=training)
+        x = self.conv2(self.pad(x))
+        if self.norm2 is not None:
+            x = self.norm2(x, training=training)
+        return inputs + x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "norm": self.norm,
+            "dropout": self.dropout,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -1,0 +1,508 @@
+"""The generators and discriminators of CycleGAN and pix2pix.
+
+Each network reproduces the authors' PyTorch module layer for layer
+(junyanz/pytorch-CycleGAN-and-pix2pix, `models/networks.py`) so that their
+weights load and give the same numbers; `tfcyclegan.torch_weights` maps the
+state_dict keys onto the layer names used here.
+
+Porting notes (each checked against the reference outputs in `tests/`):
+- PyTorch's `Conv2d(padding=1, stride=2)` is not Keras's `padding="same"`
+  (which pads asymmetrically): we zero-pad explicitly and convolve `"valid"`.
+- `ConvTranspose2d(stride=2, padding=p)` equals a `"valid"` Keras transposed
+  convolution cropped to `[p : 2H + p]`.
+- The last layer of every network computes in float32, as Keras's mixed
+  precision guide recommends, so losses never see float16 outputs.
+
+All networks are fully convolutional: inputs are `(None, None, C)`.
+"""
+
+import keras
+
+from tfcyclegan.config import parse_generator
+from tfcyclegan.layers import (
+    InputSizeCheck,
+    ReflectionPadding2D,
+    ResidualBlock,
+    kernel_initializer,
+    normalization,
+)
+
+_NORMS = ("instance", "batch", "none")
+
+
+def _check_args(network, norm, **ints):
+    if norm not in _NORMS:
+        raise ValueError(
+            f"{network}: `norm` must be one of {list(_NORMS)}. Received: norm={norm!r}"
+        )
+    for name, (value, minimum) in ints.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"{network}: `{name}` must be an integer >= {minimum}. "
+                f"Received: {name}={value!r}"
+            )
+
+
+class _Network(keras.Model):
+    """Config plumbing shared by the networks (keras-hub's Backbone pattern).
+
+    Subclasses build a functional graph in `__init__` and list their init
+    arguments in `_config_keys`; `get_config` returns those, so a saved network
+    is rebuilt by calling the constructor again.
+    """
+
+    _config_keys = ()
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config["dtype"] = keras.dtype_policies.serialize(self.dtype_policy)
+        config.update({key: getattr(self, key) for key in self._config_keys})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+
+class _Builder:
+    """Creates the layers of one network with shared dtype and initializer."""
+
+    def __init__(self, dtype, init_type, init_gain, seed):
+        self.dtype = dtype
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+        self._count = 0
+
+    def initializer(self):
+        # A distinct seed per layer: one seeded initializer reused everywhere
+        # would give every layer of the same shape identical weights. Seeds
+        # step by 2 because a ResidualBlock uses seed and seed + 1.
+        self._count += 1
+        seed = None if self.seed is None else self.seed * 10_000 + 2 * self._count
+        return kernel_initializer(self.init_type, self.init_gain, seed)
+
+    def conv(self, filters, kernel, strides, use_bias, name, transpose=False):
+        layer = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+        return layer(
+            filters,
+            kernel,
+            strides=strides,
+            padding="valid",
+            use_bias=use_bias,
+            kernel_initializer=self.initializer(),
+            bias_initializer="zeros",
+            dtype=self.dtype,
+            name=name,
+        )
+
+    def norm(self, norm, x, name):
+        layer = normalization(norm, name, dtype=self.dtype)
+        return x if layer is None else layer(x)
+
+    def zero_pad(self, x, name, amount=1):
+        return keras.layers.ZeroPadding2D(amount, dtype=self.dtype, name=name)(x)
+
+    def upsample(self, x, filters, kernel, padding, use_bias, name):
+        """PyTorch's `ConvTranspose2d(kernel, stride 2, padding)`: 2x height and width."""
+        x = self.conv(filters, kernel, 2, use_bias, f"{name}_conv", transpose=True)(x)
+        # The "valid" result is 2H + kernel - 2 tall; PyTorch keeps [padding : 2H + padding].
+        extra = kernel - 2 - padding
+        return keras.layers.Cropping2D(
+            ((padding, extra), (padding, extra)), dtype=self.dtype, name=f"{name}_crop"
+        )(x)
+
+    def relu(self, x, name):
+        return keras.layers.ReLU(dtype=self.dtype, name=name)(x)
+
+    def leaky_relu(self, x, name):
+        # Keras's default slope is 0.3; the reference uses 0.2.
+        return keras.layers.LeakyReLU(negative_slope=0.2, dtype=self.dtype, name=name)(x)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class ResnetGenerator(_Network):
+    """CycleGAN's generator: downsample twice, residual blocks, upsample twice.
+
+    Layers, as the reference: reflection pad 3, 7x7 conv, norm, ReLU; two
+    stride-2 3x3 convs (ngf*2, ngf*4) with norm and ReLU; `n_blocks`
+    `ResidualBlock`s; two stride-2 transposed convs back to ngf; reflection pad
+    3, 7x7 conv to `output_channels`, tanh. Outputs are in [-1, 1].
+
+    Args:
+        input_channels: channels of the input images.
+        output_channels: channels of the output images.
+        ngf: filters of the first layer (64 in the paper).
+        n_blocks: residual blocks: 9 for 256 px images, 6 for 128 px (paper).
+        norm: `instance` (paper), `batch` or `none`. Convolutions have biases
+            unless `norm="batch"`, as in the reference.
+        dropout: dropout 0.5 inside each residual block.
+        init_type: `normal` (paper, N(0, init_gain)), `xavier`, `kaiming` or
+            `orthogonal`; biases start at zero.
+        init_gain: scale of the initialization (0.02).
+        seed: seed for the initial weights.
+        dtype: dtype policy, e.g. `"mixed_float16"`.
+        **kwargs: standard model arguments (`name`, `trainable`).
+
+    Height and width must be multiples of 4 and at least 8.
+    """
+
+    _config_keys = (
+        "input_channels",
+        "output_channels",
+        "ngf",
+        "n_blocks",
+        "norm",
+        "dropout",
+        "init_type",
+        "init_gain",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        input_channels=3,
+        output_channels=3,
+        ngf=64,
+        n_blocks=9,
+        norm="instance",
+        dropout=False,
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        _check_args(
+            "ResnetGenerator",
+            norm,
+            input_channels=(input_channels, 1),
+            output_channels=(output_channels, 1),
+            ngf=(ngf, 1),
+            n_blocks=(n_blocks, 0),
+        )
+        use_bias = norm != "batch"
+        build = _Builder(dtype, init_type, init_gain, seed)
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(None, None, input_channels), name="image")
+        x = InputSizeCheck(4, 8, "ResnetGenerator", dtype=dtype, name="size_check")(inputs)
+        x = ReflectionPadding2D(3, dtype=dtype, name="stem_pad")(x)
+        x = build.conv(ngf, 7, 1, use_bias, "stem_conv")(x)
+        x = build.norm(norm, x, "stem_norm")
+        x = build.relu(x, "stem_relu")
+        for i in range(2):
+            x = build.zero_pad(x, f"down{i}_pad")
+            x = build.conv(ngf * 2 ** (i + 1), 3, 2, use_bias, f"down{i}_conv")(x)
+            x = build.norm(norm, x, f"down{i}_norm")
+            x = build.relu(x, f"down{i}_relu")
+        for i in range(n_blocks):
+            x = ResidualBlock(
+                ngf * 4,
+                norm=norm,
+                dropout=0.5 if dropout else 0.0,
+                use_bias=use_bias,
+                kernel_initializer=build.initializer(),
+                dtype=dtype,
+                name=f"block{i}",
+            )(x)
+        for i in range(2):
+            x = build.upsample(x, ngf * 2 ** (1 - i), 3, 1, use_bias, f"up{i}")
+            x = build.norm(norm, x, f"up{i}_norm")
+            x = build.relu(x, f"up{i}_relu")
+        x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
+        x = build.conv(output_channels, 7, 1, True, "head_conv")(x)
+        outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.ngf = ngf
+        self.n_blocks = n_blocks
+        self.norm = norm
+        self.dropout = bool(dropout)
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+        self.size_multiple = 4
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class UnetGenerator(_Network):
+    """pix2pix's U-Net: `num_downs` stride-2 levels with skip connections.
+
+    Level 0 (outermost) maps `input_channels` to ngf and back to
+    `output_channels` with tanh; each deeper level doubles the filters up to
+    ngf*8. The innermost level works at 1x1 when the input is 2**num_downs.
+
+    A quirk of the reference is reproduced on purpose: its LeakyReLU runs in
+    place on the tensor it also keeps for the skip connection, so every skip
+    carries LeakyReLU(x), not x. Weights trained by the authors expect it.
+
+    Args:
+        input_channels: channels of the input images.
+        output_channels: channels of the output images.
+        num_downs: levels: 7 for 128 px (`unet_128`), 8 for 256 px (`unet_256`).
+        ngf: filters of the outermost level (64).
+        norm: `instance`, `batch` (pix2pix) or `none`.
+        dropout: dropout 0.5 in the ngf*8 levels between the three outer
+            middle levels and the innermost (pix2pix).
+        init_type, init_gain, seed, dtype: as in `ResnetGenerator`.
+        **kwargs: standard model arguments.
+
+    Height and width must be multiples of 2**num_downs.
+    """
+
+    _config_keys = (
+        "input_channels",
+        "output_channels",
+        "num_downs",
+        "ngf",
+        "norm",
+        "dropout",
+        "init_type",
+        "init_gain",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        input_channels=3,
+        output_channels=3,
+        num_downs=8,
+        ngf=64,
+        norm="instance",
+        dropout=False,
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        _check_args(
+            "UnetGenerator",
+            norm,
+            input_channels=(input_channels, 1),
+            output_channels=(output_channels, 1),
+            num_downs=(num_downs, 5),
+            ngf=(ngf, 1),
+        )
+        use_bias = norm != "batch"
+        build = _Builder(dtype, init_type, init_gain, seed)
+        multiple = 2**num_downs
+
+        def level(x, i):
+            """Level i's output for input x (which is pre-activation for i > 0)."""
+            inner = ngf * min(2**i, 8)
+            outer = ngf * min(2 ** (i - 1), 8)
+            if i == 0:
+                x = build.conv(inner, 4, 2, use_bias, "down0_conv")(build.zero_pad(x, "down0_pad"))
+                x = build.relu(level(x, 1), "up0_relu")
+                x = build.upsample(x, output_channels, 4, 1, True, "up0")
+                return keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
+            innermost = i == num_downs - 1
+            skip = build.leaky_relu(x, f"down{i}_lrelu")
+            y = build.zero_pad(skip, f"down{i}_pad")
+            y = build.conv(inner, 4, 2, use_bias, f"down{i}_conv")(y)
+            if not innermost:
+                y = build.norm(norm, y, f"down{i}_norm")
+                y = level(y, i + 1)
+            y = build.relu(y, f"up{i}_relu")
+            y = build.upsample(y, outer, 4, 1, use_bias, f"up{i}")
+            y = build.norm(norm, y, f"up{i}_norm")
+            if dropout and 4 <= i < num_downs - 1:
+                y = keras.layers.Dropout(0.5, dtype=dtype, name=f"up{i}_dropout")(y)
+            return keras.layers.Concatenate(dtype=dtype, name=f"skip{i}")([skip, y])
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(None, None, input_channels), name="image")
+        x = InputSizeCheck(
+            multiple, multiple, "UnetGenerator", dtype=dtype, name="size_check"
+        )(inputs)
+        outputs = level(x, 0)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.num_downs = num_downs
+        self.ngf = ngf
+        self.norm = norm
+        self.dropout = bool(dropout)
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+        self.size_multiple = multiple
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class PatchDiscriminator(_Network):
+    """The PatchGAN discriminator: one real/fake score per overlapping patch.
+
+    With `n_layers=3` each output sees a 70x70 patch (the paper's D) and a
+    256x256 image gives 30x30 scores. Outputs are logits (no sigmoid): the
+    adversarial loss decides how to read them.
+
+    Args:
+        input_channels: channels of the images judged.
+        ndf: filters of the first layer (64).
+        n_layers: stride-2 layers; 3 gives the 70x70 receptive field.
+        norm: `instance` (paper), `batch` or `none` (never on the first layer).
+        init_type, init_gain, seed, dtype: as in `ResnetGenerator`.
+        **kwargs: standard model arguments.
+
+    Height and width must be at least 3 * 2**n_layers (24 for n_layers=3).
+    """
+
+    _config_keys = (
+        "input_channels",
+        "ndf",
+        "n_layers",
+        "norm",
+        "init_type",
+        "init_gain",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        input_channels=3,
+        ndf=64,
+        n_layers=3,
+        norm="instance",
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        _check_args(
+            "PatchDiscriminator",
+            norm,
+            input_channels=(input_channels, 1),
+            ndf=(ndf, 1),
+            n_layers=(n_layers, 1),
+        )
+        use_bias = norm != "batch"
+        build = _Builder(dtype, init_type, init_gain, seed)
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(None, None, input_channels), name="image")
+        # Each 4x4 stride-2 conv floors the size by half and the two 4x4
+        # stride-1 convs take one pixel each, so 3 * 2**n_layers leaves 1x1.
+        x = InputSizeCheck(
+            1, 3 * 2**n_layers, "PatchDiscriminator", dtype=dtype, name="size_check"
+        )(inputs)
+        for i in range(n_layers + 1):
+            strides = 2 if i < n_layers else 1
+            x = build.zero_pad(x, f"conv{i}_pad")
+            x = build.conv(ndf * min(2**i, 8), 4, strides, use_bias or i == 0, f"conv{i}")(x)
+            if i > 0:
+                x = build.norm(norm, x, f"conv{i}_norm")
+            x = build.leaky_relu(x, f"conv{i}_lrelu")
+        x = build.zero_pad(x, "logits_pad")
+        x = build.conv(1, 4, 1, True, "logits_conv")(x)
+        outputs = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.ndf = ndf
+        self.n_layers = n_layers
+        self.norm = norm
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class PixelDiscriminator(_Network):
+    """The 1x1 PixelGAN discriminator: a real/fake score for every pixel.
+
+    Three 1x1 convolutions (ndf, ndf*2, 1). It only judges colour, not
+    structure; the paper mentions it as the smallest patch size.
+
+    Args:
+        input_channels, ndf, norm, init_type, init_gain, seed, dtype: as in
+            `PatchDiscriminator`.
+        **kwargs: standard model arguments.
+    """
+
+    _config_keys = ("input_channels", "ndf", "norm", "init_type", "init_gain", "seed")
+
+    def __init__(
+        self,
+        input_channels=3,
+        ndf=64,
+        norm="instance",
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        _check_args(
+            "PixelDiscriminator", norm, input_channels=(input_channels, 1), ndf=(ndf, 1)
+        )
+        use_bias = norm != "batch"
+        build = _Builder(dtype, init_type, init_gain, seed)
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(None, None, input_channels), name="image")
+        x = build.conv(ndf, 1, 1, True, "conv0")(inputs)
+        x = build.leaky_relu(x, "conv0_lrelu")
+        x = build.conv(ndf * 2, 1, 1, use_bias, "conv1")(x)
+        x = build.norm(norm, x, "conv1_norm")
+        x = build.leaky_relu(x, "conv1_lrelu")
+        x = build.conv(1, 1, 1, use_bias, "logits_conv")(x)
+        outputs = keras.layers.Activation("linear", dtype="float32", name="logits")(x)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.ndf = ndf
+        self.norm = norm
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+
+
+def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
+    """The generator `config.generator` names (a `ModelConfig`)."""
+    family, depth = parse_generator(config.generator)
+    common = dict(
+        input_channels=input_channels,
+        output_channels=output_channels,
+        ngf=config.ngf,
+        norm=config.norm,
+        dropout=config.dropout,
+        init_type=config.init_type,
+        init_gain=config.init_gain,
+        seed=seed,
+        dtype=dtype,
+        name=name,
+    )
+    if family == "resnet":
+        return ResnetGenerator(n_blocks=depth, **common)
+    return UnetGenerator(num_downs=depth, **common)
+
+
+def build_discriminator(config, input_channels, seed=None, dtype=None, name=None):
+    """The discriminator `config.discriminator` names (a `ModelConfig`)."""
+    common = dict(
+        input_channels=input_channels,
+        ndf=config.ndf,
+        norm=config.norm,
+        init_type=config.init_type,
+        init_gain=config.init_gain,
+        seed=seed,
+        dtype=dtype,
+        name=name,
+    )
+    if config.discriminator == "pixel":
+        return PixelDiscriminator(**common)
+    return PatchDiscriminator(n_layers=config.d_layers, **common)
