@@ -1,6 +1,7 @@
 """Tests for tfcyclegan.data, on real files written to tmp_path (16-64 px)."""
 
 import logging
+import os
 import re
 import struct
 import threading
@@ -438,6 +439,26 @@ def test_same_seed_same_batches(tmp_path, rng):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
     assert any(not np.array_equal(x1, x3) for (x1, _), (x3, _) in zip(first, other))
+
+
+def test_files_are_read_when_drawn_not_when_shuffled(tmp_path, rng):
+    # A whole-domain shuffle buffer must hold paths, not file contents: after
+    # deleting every file but the two drawn first, the first batch still loads.
+    a = _domain(tmp_path / "a", rng, 6, 8, 8)
+    b = _domain(tmp_path / "b", rng, 6, 8, 8)
+    config = SMALL.replace(preprocess="none", flip=False)
+    first = _batches(data.unpaired_dataset(a, b, config, seed=1).dataset, 1)[0]
+    result = data.unpaired_dataset(a, b, config, seed=1)
+    drawn = [
+        next(p for p in paths if np.array_equal(data.load_eval_images([p], config), x))
+        for paths, x in ((a, first[0]), (b, first[1]))
+    ]
+    for path in a + b:
+        if path not in drawn:
+            os.remove(path)
+    x, y = _batches(result.dataset, 1)[0]
+    np.testing.assert_array_equal(x, first[0])
+    np.testing.assert_array_equal(y, first[1])
 
 
 @pytest.mark.parametrize("batch_size, steps", [(1, 5), (2, 2), (8, 1)])

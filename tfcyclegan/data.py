@@ -90,8 +90,12 @@ _ROTATED_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def _scan(directory):
-    """Walks `directory`; returns (sorted image paths, Counter of ignored
-    extensions, number of hidden entries ignored)."""
+    """Walks `directory` for images.
+
+    Returns:
+        (sorted image paths, `Counter` of the other files' extensions,
+        number of hidden files and folders skipped).
+    """
     root = os.fspath(directory)
     if not os.path.exists(root):
         raise FileNotFoundError(f"Image folder not found: {root}")
@@ -133,7 +137,7 @@ def _scan(directory):
 
 def _describe_ignored(ignored, hidden):
     """'3 files: 2 .txt, 1 .json; 1 hidden entry ignored' (or '0 files')."""
-    total = sum(ignored.values())
+    total = sum(ignored.values())  # `ignored` maps extension -> count.
     text = f"{total} other file{'s' if total != 1 else ''}"
     if total:
         counts = sorted(ignored.items(), key=lambda item: (-item[1], item[0]))
@@ -214,8 +218,8 @@ def _open(fp, max_pixels, extension=""):
         # see the size; it names the size in its message.
         raise _BadImage(
             f"too many pixels, refused before decoding (possible decompression "
-            f"bomb): {error} Pillow's own limit `PIL.Image.MAX_IMAGE_PIXELS` "
-            f"must be raised too for images this large."
+            f"bomb): {error} (Pillow's own limit, PIL.Image.MAX_IMAGE_PIXELS, "
+            f"applies on top of max_pixels)"
         ) from None
     except UnidentifiedImageError:
         fp.seek(0)
@@ -448,12 +452,12 @@ def _check_one(path, config, decode):
     extension = os.path.splitext(path)[1].lower()
     try:
         with open(path, "rb") as f:
+            # The size from the header: a decoded draft would be smaller.
+            size = _oriented_size(_open(f, config.max_pixels, extension))
             if decode:
-                image = _decode(f, config.channels, config.max_pixels, extension, draft=True)
-                # _decode applied the orientation, but a draft is smaller, so
-                # read the full size from the header again.
                 f.seek(0)
-            return _oriented_size(_open(f, config.max_pixels, extension))
+                _decode(f, config.channels, config.max_pixels, extension, draft=True)
+            return size
     except _BadImage as error:
         return BadImage(path, error.reason)
     except OSError as error:
@@ -541,9 +545,8 @@ def format_report(report, title=None, max_listed=None):
         lines.append(f"  ... and {len(report.bad) - len(listed)} more")
     if report.enlarged:
         lines.append(
-            f"{len(report.enlarged)} image{'s are' if len(report.enlarged) != 1 else ' is'}"
-            f" smaller than crop_size={report.crop_size} px and will be enlarged, "
-            f"e.g. {report.enlarged[0]}"
+            f"{len(report.enlarged)} image(s) smaller than crop_size="
+            f"{report.crop_size} px will be enlarged, e.g. {report.enlarged[0]}"
         )
     return "\n".join(lines)
 
@@ -563,8 +566,8 @@ class ImageSource:
     Args:
         name: what messages call it (a folder, or `tfds:<name>/<split>`).
         paths: the image files (file sources).
-        ignored: files in the folder that are not images, as
-            `((extension, count), ...)`, and hidden entries as `(".*", n)`.
+        ignored: other files in the folder, as `((extension, count), ...)`.
+        hidden: hidden files and folders skipped in the folder.
         tfds_name: the TFDS dataset, e.g. `cycle_gan/horse2zebra`.
         tfds_split: its split, e.g. `trainA`.
         tfds_data_dir: where TFDS keeps its data (TFDS's default if None).
@@ -573,6 +576,7 @@ class ImageSource:
     name: str
     paths: tuple = ()
     ignored: tuple = ()
+    hidden: int = 0
     tfds_name: Optional[str] = None
     tfds_split: Optional[str] = None
     tfds_data_dir: Optional[str] = None
@@ -587,22 +591,31 @@ class ImageSource:
         images, ignored, hidden = _scan(folder)
         if not images:
             list_images(folder)  # Raises the counted "found 0 images" error.
-        counts = tuple(sorted(ignored.items())) + ((".*", hidden),) * bool(hidden)
-        return cls(name=os.fspath(folder), paths=tuple(images), ignored=counts)
+        return cls(
+            name=os.fspath(folder),
+            paths=tuple(images),
+            ignored=tuple(sorted(ignored.items())),
+            hidden=hidden,
+        )
 
     @classmethod
     def from_files(cls, paths, name=None):
         """Exactly these image files (not checked for existence until used)."""
         paths = tuple(os.fspath(p) for p in paths)
         if not paths:
-            raise ValueError(f"Received an empty list of image files for {name or 'a domain'}.")
+            raise ValueError(
+                f"A domain needs at least one image file. Received: paths=[] "
+                f"(name={name!r})"
+            )
         return cls(name=name or f"{len(paths)} files", paths=paths)
 
     @classmethod
     def from_tfds(cls, name, split, data_dir=None):
         """A TFDS split, e.g. `from_tfds("cycle_gan/horse2zebra", "trainA")`."""
         if not isinstance(name, str) or not name:
-            raise ValueError(f"`tfds_name` must be a dataset name. Received: tfds_name={name!r}")
+            raise ValueError(
+                f"`tfds_name` must be a dataset name. Received: tfds_name={name!r}"
+            )
         return cls(
             name=f"tfds:{name}/{split}",
             tfds_name=name,
@@ -668,8 +681,8 @@ def resolve_domains(
         `Domains(a, b)` of `ImageSource`s; folders are listed now, so a wrong
         path fails here.
     """
-    forms = [data is not None, domain_a is not None or domain_b is not None, tfds_name is not None]
-    if sum(forms) != 1:
+    forms = [data, domain_a if domain_a is not None else domain_b, tfds_name]
+    if sum(form is not None for form in forms) != 1:
         raise ValueError(
             "Give exactly one of `data` (dataset root or 'tfds:<name>'), "
             "`domain_a` + `domain_b`, or `tfds_name`. Received: "
@@ -677,7 +690,9 @@ def resolve_domains(
             f"tfds_name={tfds_name!r}"
         )
     if not isinstance(split, str) or not split:
-        raise ValueError(f"`split` must be a name like 'train'. Received: split={split!r}")
+        raise ValueError(
+            f"`split` must be a name like 'train'. Received: split={split!r}"
+        )
     if isinstance(data, str) and data.startswith("tfds:"):
         tfds_name = data[len("tfds:"):]
         data = None
@@ -816,11 +831,14 @@ def _make_loader(config, training, warn_enlarged, letter):
     return load
 
 
-def _encoded_dataset(source):
-    """(name, encoded bytes) elements of a source, and their count."""
+def _elements(source):
+    """A source's elements and their count.
+
+    Files give their paths (read only when decoded, so shuffling them costs
+    no memory); TFDS gives `(name, encoded bytes)` records.
+    """
     if not source.is_tfds:
-        paths = tf.data.Dataset.from_tensor_slices(list(source.paths))
-        return paths.map(lambda p: (p, tf.io.read_file(p))), len(source.paths)
+        return tf.data.Dataset.from_tensor_slices(list(source.paths)), len(source.paths)
 
     import tensorflow_datasets as tfds  # Slow to import; only TFDS users pay.
 
@@ -845,55 +863,63 @@ def _encoded_dataset(source):
     if size == 0:
         raise ValueError(f"{source.name} is empty.")
     prefix = source.name + "#"
-    encoded = records.enumerate().map(
+    elements = records.enumerate().map(
         lambda i, record: (prefix + tf.strings.as_string(i), record["image"])
     )
-    return encoded, size
+    return elements, size
 
 
 @dataclasses.dataclass(frozen=True)
 class _Prepared:
-    """A domain after checking: its encoded elements, ready for decoding."""
+    """A domain after checking, ready for decoding."""
 
     letter: str
-    encoded: tf.data.Dataset  # (name, encoded bytes)
+    elements: tf.data.Dataset  # Paths, or (name, encoded bytes) for TFDS.
     size: int
     skipped: tuple
-    warn_enlarged: bool  # Sizes were not known up front (TFDS), so log in decode.
+    is_tfds: bool  # Also: sizes were not known up front, so log in decode.
 
 
 def _prepare(source, config, letter, decode_check, progress):
     """Checks a domain's files (or opens its TFDS split)."""
     skipped = ()
     if not source.is_tfds:
-        paths, sizes, skipped = _checked_paths(source, config, letter, decode_check, progress)
+        paths, sizes, skipped = _checked_paths(
+            source, config, letter, decode_check, progress
+        )
         _check_batchable(sizes, paths, config, letter)
         source = dataclasses.replace(source, paths=tuple(paths))
-        ignored = ", ".join(f"{n} {ext}" for ext, n in source.ignored)
-        logger.info(
-            "Domain %s: %d images in %s%s", letter, len(paths), source.name,
-            f" (ignored: {ignored})" if ignored else "",
-        )
-    encoded, size = _encoded_dataset(source)
-    return _Prepared(letter, encoded, size, tuple(skipped), source.is_tfds)
+        if source.ignored or source.hidden:
+            ignored = _describe_ignored(dict(source.ignored), source.hidden)
+            logger.info("Domain %s: %d images in %s (ignored %s)",
+                        letter, len(paths), source.name, ignored)
+        else:
+            logger.info("Domain %s: %d images in %s", letter, len(paths), source.name)
+    elements, size = _elements(source)
+    return _Prepared(letter, elements, size, tuple(skipped), source.is_tfds)
 
 
 def _domain_pipeline(prepared, config, training, shuffle_seed, augment_seed, length):
     """One domain's images as a dataset of float32 HxWxC in [-1, 1]."""
-    loader = _make_loader(config, training, prepared.warn_enlarged, prepared.letter)
+    loader = _make_loader(config, training, prepared.is_tfds, prepared.letter)
 
-    def load(name, data):
+    def load(*element):
+        if prepared.is_tfds:
+            name, data = element
+        else:
+            name, data = element[0], tf.io.read_file(element[0])
         image = tf.numpy_function(loader, [name, data], tf.uint8, stateful=False)
         image.set_shape([None, None, config.channels])
         return image
 
     parallel = tf.data.AUTOTUNE
-    ds = prepared.encoded
+    ds = prepared.elements
     if config.cache:
         ds = ds.map(load, num_parallel_calls=parallel).cache()
     if training:
-        # Without a cache, names (and TFDS's small encoded images) are what is
-        # shuffled, which costs next to no memory.
+        # Without a cache, paths (or TFDS's small encoded images) are what is
+        # shuffled: files are read after the shuffle, so a whole-domain
+        # buffer costs next to no memory.
         buffer = config.shuffle_buffer or prepared.size
         ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
         ds = ds.repeat()
@@ -967,8 +993,10 @@ def unpaired_dataset(
 
     With a `seed`, batches are the same on every run (tf.data determinism on;
     each image's crop and flip seeded by its position in the stream). The
-    dataset shards by data under `tf.distribute` (`experimental_distribute_
-    dataset`); `batch_size` is the global batch. Decoding runs Python (Pillow,
+    dataset shards by data under `tf.distribute`
+    (`strategy.experimental_distribute_dataset`) and `batch_size` is the
+    global batch; with several workers, give every worker the same seed so
+    that their shards of the stream do not overlap. Decoding runs Python (Pillow,
     via `tf.numpy_function`), so the pipeline needs a Python host: fine for
     CPUs, GPUs and TPU VMs, not for the tf.data service.
 
@@ -990,8 +1018,12 @@ def unpaired_dataset(
         raise ValueError(
             f"`config` must be a DataConfig. Received: {type(config).__name__}"
         )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"`seed` must be a non-negative int or None. Received: seed={seed!r}")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+    ):
+        raise ValueError(
+            f"`seed` must be a non-negative int or None. Received: seed={seed!r}"
+        )
     source_a, source_b = as_source(source_a), as_source(source_b)
     a = _prepare(source_a, config, "A", decode_check, progress)
     b = _prepare(source_b, config, "B", decode_check, progress)
