@@ -309,6 +309,7 @@ class ResidualBlock(keras.layers.Layer):
                 f"ResidualBlock with filters={self.filters} needs inputs with "
                 f"{self.filters} channels. Received: input_shape={input_shape}"
             )
+        self.pad.build(input_shape)
         padded = self.pad.compute_output_shape(input_shape)
         self.conv1.build(padded)
         self.conv2.build(padded)

@@ -2,7 +2,7 @@
 
 Each network reproduces the authors' PyTorch module layer for layer
 (junyanz/pytorch-CycleGAN-and-pix2pix, `models/networks.py`) so that their
-weights load and give the same numbers; `tfcyclegan.torch_weights` maps the
+weights load and give the same numbers; `tfcyclegan.torch_import` maps the
 state_dict keys onto the layer names used here.
 
 Porting notes (each checked against the reference outputs in `tests/`):

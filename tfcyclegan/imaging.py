@@ -1,0 +1,61 @@
+"""Tensor helpers for images of any size: range conversion, padding, cropping.
+
+Generators need heights and widths that are multiples of 4 (ResNet) or
+2**num_downs (U-Net). To translate an image of any size we reflect-pad it up
+to the next multiple, translate, and crop the result back. These functions are
+pure TensorFlow so the exported SavedModels carry them in the graph.
+"""
+
+import tensorflow as tf
+
+
+def to_float(images_uint8):
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1] (the networks' range)."""
+    return tf.cast(images_uint8, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """float in [-1, 1] -> uint8 pixels, rounded and clipped."""
+    pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def padding_to_multiple(size, multiple):
+    """Pixels to add after `size` so it becomes a multiple of `multiple` (>= multiple)."""
+    size = tf.convert_to_tensor(size, tf.int32)
+    target = tf.maximum((size + multiple - 1) // multiple * multiple, multiple)
+    return target - size
+
+
+def _mirror_indices(size, target):
+    """Row (or column) indices of `target` pixels reflecting `size` ones forever.
+
+    Like "reflect" padding (d c b | a b c d | c b a), continued periodically so
+    any amount of padding works, even on a one-pixel image.
+    """
+    period = tf.maximum(2 * size - 2, 1)
+    position = tf.range(target) % period
+    return tf.where(position < size, position, period - position)
+
+
+def pad_to_multiple(images, multiple):
+    """Reflect-pads NHWC `images` at the bottom and right to multiples of `multiple`.
+
+    Reflection keeps borders natural (the generators themselves pad this way).
+    Images already of a valid size pass through unchanged.
+
+    Returns:
+        `(padded, (height, width))`, the original size for `crop_to`.
+    """
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    rows = _mirror_indices(height, height + padding_to_multiple(height, multiple))
+    cols = _mirror_indices(width, width + padding_to_multiple(width, multiple))
+    padded = tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
+    return padded, (height, width)
+
+
+def crop_to(images, size):
+    """Crops NHWC `images` back to `size` = (height, width) from the top left."""
+    height, width = size
+    return images[:, :height, :width, :]

@@ -1,0 +1,571 @@
+"""CycleGAN as one `keras.Model`: four networks, one objective, trained by `fit`.
+
+Names follow the paper (Zhu et al. 2017). X is domain A, Y is domain B.
+
+| here | paper                | reference code (`cycle_gan_model.py`) |
+|------|----------------------|---------------------------------------|
+| G    | G: X -> Y            | netG_A                                |
+| F    | F: Y -> X            | netG_B                                |
+| D_Y  | D_Y, judges Y        | netD_A                                |
+| D_X  | D_X, judges X        | netD_B                                |
+| lambda_a / lambda_b | lambda (one per cycle) | lambda_A / lambda_B |
+"""
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from tfcyclegan import imaging
+from tfcyclegan.config import ModelConfig
+from tfcyclegan.losses import AdversarialLoss, l1
+from tfcyclegan.networks import build_discriminator, build_generator
+from tfcyclegan.pool import ImagePool
+
+NETWORKS = ("G", "F", "D_X", "D_Y")
+METRICS = ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity", "D_X", "D_Y", "total")
+DIRECTIONS = ("x2y", "y2x")
+
+
+def _replica_scale(loss):
+    """Divides a per-replica loss by the number of replicas.
+
+    Under `tf.distribute` every replica computes the mean over its own share
+    of the global batch and the optimizer sums the replicas' gradients; this
+    scaling makes that sum the gradient of the mean over the global batch.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class CycleGAN(keras.Model):
+    """Unpaired image-to-image translation with cycle consistency.
+
+    The full objective (paper eq. 3), with the identity term of section 5.2:
+
+        L(G, F, D_X, D_Y) = L_GAN(G, D_Y, X, Y)                          (eq. 1)
+                          + L_GAN(F, D_X, Y, X)
+                          + lambda_a * E_x ||F(G(x)) - x||_1               (eq. 2)
+                          + lambda_b * E_y ||G(F(y)) - y||_1
+                          + lambda_identity * (lambda_b * E_y ||G(y) - y||_1
+                                             + lambda_a * E_x ||F(x) - x||_1)
+
+    G and F minimise it together (one gradient of the whole objective, so each
+    cycle term trains both generators); D_X and D_Y maximise their GAN terms,
+    with their loss halved as in the reference. Discriminators see fakes drawn
+    from an `ImagePool` of past generator outputs.
+
+    `fit` takes a dataset of `(x, y)` batches, unpaired. Calling the model
+    translates X -> Y (so `predict` gives G(x)); `translate` goes either way.
+
+    Args:
+        generator_g: G, X -> Y (a `ResnetGenerator` or `UnetGenerator`).
+        generator_f: F, Y -> X.
+        discriminator_x: D_X, judges images of X.
+        discriminator_y: D_Y, judges images of Y.
+        pool_size: images in each history pool (50); 0 disables the pools.
+        seed: seed of the pools' random draws.
+        **kwargs: standard model arguments.
+    """
+
+    def __init__(
+        self,
+        generator_g,
+        generator_f,
+        discriminator_x,
+        discriminator_y,
+        pool_size=50,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for arg, network in (
+            ("generator_g", generator_g),
+            ("generator_f", generator_f),
+            ("discriminator_x", discriminator_x),
+            ("discriminator_y", discriminator_y),
+        ):
+            if not isinstance(network, keras.Model):
+                raise ValueError(
+                    f"`{arg}` must be a keras.Model. Received: {arg}={network!r}"
+                )
+        self.G = generator_g
+        self.F = generator_f
+        self.D_X = discriminator_x
+        self.D_Y = discriminator_y
+        self.pool_size = pool_size
+        self.seed = seed
+        self.pool_x = ImagePool(pool_size, seed=seed, dtype="float32", name="pool_x")
+        self.pool_y = ImagePool(
+            pool_size, seed=None if seed is None else seed + 1, dtype="float32", name="pool_y"
+        )
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRICS}
+        self.objective = None
+        # Instance norm treats every image on its own, so calls of one network
+        # on several batches can run as one call on their concatenation: the
+        # same numbers, fewer and larger kernels, a smaller graph. Batch norm
+        # mixes images, so its statistics would change: keep separate calls.
+        self.fuse_calls = not any(
+            isinstance(layer, keras.layers.BatchNormalization)
+            for network in self._networks()
+            for layer in network._flatten_layers()
+        )
+
+    # === Construction ===
+
+    @classmethod
+    def from_model_config(cls, config=None, pool_size=50, seed=None, dtype=None, name="cycle_gan"):
+        """Builds G, F, D_X and D_Y as a `ModelConfig` describes them."""
+        config = config or ModelConfig()
+        if not isinstance(config, ModelConfig):
+            raise ValueError(
+                f"`config` must be a ModelConfig. Received: {type(config).__name__}"
+            )
+        seeds = [None] * 4 if seed is None else [4 * seed + i for i in range(4)]
+        x_channels, y_channels = config.input_channels, config.output_channels
+        return cls(
+            build_generator(config, x_channels, y_channels, seeds[0], dtype, name="G"),
+            build_generator(config, y_channels, x_channels, seeds[1], dtype, name="F"),
+            build_discriminator(config, x_channels, seeds[2], dtype, name="D_X"),
+            build_discriminator(config, y_channels, seeds[3], dtype, name="D_Y"),
+            pool_size=pool_size,
+            seed=seed,
+            name=name,
+        )
+
+    def build(self, input_shape):
+        # The networks are functional and already built; the pools need the
+        # image size, which only the data knows.
+        height, width = input_shape[1], input_shape[2]
+        if not self.pool_x.built:
+            self.pool_x.build((None, height, width, self.G.input_shape[-1]))
+            self.pool_y.build((None, height, width, self.G.output_shape[-1]))
+        self.built = True
+
+    def call(self, inputs, training=False):
+        return self.G(inputs, training=training)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        # Build the pools from the data's static shape before Keras traces the
+        # training step: variables created during a trace make TensorFlow
+        # trace the (large) step a second time.
+        if not self.built:
+            shape = _image_shape(x)
+            if shape is not None:
+                self.build(shape)
+        return super().fit(x, y, *args, **kwargs)
+
+    # === Compilation ===
+
+    def compile(
+        self,
+        generator_optimizer=None,
+        discriminator_optimizer=None,
+        *,
+        optimizers=None,
+        gan_mode="lsgan",
+        lambda_cycle=10.0,
+        lambda_a=None,
+        lambda_b=None,
+        lambda_identity=0.5,
+        lambda_gan=1.0,
+        jit_compile=False,
+        steps_per_execution=1,
+        run_eagerly=False,
+    ):
+        """Sets the optimizers and the objective's weights.
+
+        Args:
+            generator_optimizer: one optimizer for G and F together, as the
+                reference. Default: Adam(2e-4, beta_1=0.5, beta_2=0.999).
+            discriminator_optimizer: one optimizer for D_X and D_Y together.
+                Same default.
+            optimizers: instead of the two above, a dict with one optimizer
+                per network: keys "G", "F", "D_X", "D_Y".
+            gan_mode: adversarial loss, `lsgan` (paper), `vanilla` or `hinge`.
+            lambda_cycle: the paper's lambda (10), weight of both cycle terms.
+            lambda_a: override for the forward cycle x -> G -> F -> x.
+            lambda_b: override for the backward cycle y -> F -> G -> y.
+            lambda_identity: identity weight as a fraction of lambda (0.5);
+                needs equal channel counts in X and Y. 0 disables it.
+            lambda_gan: weight of the generators' adversarial terms (1).
+
+        The paper's ablations (Table 4) are weights, not code paths:
+        "Cycle alone" is `lambda_gan=0` (the discriminators are then not
+        trained), "GAN alone" `lambda_cycle=0`, "GAN + forward cycle"
+        `lambda_b=0`, "GAN + backward cycle" `lambda_a=0`; set
+        `lambda_identity=0` for the paper's main experiments without it.
+
+        Under the `mixed_float16` policy every optimizer is wrapped in a
+        `LossScaleOptimizer`.
+        """
+        lambda_a = lambda_cycle if lambda_a is None else lambda_a
+        lambda_b = lambda_cycle if lambda_b is None else lambda_b
+        weights = dict(
+            lambda_a=lambda_a,
+            lambda_b=lambda_b,
+            lambda_identity=lambda_identity,
+            lambda_gan=lambda_gan,
+        )
+        for name, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        if lambda_identity > 0 and self.G.input_shape[-1] != self.G.output_shape[-1]:
+            raise ValueError(
+                "The identity loss compares G(y) with y, so X and Y need the same "
+                f"number of channels. Received: X has {self.G.input_shape[-1]}, Y has "
+                f"{self.G.output_shape[-1]}; pass lambda_identity=0"
+            )
+        if optimizers is not None:
+            if generator_optimizer is not None or discriminator_optimizer is not None:
+                raise ValueError(
+                    "Pass either `optimizers` (one per network) or "
+                    "`generator_optimizer`/`discriminator_optimizer`, not both."
+                )
+            if not isinstance(optimizers, dict) or set(optimizers) != set(NETWORKS):
+                raise ValueError(
+                    f"`optimizers` must be a dict with keys {list(NETWORKS)}. "
+                    f"Received: {sorted(optimizers) if isinstance(optimizers, dict) else optimizers!r}"
+                )
+            generator_groups = [(optimizers["G"], [self.G]), (optimizers["F"], [self.F])]
+            discriminator_groups = [
+                (optimizers["D_X"], [self.D_X]),
+                (optimizers["D_Y"], [self.D_Y]),
+            ]
+        else:
+            generator_groups = [(generator_optimizer or _default_adam(), [self.G, self.F])]
+            discriminator_groups = [
+                (discriminator_optimizer or _default_adam(), [self.D_X, self.D_Y])
+            ]
+        mixed_float16 = any(
+            network.dtype_policy.name == "mixed_float16" for network in self._networks()
+        )
+        self.generator_groups = _prepare_groups(generator_groups, mixed_float16)
+        self.discriminator_groups = _prepare_groups(discriminator_groups, mixed_float16)
+        self.objective = dict(gan_mode=gan_mode, **weights)
+        self.adversarial = AdversarialLoss(gan_mode)
+        # `model.optimizer` is the generators' (what Keras callbacks read);
+        # the others live in `generator_groups` / `discriminator_groups`.
+        super().compile(
+            optimizer=self.generator_groups[0][0],
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
+            auto_scale_loss=False,
+        )
+
+    def _networks(self):
+        return (self.G, self.F, self.D_X, self.D_Y)
+
+    @property
+    def optimizers(self):
+        """Every distinct optimizer, generators' first."""
+        seen = []
+        for optimizer, _ in self.generator_groups + self.discriminator_groups:
+            if optimizer not in seen:
+                seen.append(optimizer)
+        return seen
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # === Training ===
+
+    def _unpack(self, data):
+        # Keras packs batches as (x, y, sample_weight); sample weights have no
+        # meaning for unpaired images.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None or sample_weight is not None:
+            raise ValueError(
+                "CycleGAN trains on batches of (x, y): unpaired images of X and of Y, "
+                "e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, "
+                f"y_images)`. Received: x={_describe(x)}, y={_describe(y)}, "
+                f"sample_weight={_describe(sample_weight)}"
+            )
+        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+
+    def _run(self, network, batches, training):
+        """`network` on each of `batches`, fused into one call when exact."""
+        if len(batches) == 1 or not self.fuse_calls:
+            return [network(batch, training=training) for batch in batches]
+        outputs = network(tf.concat(batches, axis=0), training=training)
+        return tf.split(outputs, [tf.shape(batch)[0] for batch in batches], axis=0)
+
+    def _generator_terms(self, x, y, training):
+        """Every generator-side term of the objective, weighted, and the fakes."""
+        w = self.objective
+        zero = tf.constant(0.0)
+        identity = w["lambda_identity"] > 0
+        # G(x) and, for the identity term, G(y); likewise F(y) and F(x).
+        fake_y, *same_y = self._run(self.G, [x, y] if identity else [x], training)
+        fake_x, *same_x = self._run(self.F, [y, x] if identity else [y], training)
+        terms = {
+            "cycle_x": w["lambda_a"] * l1(self.F(fake_y, training=training), x),
+            "cycle_y": w["lambda_b"] * l1(self.G(fake_x, training=training), y),
+        }
+        if w["lambda_gan"] > 0:
+            adv = self.adversarial.generator_loss
+            terms["G_adv"] = w["lambda_gan"] * adv(self.D_Y(fake_y, training=training))
+            terms["F_adv"] = w["lambda_gan"] * adv(self.D_X(fake_x, training=training))
+        else:
+            terms["G_adv"] = terms["F_adv"] = zero
+        if identity:
+            terms["identity"] = w["lambda_identity"] * (
+                w["lambda_b"] * l1(same_y[0], y) + w["lambda_a"] * l1(same_x[0], x)
+            )
+        else:
+            terms["identity"] = zero
+        terms["total"] = tf.add_n(
+            [terms[k] for k in ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity")]
+        )
+        return terms, fake_x, fake_y
+
+    def _discriminator_terms(self, x, y, fake_x, fake_y, training):
+        loss = self.adversarial.discriminator_loss
+        return {
+            "D_X": loss(*self._run(self.D_X, [x, fake_x], training)),
+            "D_Y": loss(*self._run(self.D_Y, [y, fake_y], training)),
+        }
+
+    def train_step(self, data):
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before training the CycleGAN.")
+        x, y = self._unpack(data)
+        with tf.GradientTape(persistent=len(self.generator_groups) > 1) as tape:
+            terms, fake_x, fake_y = self._generator_terms(x, y, training=True)
+            losses = _scaled_losses(terms["total"], self.generator_groups)
+        _apply(tape, losses, self.generator_groups)
+        del tape
+
+        if self.objective["lambda_gan"] > 0:
+            # The pools hold detached fakes from before this step's G update,
+            # as in the reference.
+            fake_x = self.pool_x(tf.stop_gradient(fake_x))
+            fake_y = self.pool_y(tf.stop_gradient(fake_y))
+            with tf.GradientTape(persistent=len(self.discriminator_groups) > 1) as tape:
+                d_terms = self._discriminator_terms(x, y, fake_x, fake_y, training=True)
+                losses = _scaled_losses(d_terms["D_X"] + d_terms["D_Y"], self.discriminator_groups)
+            _apply(tape, losses, self.discriminator_groups)
+            del tape
+            terms.update(d_terms)
+        else:
+            terms["D_X"] = terms["D_Y"] = tf.constant(0.0)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        """The same losses on held-out data: no updates, no pools."""
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before evaluating the CycleGAN.")
+        x, y = self._unpack(data)
+        terms, fake_x, fake_y = self._generator_terms(x, y, training=False)
+        if self.objective["lambda_gan"] > 0:
+            terms.update(self._discriminator_terms(x, y, fake_x, fake_y, training=False))
+        else:
+            terms["D_X"] = terms["D_Y"] = tf.constant(0.0)
+        return self._update_metrics(terms)
+
+    def _update_metrics(self, terms):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Inference ===
+
+    def generator(self, direction):
+        """G for `"x2y"` (also `"a2b"`), F for `"y2x"` (also `"b2a"`)."""
+        direction = {"a2b": "x2y", "b2a": "y2x"}.get(direction, direction)
+        if direction not in DIRECTIONS:
+            raise ValueError(
+                "`direction` must be 'x2y' (or 'a2b') or 'y2x' (or 'b2a'). "
+                f"Received: direction={direction!r}"
+            )
+        return self.G if direction == "x2y" else self.F
+
+    def translate(self, images, direction="x2y", batch_size=8):
+        """Translates a batch of images of any size, float32 in [-1, 1].
+
+        Images whose height or width the generator cannot take are
+        reflect-padded to the next valid size and the result cropped back.
+
+        Args:
+            images: NHWC array or tensor in [-1, 1] (a single HWC image too).
+            direction: `"x2y"` uses G, `"y2x"` uses F.
+            batch_size: images per generator call.
+
+        Returns:
+            A numpy array of the same height and width, in [-1, 1].
+        """
+        generator = self.generator(direction)
+        return translate_with(generator, images, batch_size=batch_size)
+
+    # === Serialization ===
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "generator_g": keras.layers.serialize(self.G),
+            "generator_f": keras.layers.serialize(self.F),
+            "discriminator_x": keras.layers.serialize(self.D_X),
+            "discriminator_y": keras.layers.serialize(self.D_Y),
+            "pool_size": self.pool_size,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator_g", "generator_f", "discriminator_x", "discriminator_y"):
+            if isinstance(config[key], dict):
+                config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        # Saved in .keras files so `load_model` recompiles the model; Keras then
+        # restores every optimizer's state (moments, step) too.
+        if self.objective is None:
+            return None
+        config = dict(self.objective)
+        config.update(
+            jit_compile=self.jit_compile,
+            steps_per_execution=self.steps_per_execution,
+        )
+        groups = self.generator_groups + self.discriminator_groups
+        if len(groups) == 2:
+            config["generator_optimizer"] = keras.optimizers.serialize(groups[0][0])
+            config["discriminator_optimizer"] = keras.optimizers.serialize(groups[1][0])
+        else:
+            config["optimizers"] = {
+                name: keras.optimizers.serialize(optimizer)
+                for name, (optimizer, _) in zip(NETWORKS, groups)
+            }
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("generator_optimizer", "discriminator_optimizer"):
+            if key in config:
+                config[key] = keras.optimizers.deserialize(config[key])
+        if "optimizers" in config:
+            config["optimizers"] = {
+                name: keras.optimizers.deserialize(value)
+                for name, value in config["optimizers"].items()
+            }
+        self.compile(**config)
+
+    def training_checkpoint(self, **extra):
+        """A `tf.train.Checkpoint` of everything training needs to resume exactly.
+
+        Holds the four networks, every optimizer (moments, step counters, loss
+        scales), the image pools with their random state, and `extra`
+        trackables (e.g. an epoch counter). Build the model (call it on a batch
+        or `build`) and compile it before restoring.
+        """
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before making a training checkpoint.")
+        if not self.built:
+            raise RuntimeError(
+                "Build the model before making a training checkpoint: call "
+                "`model.build((None, height, width, channels))` with the training size."
+            )
+        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
+        return tf.train.Checkpoint(
+            G=self.G,
+            F=self.F,
+            D_X=self.D_X,
+            D_Y=self.D_Y,
+            pool_x=self.pool_x,
+            pool_y=self.pool_y,
+            **optimizers,
+            **extra,
+        )
+
+
+def translate_with(generator, images, batch_size=8):
+    """Runs `generator` over images of any size (see `CycleGAN.translate`)."""
+    images = np.asarray(images, dtype=np.float32)
+    single = images.ndim == 3
+    if single:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(
+            "Expected images of shape (batch, height, width, channels) or "
+            f"(height, width, channels). Received: shape={images.shape}"
+        )
+    channels = generator.input_shape[-1]
+    if images.shape[-1] != channels:
+        raise ValueError(
+            f"The generator takes {channels}-channel images. Received: shape={images.shape}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
+    multiple = getattr(generator, "size_multiple", 1)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple)
+        outputs.append(np.asarray(imaging.crop_to(generator(batch, training=False), size)))
+    result = np.concatenate(outputs) if outputs else np.zeros_like(images)
+    return result[0] if single else result
+
+
+def _image_shape(data):
+    """The (batch, height, width, channels) of X in `data`, if known statically."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else None
+        shape = getattr(spec, "shape", None)
+    else:
+        shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 4 or None in tuple(shape)[1:]:
+        return None
+    return tuple(shape)
+
+
+def _describe(value):
+    return "None" if value is None else f"{type(value).__name__} of shape {tuple(value.shape)}"
+
+
+def _default_adam():
+    # The paper's optimizer: Adam, lr 2e-4, beta_1 0.5 (section 7.1).
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
+
+
+def _prepare_groups(groups, mixed_float16):
+    """Wraps optimizers for float16 and builds them on their variables now.
+
+    Building here, not on the first step, matters twice: Keras 3 under
+    `MirroredStrategy` needs optimizer variables created in the strategy's
+    scope before `fit`, and a `tf.train.Checkpoint` restores optimizer moments
+    only into variables that exist.
+    """
+    prepared = []
+    for optimizer, networks in groups:
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise ValueError(
+                f"Optimizers must be keras.optimizers.Optimizer instances. Received: {optimizer!r}"
+            )
+        if mixed_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        variables = [v for network in networks for v in network.trainable_variables]
+        if not optimizer.built:
+            optimizer.build(variables)
+        prepared.append((optimizer, networks))
+    return prepared
+
+
+def _scaled_losses(loss, groups):
+    """`loss` as each group's optimizer differentiates it (inside the tape).
+
+    Scaled for the replicas of a `tf.distribute` strategy and, under
+    `mixed_float16`, by the optimizer's dynamic loss scale.
+    """
+    loss = _replica_scale(loss)
+    return [optimizer.scale_loss(loss) for optimizer, _ in groups]
+
+
+def _apply(tape, losses, groups):
+    """One gradient per optimizer group, of its own scaled loss, applied to its networks only."""
+    for loss, (optimizer, networks) in zip(losses, groups):
+        variables = [v for network in networks for v in network.trainable_variables]
+        optimizer.apply(tape.gradient(loss, variables), variables)
