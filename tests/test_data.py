@@ -34,7 +34,7 @@ def _quadrants(width=16, height=12):
 def _quadrant_centres(array):
     height, width = array.shape[:2]
     ys, xs = (height // 4, 3 * height // 4), (width // 4, 3 * width // 4)
-    return [array[ys[0], xs[0]], array[ys[0], xs[1]], array[ys[1], xs[0]], array[ys[1], xs[1]]]
+    return [array[y, x] for y in ys for x in xs]
 
 
 def _noise(rng, width, height, channels=3):
@@ -65,7 +65,9 @@ def _png(width, height, bit_depth, colour_type, rows=b""):
 
 
 def _domain(folder, rng, count, width=32, height=32, ext=".png"):
-    return [_save(folder / f"img{i}{ext}", _noise(rng, width, height)) for i in range(count)]
+    return [
+        _save(folder / f"img{i}{ext}", _noise(rng, width, height)) for i in range(count)
+    ]
 
 
 def _batches(dataset, count):
@@ -194,7 +196,8 @@ def test_16_bit_tiff(tmp_path):
 def test_modes_become_rgb(tmp_path, mode, colour, expected):
     ext = ".jpg" if mode == "CMYK" else ".png"
     path = str(tmp_path / f"image{ext}")
-    Image.new(mode, (6, 4), colour).save(path, **({"quality": 100} if ext == ".jpg" else {}))
+    options = {"quality": 100} if ext == ".jpg" else {}
+    Image.new(mode, (6, 4), colour).save(path, **options)
     image = data.load_image(path)
     assert image.shape == (4, 6, 3)
     np.testing.assert_allclose(image[2, 3], expected, atol=3)
@@ -259,7 +262,8 @@ def test_authors_layout_by_split(tmp_path, rng):
 def test_layout_missing_domain_folder(tmp_path, rng):
     _domain(tmp_path / "trainA", rng, 1, 8, 8)
     (tmp_path / "extra").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"trainB.*Found folders: \['extra', 'trainA'\]"):
+    found = r"trainB.*Found folders: \['extra', 'trainA'\]"
+    with pytest.raises(FileNotFoundError, match=found):
         data.resolve_domains(data=tmp_path)
 
 
@@ -272,7 +276,11 @@ def test_two_folders_and_file_lists(tmp_path, rng):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"data": "x", "tfds_name": "cycle_gan/horse2zebra"}, {"data": "x", "domain_a": "y"}],
+    [
+        {},
+        {"data": "x", "tfds_name": "cycle_gan/horse2zebra"},
+        {"data": "x", "domain_a": "y"},
+    ],
 )
 def test_resolve_domains_needs_exactly_one_form(kwargs):
     with pytest.raises(ValueError, match="exactly one of"):
@@ -494,13 +502,35 @@ def test_preprocess_for_eval_accepts_arrays(rng):
     with pytest.raises(ValueError, match=r"uint8.*dtype=float32"):
         data.preprocess_for_eval(image.astype(np.float32), SMALL)
     with pytest.raises(ValueError, match="different sizes"):
-        data.preprocess_for_eval([image, _noise(rng, 20, 20)], SMALL.replace(preprocess="none"))
+        data.preprocess_for_eval(
+            [image, _noise(rng, 20, 20)], SMALL.replace(preprocess="none")
+        )
+
+
+def test_feeds_keras_fit_and_evaluate(tmp_path, rng):
+    import keras
+
+    _domain(tmp_path / "a", rng, 3)
+    _domain(tmp_path / "b", rng, 2)
+    config = SMALL.replace(batch_size=2)
+    train = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=0)
+    evaluation = data.unpaired_dataset(
+        tmp_path / "a", tmp_path / "b", config, training=False
+    )
+    model = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 1)])
+    model.compile(optimizer="sgd", loss="mae")
+    history = model.fit(
+        train.dataset, steps_per_epoch=train.steps_per_epoch, epochs=2, verbose=0
+    )
+    assert len(history.history["loss"]) == 2
+    assert np.isfinite(model.evaluate(evaluation.dataset, verbose=0))
 
 
 def test_works_with_tf_distribute(tmp_path, rng):
     _domain(tmp_path / "a", rng, 2)
     _domain(tmp_path / "b", rng, 2)
-    result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL.replace(batch_size=2), seed=0)
+    config = SMALL.replace(batch_size=2)
+    result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=0)
     policy = result.dataset.options().experimental_distribute.auto_shard_policy
     assert policy == tf.data.experimental.AutoShardPolicy.DATA
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
@@ -524,11 +554,14 @@ def bad_files(tmp_path, rng):
     text = folder / "notes.jpg"
     text.write_text("these are my notes, not a photo\n")
     _domain(tmp_path / "b", rng, 2)
-    return {"good": good, "truncated": str(truncated), "empty": str(empty), "text": str(text)}
+    return {
+        "good": good, "truncated": str(truncated), "empty": str(empty), "text": str(text)
+    }
 
 
 def test_check_images_lists_every_bad_file(bad_files):
-    paths = sorted([*bad_files["good"], bad_files["truncated"], bad_files["empty"], bad_files["text"]])
+    bad = [bad_files[k] for k in ("truncated", "empty", "text")]
+    paths = sorted(bad_files["good"] + bad)
     report = data.check_images(paths, SMALL)
     reasons = {bad.path: bad.reason for bad in report.bad}
     assert set(report.good) == set(bad_files["good"]) and not report.ok
@@ -574,8 +607,35 @@ def test_domain_with_only_bad_files(tmp_path, rng):
     _domain(tmp_path / "b", rng, 1)
     for skip in (False, True):
         config = SMALL.replace(skip_bad_files=skip)
-        with pytest.raises(ValueError, match=re.escape(str(folder)) + r".* no readable images"):
+        message = re.escape(str(folder)) + r".* no readable images"
+        with pytest.raises(ValueError, match=message):
             data.unpaired_dataset(folder, tmp_path / "b", config)
+
+
+def test_missing_file_in_a_list(tmp_path, rng):
+    good = _domain(tmp_path / "a", rng, 1)
+    missing = str(tmp_path / "a" / "gone.png")
+    with pytest.raises(ValueError, match=re.escape(missing) + ": cannot read the file"):
+        data.unpaired_dataset(good + [missing], good, SMALL)
+
+
+def test_ignored_files_are_counted_in_the_log(tmp_path, rng, caplog):
+    _domain(tmp_path / "a", rng, 1)
+    (tmp_path / "a" / "labels.csv").write_text("x")
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"\0")
+    _domain(tmp_path / "b", rng, 1)
+    with caplog.at_level(logging.INFO, logger="tfcyclegan.data"):
+        data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL)
+    assert (
+        f"Domain A: 1 image in {tmp_path / 'a'}; not used: 1 other file: 1 .csv; "
+        "1 hidden entry ignored" in caplog.text
+    )
+
+
+def test_check_images_progress_bar(tmp_path, rng, capsys):
+    paths = _domain(tmp_path, rng, 3, 8, 8)
+    assert data.check_images(paths, SMALL, progress=True).ok
+    assert "3/3" in capsys.readouterr().out
 
 
 def test_load_image_names_the_bad_file(bad_files):

@@ -889,12 +889,10 @@ def _prepare(source, config, letter, decode_check, progress):
         )
         _check_batchable(sizes, paths, config, letter)
         source = dataclasses.replace(source, paths=tuple(paths))
+        found = f"{len(paths)} image{'s' if len(paths) != 1 else ''} in {source.name}"
         if source.ignored or source.hidden:
-            ignored = _describe_ignored(dict(source.ignored), source.hidden)
-            logger.info("Domain %s: %d images in %s (ignored %s)",
-                        letter, len(paths), source.name, ignored)
-        else:
-            logger.info("Domain %s: %d images in %s", letter, len(paths), source.name)
+            found += "; not used: " + _describe_ignored(dict(source.ignored), source.hidden)
+        logger.info("Domain %s: %s", letter, found)
     elements, size = _elements(source)
     return _Prepared(letter, elements, size, tuple(skipped), source.is_tfds)
 
