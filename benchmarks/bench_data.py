@@ -111,8 +111,8 @@ def tf_native_images_per_second(
     """The same pipeline with TensorFlow's JPEG decoder and bicubic resize.
 
     The alternative to Pillow, for comparison only: it ignores EXIF
-    orientation, cannot read CMYK JPEGs, WebP or TIFF, and its antialiased
-    bicubic differs from Pillow's (the reference's) by up to a few levels.
+    orientation, cannot read TIFF, and its antialiased bicubic differs from
+    Pillow's (the reference's) by up to 3 levels (mean 0.2) at 400x300 -> 286.
     """
     size, crop = config.load_size, config.crop_size
 

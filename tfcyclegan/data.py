@@ -19,10 +19,11 @@ How an image becomes a training example, in order:
 2. **Decode** with Pillow: EXIF orientation applied, any mode (palette, CMYK,
    16-bit, alpha, ...) converted to RGB or grayscale, GIFs give their first
    frame. Pillow, not `tf.io.decode_image`, because TensorFlow ignores EXIF
-   orientation and cannot read CMYK JPEGs, WebP or TIFF, and because the
-   reference resizes with Pillow too (and, measured in
-   `benchmarks/bench_data.py`, Pillow's decode + bicubic resize is also faster
-   on CPU than `tf.image.resize(..., "bicubic", antialias=True)`).
+   orientation (phone photos come out sideways) and cannot read TIFF, and
+   because the reference resizes with Pillow, which we then match exactly.
+   It is not slower: in `benchmarks/bench_data.py` Pillow's decode + bicubic
+   resize beats `tf.io.decode_jpeg` + `tf.image.resize(..., "bicubic",
+   antialias=True)` on CPU.
 3. **Resize** (deterministic, Pillow bicubic), exactly the reference's
    `get_transform` (junyanz/pytorch-CycleGAN-and-pix2pix, `data/base_dataset.py`)
    for each `DataConfig.preprocess` mode.
@@ -988,6 +989,12 @@ def unpaired_dataset(
     with a list of them, or are skipped and listed when
     `config.skip_bad_files` is set. TFDS records are not pre-checked; an
     unreadable one stops iteration with its index in the message.
+
+    Without a crop (`scale_width`, `none`) images keep their own aspect
+    ratios. Batches need one size, so with `batch_size` > 1 the files' output
+    sizes are checked up front and differing ones raise a `ValueError`
+    naming them (use `batch_size=1` or a cropping mode). TFDS sizes are not
+    known up front; there, differing sizes fail when batched.
 
     With a `seed`, batches are the same on every run (tf.data determinism on;
     each image's crop and flip seeded by its position in the stream). The
