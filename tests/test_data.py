@@ -423,14 +423,66 @@ def test_augmentation_runs_after_the_cache(tmp_path, rng, decode_calls, cache):
     _domain(tmp_path / "b", rng, 1)
     config = DataConfig(load_size=32, crop_size=16, cache=cache)
     result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=0)
-    decode_calls.clear()  # Forget the start-up check.
+    # The start-up check decodes each file once; the cache decodes each once more.
+    assert len(decode_calls) == (4 if cache else 2)
+    decode_calls.clear()
     # One image per domain: every step is a new epoch.
     crops = [x for x, _ in _batches(result.dataset, 8)]
     assert len({c.tobytes() for c in crops}) >= 6  # New crops every epoch...
     if cache:
-        assert len(decode_calls) == 2  # ...from images decoded once.
+        assert len(decode_calls) == 0  # ...from images decoded once, up front.
     else:
         assert len(decode_calls) >= 16
+
+
+def test_resumed_stream_repeats_an_uninterrupted_one(tmp_path, rng, decode_calls):
+    _domain(tmp_path / "a", rng, 3)
+    _domain(tmp_path / "b", rng, 5)
+    config = SMALL.replace(batch_size=2)
+    full = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=4)
+    expected = _batches(full.dataset, 9)
+    # A second iterator of the same dataset gives the same stream (unlike
+    # Dataset.shuffle's reshuffle_each_iteration), which resumes rely on.
+    for (x1, y1), (x2, y2) in zip(expected, _batches(full.dataset, 9)):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    resumed = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=4, start_step=5)
+    decode_calls.clear()
+    tail = _batches(resumed.dataset, 4)
+    assert len(decode_calls) <= 2 * 2 * 4 + 8  # no decoding for the skipped steps (+ prefetch)
+    for (x1, y1), (x2, y2) in zip(expected[5:], tail):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    for (x1, y1), (x2, y2) in zip(expected[7:], _batches(full.from_step(7), 2)):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    with pytest.raises(ValueError, match="needs a seeded training stream"):
+        data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config).from_step(1)
+
+
+def test_every_image_once_per_epoch_in_a_new_order(tmp_path, rng):
+    _domain(tmp_path / "a", rng, 6)
+    _domain(tmp_path / "b", rng, 6)
+    config = SMALL.replace(flip=False, preprocess="none")  # images pass unchanged
+    result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=1)
+    seen = [x.tobytes() for x, _ in _batches(result.dataset, 18)]
+    epochs = [seen[0:6], seen[6:12], seen[12:18]]
+    assert all(len(set(epoch)) == 6 for epoch in epochs)
+    assert set(epochs[0]) == set(epochs[1]) == set(epochs[2])
+    assert len({tuple(epoch) for epoch in epochs}) > 1  # reshuffled
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"start_step": -1}, "start_step=-1"),
+     ({"start_step": 2, "seed": None}, "needs training=True and a seed"),
+     ({"start_step": 2, "training": False, "seed": 1}, "needs training=True and a seed")],
+)
+def test_start_step_needs_a_seeded_training_stream(tmp_path, rng, kwargs, match):
+    _domain(tmp_path / "a", rng, 1)
+    _domain(tmp_path / "b", rng, 1)
+    with pytest.raises(ValueError, match=match):
+        data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL, **kwargs)
 
 
 def test_same_seed_same_batches(tmp_path, rng):

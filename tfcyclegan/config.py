@@ -30,6 +30,7 @@ PREPROCESS_MODES = (
     "none",
 )
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 _RESNET_NAME = re.compile(r"^resnet_(\d+)blocks$")
 
@@ -176,7 +177,6 @@ class DataConfig(_Section):
         batch_size: images per step per domain (1 in the paper).
         cache: keep decoded, resized images in memory (augmentation still runs
             afterwards, so every epoch sees new crops).
-        shuffle_buffer: images shuffled at once per domain; 0 means the whole domain.
         skip_bad_files: drop unreadable images (and say how many) instead of stopping.
         max_pixels: images with more pixels than this are refused (decompression bombs).
     """
@@ -188,7 +188,6 @@ class DataConfig(_Section):
     channels: int = 3
     batch_size: int = 1
     cache: bool = False
-    shuffle_buffer: int = 0
     skip_bad_files: bool = False
     max_pixels: int = 89_478_485  # PIL's own decompression-bomb threshold.
 
@@ -197,7 +196,6 @@ class DataConfig(_Section):
         _check_int("load_size", self.load_size, 1)
         _check_int("crop_size", self.crop_size, 1)
         _check_int("batch_size", self.batch_size, 1)
-        _check_int("shuffle_buffer", self.shuffle_buffer, 0)
         _check_int("max_pixels", self.max_pixels, 1)
         if self.channels not in (1, 3):
             raise ValueError(
@@ -238,6 +236,18 @@ class TrainConfig(_Section):
         deterministic: enable TensorFlow's op determinism (slower, exactly repeatable).
         jit_compile: compile the training step with XLA.
         mixed_precision: `none`, `mixed_float16` (with loss scaling) or `mixed_bfloat16`.
+        steps_per_epoch: batches per epoch; None means max(|A|, |B|) / batch
+            size, the reference's epoch.
+        checkpoint_every: also checkpoint every this many steps (0: only at
+            the end of each epoch).
+        keep_checkpoints: how many recent checkpoints to keep.
+        sample_every: also write a sample grid every this many steps (0:
+            only at the end of each epoch).
+        num_samples: fixed test images shown in the sample grids.
+        validate: compute the losses on the test split after every epoch,
+            when the dataset has one.
+        strategy: `default` (one device), `mirrored` (all local GPUs, or
+            CPUs), `multi_worker` (`TF_CONFIG`) or `tpu`.
     """
 
     gan_mode: str = "lsgan"
@@ -254,9 +264,23 @@ class TrainConfig(_Section):
     deterministic: bool = False
     jit_compile: bool = False
     mixed_precision: str = "none"
+    steps_per_epoch: Optional[int] = None
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    sample_every: int = 0
+    num_samples: int = 4
+    validate: bool = True
+    strategy: str = "default"
 
     def __post_init__(self):
         _check_choice("gan_mode", self.gan_mode, GAN_MODES)
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        if self.steps_per_epoch is not None:
+            _check_int("steps_per_epoch", self.steps_per_epoch, 1)
+        _check_int("checkpoint_every", self.checkpoint_every, 0)
+        _check_int("keep_checkpoints", self.keep_checkpoints, 1)
+        _check_int("sample_every", self.sample_every, 0)
+        _check_int("num_samples", self.num_samples, 0)
         _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("lambda_a", "lambda_b", "lambda_identity"):
             _check_positive(name, getattr(self, name), allow_zero=True)
@@ -275,7 +299,7 @@ class TrainConfig(_Section):
             )
         if self.seed is not None:
             _check_int("seed", self.seed, 0)
-        for name in ("deterministic", "jit_compile"):
+        for name in ("deterministic", "jit_compile", "validate"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"

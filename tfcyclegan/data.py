@@ -49,7 +49,7 @@ import logging
 import math
 import os
 import threading
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -753,6 +753,18 @@ class UnpairedData:
     size_a: int
     size_b: int
     skipped: tuple = ()
+    _build: Optional[Callable] = dataclasses.field(default=None, repr=False, compare=False)
+
+    def from_step(self, step):
+        """The seeded training stream from batch `step` on, exactly as an
+        uninterrupted stream continues there; no image is decoded to skip."""
+        if self._build is None:
+            raise ValueError(
+                "from_step needs a seeded training stream (training=True, seed=...)."
+            )
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"`step` must be an integer >= 0. Received: step={step!r}")
+        return self._build(step)
 
 
 def _checked_paths(source, config, letter, decode, progress):
@@ -833,13 +845,15 @@ def _make_loader(config, training, warn_enlarged, letter):
 
 
 def _elements(source):
-    """A source's elements and their count.
+    """A source's images as index-addressable tensors: `(names, blobs, count)`.
 
-    Files give their paths (read only when decoded, so shuffling them costs
-    no memory); TFDS gives `(name, encoded bytes)` records.
+    Files give their paths as names and no blobs (a file is read only when it
+    is drawn). TFDS splits are read into memory as encoded bytes: training
+    draws images by index, which a TFDS record stream cannot serve (the
+    `cycle_gan/*` splits are tens to a few hundred MB encoded).
     """
     if not source.is_tfds:
-        return tf.data.Dataset.from_tensor_slices(list(source.paths)), len(source.paths)
+        return tf.constant(list(source.paths)), None, len(source.paths)
 
     import tensorflow_datasets as tfds  # Slow to import; only TFDS users pay.
 
@@ -858,16 +872,11 @@ def _elements(source):
         # Keep the encoded bytes: they decode below exactly like files do.
         decoders={"image": tfds.decode.SkipDecoding()},
     )
-    size = int(records.cardinality())
-    if size < 0:
-        size = builder.info.splits[source.tfds_split].num_examples
-    if size == 0:
+    blobs = [record["image"] for record in tfds.as_numpy(records)]
+    if not blobs:
         raise ValueError(f"{source.name} is empty.")
-    prefix = source.name + "#"
-    elements = records.enumerate().map(
-        lambda i, record: (prefix + tf.strings.as_string(i), record["image"])
-    )
-    return elements, size
+    names = [f"{source.name}#{i}" for i in range(len(blobs))]
+    return tf.constant(names), tf.constant(blobs), len(blobs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -875,7 +884,8 @@ class _Prepared:
     """A domain after checking, ready for decoding."""
 
     letter: str
-    elements: tf.data.Dataset  # Paths, or (name, encoded bytes) for TFDS.
+    names: tf.Tensor  # Paths, or "tfds:<name>/<split>#<index>".
+    blobs: Optional[tf.Tensor]  # Encoded images (TFDS), or None (read the path).
     size: int
     skipped: tuple
     is_tfds: bool  # Also: sizes were not known up front, so log in decode.
@@ -894,45 +904,89 @@ def _prepare(source, config, letter, decode_check, progress):
         if source.ignored or source.hidden:
             found += "; not used: " + _describe_ignored(dict(source.ignored), source.hidden)
         logger.info("Domain %s: %s", letter, found)
-    elements, size = _elements(source)
-    return _Prepared(letter, elements, size, tuple(skipped), source.is_tfds)
+    names, blobs, size = _elements(source)
+    return _Prepared(letter, names, blobs, size, tuple(skipped), source.is_tfds)
 
 
-def _domain_pipeline(prepared, config, training, shuffle_seed, augment_seed, length):
-    """One domain's images as a dataset of float32 HxWxC in [-1, 1]."""
+def _epoch_orders(size, seed, start):
+    """Indices into a domain: a new permutation every epoch, from `start` on.
+
+    Epoch e's order is a pure function of (seed, e), unlike
+    `Dataset.shuffle(reshuffle_each_iteration=True)`, whose order changes with
+    every iterator made from the dataset. So a resumed run that starts a new
+    iterator at element `start` sees exactly the elements an uninterrupted
+    run would, and skipping to it costs no decoding.
+    """
+    first_epoch, offset = divmod(start, size)
+
+    def permutation(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(size, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return tf.data.Dataset.range(first_epoch, 2**62).flat_map(permutation).skip(offset)
+
+
+def _decoder(prepared, config, training):
+    """index -> uint8 HxWxC image, decoded and resized by Pillow."""
     loader = _make_loader(config, training, prepared.is_tfds, prepared.letter)
 
-    def load(*element):
-        if prepared.is_tfds:
-            name, data = element
-        else:
-            name, data = element[0], tf.io.read_file(element[0])
+    def decode(index):
+        name = tf.gather(prepared.names, index)
+        data = tf.io.read_file(name) if prepared.blobs is None else tf.gather(prepared.blobs, index)
         image = tf.numpy_function(loader, [name, data], tf.uint8, stateful=False)
         image.set_shape([None, None, config.channels])
         return image
 
-    parallel = tf.data.AUTOTUNE
-    ds = prepared.elements
-    if config.cache:
-        ds = ds.map(load, num_parallel_calls=parallel).cache()
+    return decode
+
+
+def _cached_decoder(prepared, config, training):
+    """Like `_decoder`, from images decoded once, up front, into memory.
+
+    The images live in one flat variable (plus offsets and shapes), so images
+    of different sizes fit and the dataset graph stays small: a captured
+    constant would be copied into every serialized copy of the graph.
+    """
+    decode = _decoder(prepared, config, training)
+    decoded = tf.data.Dataset.range(prepared.size).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    arrays = [image for image in decoded.as_numpy_iterator()]
+    shapes = np.array([a.shape for a in arrays], np.int64)
+    offsets = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.int64)
+    with tf.init_scope():
+        store = tf.Variable(np.concatenate([a.ravel() for a in arrays]), trainable=False)
+    logger.info(
+        "Domain %s: cached %d decoded images (%.1f MB).",
+        prepared.letter, len(arrays), offsets[-1] / 2**20,
+    )
+    shapes, offsets = tf.constant(shapes), tf.constant(offsets)
+
+    def from_cache(index):
+        flat = store[offsets[index] : offsets[index + 1]]
+        return tf.reshape(flat, tf.gather(shapes, index))
+
+    return from_cache
+
+
+def _domain_pipeline(prepared, config, training, shuffle_seed, augment_seed, length, start=0):
+    """One domain's images as a dataset of float32 HxWxC in [-1, 1]."""
     if training:
-        # Without a cache, paths (or TFDS's small encoded images) are what is
-        # shuffled: files are read after the shuffle, so a whole-domain
-        # buffer costs next to no memory.
-        buffer = config.shuffle_buffer or prepared.size
-        ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-        ds = ds.repeat()
+        indices = _epoch_orders(prepared.size, shuffle_seed, start)
     else:
         # The shorter domain cycles so both give `length` images.
-        ds = ds.repeat().take(length)
-    if not config.cache:
-        ds = ds.map(load, num_parallel_calls=parallel)
+        indices = tf.data.Dataset.range(length).map(lambda i: i % prepared.size)
+    make = _cached_decoder if config.cache else _decoder
+    images = indices.map(make(prepared, config, training), num_parallel_calls=tf.data.AUTOTUNE)
     if training:
-        # The running index (across epochs) seeds each image's crop and flip,
-        # so augmentation after the cache differs every epoch.
+        # The element's position in the endless stream (across epochs) seeds
+        # its crop and flip, so augmentation after the cache differs every
+        # epoch and a resumed stream repeats an uninterrupted one exactly.
         augment = _make_augment(config, augment_seed)
-        return ds.enumerate().map(augment, num_parallel_calls=parallel)
-    return ds.map(_to_float, num_parallel_calls=parallel)
+        return images.enumerate(start=start).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return images.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _to_float(image):
@@ -975,12 +1029,14 @@ def unpaired_dataset(
     *,
     decode_check=True,
     progress=False,
+    start_step=0,
 ):
     """Builds the `(x, y)` batch pipeline for two unpaired domains.
 
-    Training: each domain is shuffled and repeated on its own (their sizes
-    rarely match), decoded in parallel, optionally cached, then randomly
-    cropped and flipped; batches of `config.batch_size` pairs repeat forever.
+    Training: each domain runs through its images in a new random order every
+    epoch, on its own (their sizes rarely match); images are decoded in
+    parallel (or taken from the cache), then randomly cropped and flipped;
+    batches of `config.batch_size` pairs repeat forever.
     Evaluation (`training=False`): sorted order, no randomness (centre crop, no
     flip), the shorter domain cycles to the longer one's length, and the
     dataset ends after one pass (the last batch may be smaller).
@@ -1015,6 +1071,9 @@ def unpaired_dataset(
         decode_check: decode every file at start-up to find truncated ones
             (`check_images(decode=...)`); False reads headers only.
         progress: show a progress bar while checking files.
+        start_step: begin the training stream after this many batches, as an
+            uninterrupted stream with the same seed would be there (resuming a
+            run); only indices are skipped, no image is decoded for it.
 
     Returns:
         An `UnpairedData`.
@@ -1034,34 +1093,43 @@ def unpaired_dataset(
     b = _prepare(source_b, config, "B", decode_check, progress)
     longest = max(a.size, b.size)
     shuffle_a, augment_a, shuffle_b, augment_b = _derive_seeds(seed)
-    x = _domain_pipeline(a, config, training, shuffle_a, augment_a, longest)
-    y = _domain_pipeline(b, config, training, shuffle_b, augment_b, longest)
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+        raise ValueError(f"`start_step` must be an integer >= 0. Received: start_step={start_step!r}")
+    if start_step and (not training or seed is None):
+        raise ValueError(
+            "`start_step` resumes a seeded training stream; it needs training=True "
+            f"and a seed. Received: training={training}, seed={seed}"
+        )
 
-    ds = tf.data.Dataset.zip((x, y))
-    # Training streams are endless, so dropping the remainder loses nothing
-    # and gives a static batch dimension (XLA, even splits across replicas).
-    ds = ds.batch(config.batch_size, drop_remainder=training)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-
-    options = tf.data.Options()
-    options.deterministic = seed is not None or not training
-    # Elements come from Python-decoded files, not from a file-reading
-    # dataset, so FILE sharding has nothing to split: shard by data.
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA
-    )
-    ds = ds.with_options(options)
+    def build(step):
+        start = step * config.batch_size
+        x = _domain_pipeline(a, config, training, shuffle_a, augment_a, longest, start)
+        y = _domain_pipeline(b, config, training, shuffle_b, augment_b, longest, start)
+        ds = tf.data.Dataset.zip((x, y))
+        # Training streams are endless, so dropping the remainder loses nothing
+        # and gives a static batch dimension (XLA, even splits across replicas).
+        ds = ds.batch(config.batch_size, drop_remainder=training)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.deterministic = seed is not None or not training
+        # Elements come from Python-decoded files, not from a file-reading
+        # dataset, so FILE sharding has nothing to split: shard by data.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return ds.with_options(options)
 
     if training:
         steps = max(1, longest // config.batch_size)
     else:
         steps = math.ceil(longest / config.batch_size)
     return UnpairedData(
-        dataset=ds,
+        dataset=build(start_step),
         steps_per_epoch=steps,
         size_a=a.size,
         size_b=b.size,
         skipped=a.skipped + b.skipped,
+        _build=build if training and seed is not None else None,
     )
 
 

@@ -1,0 +1,133 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfcyclegan import training
+from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfcyclegan.synthetic import make_demo_dataset
+from tfcyclegan.training import DataSpec
+
+TINY = Config(
+    model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
+    data=DataConfig(load_size=36, crop_size=32),
+    train=TrainConfig(epochs=1, epochs_decay=1, steps_per_epoch=4, checkpoint_every=3,
+                      seed=1, num_samples=2, pool_size=3),
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return str(make_demo_dataset(tmp_path_factory.mktemp("data"), n_train=10, n_test=3, size=32))
+
+
+def test_a_run_folder_has_everything(tmp_path, dataset):
+    run = tmp_path / "run"
+    result = training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+    assert result.step == 8 and not result.interrupted
+    assert Config.load(run / "config.json") == TINY
+    assert json.loads((run / "run.json").read_text())["data"] == {"data": dataset}
+    assert sorted(os.listdir(run / "samples")) == ["epoch_0001.png", "epoch_0002.png", "latest.png"]
+    checkpoints = sorted(p for p in os.listdir(run / "checkpoints") if p.endswith(".index"))
+    assert checkpoints == ["ckpt-3.index", "ckpt-4.index", "ckpt-6.index", "ckpt-8.index"][-3:] or \
+        checkpoints == ["ckpt-4.index", "ckpt-6.index", "ckpt-8.index"]
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and "val_total" in history[0] and len(history) == 3
+    assert os.listdir(run / "logs")  # TensorBoard
+    # The grid shows x, G(x), F(G(x)) | y, F(y), G(F(y)) for 2 samples of 32 px.
+    from PIL import Image
+
+    grid = Image.open(run / "samples" / "latest.png")
+    assert grid.size == (6 * 32, 2 * 32 + 14)
+    loaded = keras.saving.load_model(run / "model.keras")
+    np.testing.assert_array_equal(loaded.G.get_weights()[0], result.model.G.get_weights()[0])
+
+
+def test_learning_rate_follows_the_papers_schedule(tmp_path, dataset):
+    result = training.train(TINY, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    # 1 constant epoch then 1 decay epoch of 4 steps, updated per epoch:
+    # after 8 steps the rate is zero.
+    assert float(result.model.optimizer.learning_rate) == 0.0
+    schedule = result.model.optimizer._learning_rate
+    assert [float(schedule(s)) for s in (0, 3, 4, 7)] == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Stops training like a Ctrl-C would, after `steps` steps."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self.seen = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.steps:
+            self.model.stop_training = True
+
+
+def test_stopped_run_resumes_to_the_same_weights(tmp_path, dataset):
+    config = TINY.replace(train=TINY.train.replace(checkpoint_every=0, epochs=2, epochs_decay=1))
+    straight = training.train(config, tmp_path / "straight", DataSpec(data=dataset), verbose=0)
+
+    stopped = training.train(config, tmp_path / "resumed", DataSpec(data=dataset), verbose=0,
+                             extra_callbacks=[_StopAfter(6)])
+    assert stopped.step == 6  # mid-epoch: epoch 2 of 3, step 2 of 4
+    resumed = training.train(training.load_run_config(tmp_path / "resumed"), tmp_path / "resumed",
+                             resume=True, verbose=0)
+    assert resumed.step == straight.step == 12
+    for a, b in zip(straight.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.path)
+    # The history of the resumed run continues the same CSV.
+    assert len((tmp_path / "resumed" / "history.csv").read_text().splitlines()) == 1 + 2 + 2
+
+
+def test_resume_refuses_a_different_architecture(tmp_path, dataset):
+    training.train(TINY, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    changed = TINY.replace(model=TINY.model.replace(ngf=8), data=TINY.data.replace(crop_size=28))
+    with pytest.raises(ValueError, match=r"model\.ngf: 4 -> 8\n  data\.crop_size: 32 -> 28"):
+        training.train(changed, tmp_path / "run", resume=True, verbose=0)
+
+
+def test_a_new_run_never_overwrites_an_old_one(tmp_path, dataset):
+    training.train(TINY, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    with pytest.raises(FileExistsError, match="already holds a run. Resume it with --resume"):
+        training.train(TINY, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+
+
+def test_resume_needs_a_checkpoint(tmp_path, dataset):
+    (tmp_path / "run").mkdir()
+    TINY.save(tmp_path / "run" / "config.json")
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"data": {"data": dataset}}))
+    with pytest.raises(FileNotFoundError, match="has no checkpoint to resume from"):
+        training.train(TINY, tmp_path / "run", resume=True, verbose=0)
+
+
+def test_load_run_model_gives_the_latest_checkpoint(tmp_path, dataset):
+    result = training.train(TINY, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    os.remove(tmp_path / "run" / "model.keras")  # as after a SIGKILL
+    model = training.load_run_model(tmp_path / "run")
+    for a, b in zip(model.G.weights, result.model.G.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_two_folders_without_a_test_split(tmp_path, dataset):
+    spec = DataSpec(domain_a=os.path.join(dataset, "trainA"), domain_b=os.path.join(dataset, "trainB"))
+    result = training.train(TINY, tmp_path / "run", spec, verbose=0)
+    assert "val_total" not in result.history
+    assert (tmp_path / "run" / "samples" / "latest.png").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one of"),
+        ({"data": "x", "tfds": "y"}, "exactly one of"),
+        ({"domain_a": "x"}, "exactly one of"),
+    ],
+)
+def test_data_spec_needs_one_source(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DataSpec(**kwargs)

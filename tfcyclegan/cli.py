@@ -1,0 +1,313 @@
+"""The `tfcyclegan` command: a thin layer over the library.
+
+    tfcyclegan train --data horse2zebra/ --name h2z
+    tfcyclegan train --resume runs/h2z
+    tfcyclegan translate --model runs/h2z --input photos/ --output zebras/
+    tfcyclegan export --model runs/h2z --out exported/
+    tfcyclegan import-torch horse2zebra.pth --out G.keras
+    tfcyclegan check-data --data horse2zebra/
+    tfcyclegan demo
+
+Every command maps its flags onto library calls; `main(argv)` returns the
+exit code: 0 done, 1 failed (the message says why), 2 bad flags, 130 stopped
+by Ctrl-C (after saving).
+"""
+
+import argparse
+import os
+import sys
+
+from tfcyclegan.config import (
+    DISCRIMINATORS,
+    GAN_MODES,
+    GENERATORS,
+    INIT_TYPES,
+    MIXED_PRECISION,
+    NORMS,
+    PREPROCESS_MODES,
+    STRATEGIES,
+    Config,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Flags of `train` that set a config field: (flag, "section.field", argparse kwargs).
+# Defaults stay None so that only flags the user gives override the config.
+CONFIG_FLAGS = (
+    ("--netG", "model.generator", dict(metavar="NAME", help=f"generator: {', '.join(GENERATORS)} or resnet_<n>blocks")),
+    ("--ngf", "model.ngf", dict(type=int, help="generator filters in the first layer (64)")),
+    ("--ndf", "model.ndf", dict(type=int, help="discriminator filters in the first layer (64)")),
+    ("--netD", "model.discriminator", dict(choices=DISCRIMINATORS, help="basic = 70x70 PatchGAN")),
+    ("--n-layers-d", "model.n_layers_d", dict(type=int, help="PatchGAN layers with --netD n_layers")),
+    ("--norm", "model.norm", dict(choices=NORMS)),
+    ("--dropout", "model.dropout", dict(action=argparse.BooleanOptionalAction, help="dropout in the generators")),
+    ("--init-type", "model.init_type", dict(choices=INIT_TYPES)),
+    ("--init-gain", "model.init_gain", dict(type=float)),
+    ("--input-nc", "model.input_channels", dict(type=int, help="channels of domain A images")),
+    ("--output-nc", "model.output_channels", dict(type=int, help="channels of domain B images")),
+    ("--load-size", "data.load_size", dict(type=int, help="resize to this before cropping (286)")),
+    ("--crop-size", "data.crop_size", dict(type=int, help="training image size (256)")),
+    ("--preprocess", "data.preprocess", dict(choices=PREPROCESS_MODES)),
+    ("--flip", "data.flip", dict(action=argparse.BooleanOptionalAction, help="random horizontal flips")),
+    ("--batch-size", "data.batch_size", dict(type=int, help="image pairs per step (1)")),
+    ("--cache", "data.cache", dict(action=argparse.BooleanOptionalAction, help="keep decoded images in memory")),
+    ("--skip-bad-files", "data.skip_bad_files", dict(action=argparse.BooleanOptionalAction,
+                                                     help="leave unreadable images out (and list them) instead of stopping")),
+    ("--gan-mode", "train.gan_mode", dict(choices=GAN_MODES)),
+    ("--lambda-a", "train.lambda_a", dict(type=float, help="forward cycle weight (10)")),
+    ("--lambda-b", "train.lambda_b", dict(type=float, help="backward cycle weight (10)")),
+    ("--lambda-identity", "train.lambda_identity", dict(type=float, help="identity weight, fraction of lambda (0.5)")),
+    ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
+    ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
+    ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),
+    ("--beta2", "train.beta_2", dict(type=float, help="Adam beta_2 (0.999)")),
+    ("--epochs", "train.epochs", dict(type=int, help="epochs at the initial learning rate (100)")),
+    ("--epochs-decay", "train.epochs_decay", dict(type=int, help="epochs of linear decay to zero (100)")),
+    ("--steps-per-epoch", "train.steps_per_epoch", dict(type=int, help="default: max(|A|, |B|) / batch size")),
+    ("--seed", "train.seed", dict(type=int, help="seed for weights, data order and pools")),
+    ("--deterministic", "train.deterministic", dict(action=argparse.BooleanOptionalAction,
+                                                    help="TensorFlow op determinism: exactly repeatable runs")),
+    ("--jit", "train.jit_compile", dict(action=argparse.BooleanOptionalAction, help="compile the step with XLA")),
+    ("--mixed-precision", "train.mixed_precision", dict(choices=MIXED_PRECISION)),
+    ("--checkpoint-every", "train.checkpoint_every", dict(type=int, help="steps between checkpoints (1000); epoch ends always")),
+    ("--keep-checkpoints", "train.keep_checkpoints", dict(type=int, help="recent checkpoints kept (3)")),
+    ("--sample-every", "train.sample_every", dict(type=int, help="steps between sample grids; epoch ends always")),
+    ("--num-samples", "train.num_samples", dict(type=int, help="test images in the sample grids (4)")),
+    ("--validate", "train.validate", dict(action=argparse.BooleanOptionalAction, help="test-split losses after each epoch")),
+    ("--strategy", "train.strategy", dict(choices=STRATEGIES, help="tf.distribute strategy (default: one device)")),
+)
+
+
+def _dest(flag):
+    return flag.lstrip("-").replace("-", "_")
+
+
+def config_from_args(args, base=None):
+    """The Config that `base` (or --config, or the defaults) and the flags describe."""
+    if base is None:
+        base = Config.load(args.config) if getattr(args, "config", None) else Config()
+    sections = {name: getattr(base, name).to_dict() for name in ("model", "data", "train")}
+    image_size = getattr(args, "image_size", None)
+    if image_size is not None:
+        # The paper's presets: 256 px uses 9 residual blocks and loads at 286;
+        # 128 px uses 6 blocks (section 7.2), loading in the same proportion.
+        sections["data"]["crop_size"] = image_size
+        sections["data"]["load_size"] = round(image_size * 286 / 256)
+        sections["model"]["generator"] = "resnet_6blocks" if image_size <= 128 else "resnet_9blocks"
+    for flag, target, _ in CONFIG_FLAGS:
+        value = getattr(args, _dest(flag), None)
+        if value is not None:
+            section, field = target.split(".")
+            sections[section][field] = value
+    return Config.from_dict(sections)
+
+
+# === train ===
+
+
+def _add_train(subparsers):
+    p = subparsers.add_parser(
+        "train",
+        help="train a CycleGAN on two unpaired image collections",
+        description="Train a CycleGAN with model.fit. Defaults are the paper's settings.",
+    )
+    source = p.add_argument_group("data (one of)")
+    source.add_argument("--data", help="dataset root with trainA/ trainB/ (testA/ testB/), or tfds:<name>")
+    source.add_argument("--domain-a", help="folder of domain A (X) images")
+    source.add_argument("--domain-b", help="folder of domain B (Y) images")
+    source.add_argument("--tfds", help="TFDS dataset, e.g. cycle_gan/horse2zebra (needs a network)")
+    run = p.add_argument_group("run")
+    run.add_argument("--name", help="run name: the folder RUNS_DIR/NAME (default: from the data)")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (runs)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    run.add_argument("--config", help="a config.json to start from (flags override it)")
+    run.add_argument("--image-size", type=int, help="preset: 256 (9 blocks, load 286) or 128 (6 blocks, load 143)")
+    run.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
+    options = p.add_argument_group("settings (override the config)")
+    for flag, _, kwargs in CONFIG_FLAGS:
+        options.add_argument(flag, default=None, **kwargs)
+    p.set_defaults(run=_train)
+
+
+def _default_run_name(spec):
+    source = spec.tfds or spec.data or spec.domain_a
+    name = os.path.basename(os.path.normpath(source.replace("tfds:", "")))
+    return name or "run"
+
+
+def _train(args):
+    from tfcyclegan import training
+
+    if args.resume:
+        if args.config or args.image_size:
+            raise ValueError("--resume continues a run with its own config; drop --config/--image-size.")
+        base = training.load_run_config(args.resume)
+        config = config_from_args(args, base=base)
+        spec = _data_spec(args, required=False)
+        run_dir = args.resume
+    else:
+        config = config_from_args(args)
+        spec = _data_spec(args, required=True)
+        run_dir = os.path.join(args.runs_dir, args.name or _default_run_name(spec))
+    result = training.train(config, run_dir, data_spec=spec, resume=bool(args.resume), verbose=args.verbose)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+def _data_spec(args, required):
+    from tfcyclegan.training import DataSpec
+
+    given = dict(data=args.data, domain_a=args.domain_a, domain_b=args.domain_b, tfds=args.tfds)
+    if all(value is None for value in given.values()):
+        if required:
+            raise ValueError("Say where the images are: --data ROOT, --domain-a DIR --domain-b DIR, or --tfds NAME.")
+        return None
+    return DataSpec(**given)
+
+
+# === translate ===
+
+
+def _add_translate(subparsers):
+    p = subparsers.add_parser(
+        "translate",
+        help="translate an image or a folder of images",
+        description="Translate images of any size; writes them under --output with the same names.",
+    )
+    p.add_argument("--model", required=True, help="a run folder, .keras file, SavedModel or .tflite")
+    p.add_argument("--input", required=True, help="an image file or a folder of images")
+    p.add_argument("--output", required=True, help="folder for the translated images")
+    p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="a2b uses G, b2a uses F")
+    p.add_argument("--batch-size", type=int, default=4, help="images of one size translated together")
+    p.set_defaults(run=_translate)
+
+
+def _translate(args):
+    from tfcyclegan import translate
+
+    report = translate.translate_files(
+        args.model, args.input, args.output, direction=args.direction, batch_size=args.batch_size
+    )
+    print(report.summary())
+    return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+# === check-data ===
+
+
+def _add_check_data(subparsers):
+    p = subparsers.add_parser(
+        "check-data",
+        help="find unreadable, truncated or oversized images before training",
+        description="Decode every image once and list the files training could not read.",
+    )
+    p.add_argument("--data", help="dataset root (trainA/ trainB/ ...)")
+    p.add_argument("--domain-a", help="folder of domain A images")
+    p.add_argument("--domain-b", help="folder of domain B images")
+    p.add_argument("--split", default="train", help="split of a dataset root: train or test")
+    p.add_argument("--max-pixels", type=int, help="refuse images with more pixels than this")
+    p.set_defaults(run=_check_data)
+
+
+def _check_data(args):
+    from tfcyclegan import data
+    from tfcyclegan.config import DataConfig
+
+    config = DataConfig() if args.max_pixels is None else DataConfig(max_pixels=args.max_pixels)
+    domains = data.resolve_domains(data=args.data, domain_a=args.domain_a, domain_b=args.domain_b, split=args.split)
+    ok = True
+    for letter, source in zip("AB", domains):
+        report = data.check_images(source.paths, config, progress=True)
+        print(data.format_report(report, title=f"Domain {letter} ({source.name})"))
+        ok = ok and report.ok
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+# === import-torch ===
+
+
+def _add_import_torch(subparsers):
+    p = subparsers.add_parser(
+        "import-torch",
+        help="convert an authors' PyTorch generator (.pth, .npz, .safetensors) to .keras",
+        description="Read a state_dict of the authors' CycleGAN/pix2pix code and save it as a Keras "
+        "generator. The architecture is read from the keys; flags only confirm it.",
+    )
+    p.add_argument("path", help="latest_net_G.pth (or .npz / .safetensors with the same keys)")
+    p.add_argument("--out", help="output .keras file (default: PATH with .keras)")
+    p.add_argument("--netG", help=f"expected generator: {', '.join(GENERATORS)}")
+    p.add_argument("--ngf", type=int, help="expected generator filters")
+    p.add_argument("--norm", choices=NORMS, help="expected normalization")
+    p.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=None,
+                   help="dropout layers (not visible in the keys; default: the reference's)")
+    p.add_argument("--bn-statistics", choices=("image", "moving"), default="image",
+                   help="batch-norm models: normalize each image by its own statistics, as the "
+                   "authors' test.py does (image), or use the stored running averages (moving)")
+    p.set_defaults(run=_import_torch)
+
+
+def _import_torch(args):
+    from tfcyclegan import torch_import
+
+    overrides = {k: getattr(args, k) for k in ("netG", "ngf", "norm", "dropout") if getattr(args, k) is not None}
+    _, out = torch_import.import_to_keras(args.path, args.out, bn_statistics=args.bn_statistics, **overrides)
+    print(f"Saved {out}")
+    return EXIT_OK
+
+
+# === demo ===
+
+
+def _add_demo(subparsers):
+    p = subparsers.add_parser(
+        "demo",
+        help="train, export and use a small CycleGAN on a generated dataset (offline, a few minutes)",
+    )
+    p.add_argument("--out", default="demo_output", help="where everything goes (demo_output)")
+    p.add_argument("--steps", type=int, help="training steps (default: the demo's)")
+    p.add_argument("--size", type=int, help="image size (default: the demo's)")
+    p.set_defaults(run=_demo)
+
+
+def _demo(args):
+    from tfcyclegan import demo
+
+    result = demo.run_demo(args.out, steps=args.steps, size=args.size)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
+
+
+# === main ===
+
+
+def build_parser():
+    from tfcyclegan import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tfcyclegan",
+        description="CycleGAN (Zhu et al. 2017) for TensorFlow / Keras 3.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfcyclegan {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_translate, _add_import_torch, _add_check_data, _add_demo):
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Runs `tfcyclegan ARGS`; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help, --version or bad flags
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
+        print(f"tfcyclegan {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"tfcyclegan {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,433 @@
+"""Training runs: a run folder, `model.fit`, checkpoints, and exact resume.
+
+A run lives in one folder:
+
+    runs/NAME/
+      config.json        the effective Config (model, data, train)
+      run.json           where the data came from, tfcyclegan version
+      checkpoints/       tf.train.CheckpointManager: networks, optimizers,
+                         pools, step (the last `keep_checkpoints`)
+      samples/           PNG grids: x, G(x), F(G(x)) | y, F(y), G(F(y))
+      logs/              TensorBoard: losses and sample grids
+      history.csv        the per-epoch loss averages
+      model.keras        the trained CycleGAN (written at the end and on Ctrl-C)
+
+`train` is what `tfcyclegan train` runs; `load_run_model` gives back the
+latest state of a run as a `CycleGAN`.
+"""
+
+import dataclasses
+import json
+import os
+import random
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from tfcyclegan import callbacks as callbacks_lib
+from tfcyclegan import data as data_lib
+from tfcyclegan import distribute
+from tfcyclegan.config import Config
+from tfcyclegan.model import CycleGAN
+from tfcyclegan.schedules import LinearDecay
+
+CONFIG_FILE = "config.json"
+RUN_FILE = "run.json"
+MODEL_FILE = "model.keras"
+
+# What a checkpoint's shapes depend on: resuming with other values cannot work.
+_ARCHITECTURE = ("model.",)
+_DATA_SHAPE = ("data.crop_size", "data.channels", "data.preprocess", "data.load_size")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+    """The files and folders of a run folder."""
+
+    root: str
+
+    @property
+    def config(self):
+        return os.path.join(self.root, CONFIG_FILE)
+
+    @property
+    def run(self):
+        return os.path.join(self.root, RUN_FILE)
+
+    @property
+    def checkpoints(self):
+        return os.path.join(self.root, "checkpoints")
+
+    @property
+    def samples(self):
+        return os.path.join(self.root, "samples")
+
+    @property
+    def logs(self):
+        return os.path.join(self.root, "logs")
+
+    @property
+    def history(self):
+        return os.path.join(self.root, "history.csv")
+
+    @property
+    def model(self):
+        return os.path.join(self.root, MODEL_FILE)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Where a run's images come from (exactly one form), saved in `run.json`.
+
+    Args:
+        data: a dataset root in the authors' layout (`trainA/`, `trainB/`,
+            optional `testA/`, `testB/`) or `"tfds:<name>"`.
+        domain_a: a folder of domain A (X) images.
+        domain_b: a folder of domain B (Y) images.
+        tfds: a TFDS dataset name, e.g. `cycle_gan/horse2zebra`.
+    """
+
+    data: str = None
+    domain_a: str = None
+    domain_b: str = None
+    tfds: str = None
+
+    def __post_init__(self):
+        given = [self.data, self.domain_a or self.domain_b, self.tfds]
+        if sum(value is not None for value in given) != 1 or (
+            (self.domain_a is None) != (self.domain_b is None)
+        ):
+            raise ValueError(
+                "Give the data as exactly one of: a dataset root (--data), two "
+                "folders (--domain-a and --domain-b) or a TFDS name (--tfds). "
+                f"Received: data={self.data!r}, domain_a={self.domain_a!r}, "
+                f"domain_b={self.domain_b!r}, tfds={self.tfds!r}"
+            )
+
+    def domains(self, split):
+        """The two `ImageSource`s of `split` ("train" or "test")."""
+        if self.domain_a is not None:
+            if split != "train":
+                return None
+            return data_lib.resolve_domains(domain_a=self.domain_a, domain_b=self.domain_b)
+        return data_lib.resolve_domains(data=self.data, tfds_name=self.tfds, split=split)
+
+    def test_domains(self):
+        """The test split's domains, or None when the dataset has none."""
+        if self.domain_a is not None:
+            return None
+        if self.data is not None and not self.data.startswith("tfds:"):
+            root = self.data
+            if not all(os.path.isdir(os.path.join(root, f"test{x}")) for x in "AB"):
+                return None
+        return self.domains("test")
+
+    def to_dict(self):
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns."""
+
+    run_dir: str
+    model: CycleGAN
+    history: dict
+    step: int
+    interrupted: bool
+
+
+def _atomic_write_text(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` through a temporary file, so `path` is never half written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def incompatible_changes(saved, requested):
+    """The differences between two configs that a checkpoint cannot absorb."""
+    return [
+        line
+        for line in saved.diff(requested)
+        if line.startswith(_ARCHITECTURE) or line.split(":")[0] in _DATA_SHAPE
+    ]
+
+
+def load_run_config(run_dir):
+    paths = RunPaths(os.fspath(run_dir))
+    if not os.path.isfile(paths.config):
+        raise FileNotFoundError(
+            f"{run_dir} is not a tfcyclegan run folder: {CONFIG_FILE} is missing."
+        )
+    return Config.load(paths.config)
+
+
+def build_model(config, strategy=None):
+    """The compiled `CycleGAN` a `Config` describes, under `strategy`'s scope."""
+    strategy = strategy or tf.distribute.get_strategy()
+    train = config.train
+    dtype = None if train.mixed_precision == "none" else train.mixed_precision
+    with strategy.scope():
+        model = CycleGAN.from_model_config(
+            config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
+        )
+        model.compile(**compile_arguments(config, steps_per_epoch=1))
+    return model
+
+
+def compile_arguments(config, steps_per_epoch):
+    """`CycleGAN.compile` arguments for a config: Adam with the paper's schedule."""
+    train = config.train
+
+    def adam(name):
+        schedule = LinearDecay(
+            train.learning_rate,
+            constant_steps=train.epochs * steps_per_epoch,
+            decay_steps=train.epochs_decay * steps_per_epoch,
+            update_every=steps_per_epoch,
+        )
+        return keras.optimizers.Adam(
+            learning_rate=schedule, beta_1=train.beta_1, beta_2=train.beta_2, name=name
+        )
+
+    return dict(
+        generator_optimizer=adam("generator_adam"),
+        discriminator_optimizer=adam("discriminator_adam"),
+        gan_mode=train.gan_mode,
+        lambda_a=train.lambda_a,
+        lambda_b=train.lambda_b,
+        lambda_identity=train.lambda_identity,
+        jit_compile=train.jit_compile,
+    )
+
+
+def _prepare_run_folder(run_dir, config, data_spec, resume):
+    paths = RunPaths(os.fspath(run_dir))
+    if resume:
+        saved = load_run_config(run_dir)
+        changes = incompatible_changes(saved, config)
+        if changes:
+            raise ValueError(
+                f"Cannot resume {run_dir} with a different architecture or image "
+                "shape; its checkpoints would not fit. Differences (saved -> "
+                "requested):\n  " + "\n  ".join(changes)
+            )
+        with open(paths.run, encoding="utf-8") as f:
+            saved_spec = DataSpec(**json.load(f)["data"])
+        data_spec = data_spec or saved_spec
+    else:
+        if os.path.exists(paths.config):
+            raise FileExistsError(
+                f"{run_dir} already holds a run. Resume it with --resume {run_dir}, "
+                "or choose another --name."
+            )
+        if data_spec is None:
+            raise ValueError("A new run needs data: pass a DataSpec.")
+        os.makedirs(paths.root, exist_ok=True)
+    _atomic_write_text(paths.config, config.to_json() + "\n")
+    from tfcyclegan import __version__
+
+    _atomic_write_text(
+        paths.run,
+        json.dumps({"data": data_spec.to_dict(), "tfcyclegan": __version__}, indent=2) + "\n",
+    )
+    return paths, data_spec
+
+
+def _sample_images(config, data_spec, count):
+    """The first `count` (x, y) pairs of the test split (or train split), deterministic."""
+    if count == 0:
+        return None
+    domains = data_spec.test_domains() or data_spec.domains("train")
+    eval_config = dataclasses.replace(config.data, batch_size=count, skip_bad_files=True)
+    stream = data_lib.unpaired_dataset(*domains, eval_config, training=False, decode_check=False)
+    x, y = next(iter(stream.dataset))
+    return x.numpy(), y.numpy()
+
+
+def _with_seed(config):
+    """Fills in a random seed so that a resumed run continues the same streams."""
+    if config.train.seed is not None:
+        return config
+    return config.replace(train=config.train.replace(seed=random.randrange(2**31 - 1)))
+
+
+def train(
+    config,
+    run_dir,
+    data_spec=None,
+    resume=False,
+    verbose="auto",
+    extra_callbacks=(),
+):
+    """Trains a CycleGAN with `model.fit`, in a run folder that can be resumed.
+
+    Args:
+        config: a `Config`. When resuming, pass the run's own config
+            (`load_run_config`), possibly with changed training settings;
+            architecture or image-shape changes are refused, naming them.
+        run_dir: the run folder (created for a new run).
+        data_spec: a `DataSpec`; optional when resuming (the run's own).
+        resume: continue from the run's latest checkpoint.
+        verbose: Keras `fit` verbosity.
+        extra_callbacks: more Keras callbacks.
+
+    Returns:
+        A `TrainResult`.
+    """
+    if not isinstance(config, Config):
+        raise ValueError(f"`config` must be a Config. Received: {type(config).__name__}")
+    config = _with_seed(config)
+    train_config = config.train
+    paths, data_spec = _prepare_run_folder(run_dir, config, data_spec, resume)
+    if train_config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(train_config.seed)
+
+    strategy = distribute.make_strategy(train_config.strategy)
+    training_data = data_lib.unpaired_dataset(
+        *data_spec.domains("train"), config.data, training=True, seed=train_config.seed,
+        progress=verbose not in (0, False),
+    )
+    steps_per_epoch = train_config.steps_per_epoch or training_data.steps_per_epoch
+    total_epochs = train_config.total_epochs
+    test_domains = data_spec.test_domains() if train_config.validate else None
+    validation = (
+        data_lib.unpaired_dataset(*test_domains, config.data, training=False)
+        if test_domains is not None
+        else None
+    )
+    samples = _sample_images(config, data_spec, train_config.num_samples)
+
+    with strategy.scope():
+        dtype = None if train_config.mixed_precision == "none" else train_config.mixed_precision
+        model = CycleGAN.from_model_config(
+            config.model, pool_size=train_config.pool_size, seed=train_config.seed, dtype=dtype
+        )
+        model.compile(**compile_arguments(config, steps_per_epoch))
+        size = config.data.crop_size
+        model.build((None, size, size, config.model.input_channels))
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        checkpoint = model.training_checkpoint(step=step)
+
+    checkpointing = callbacks_lib.Checkpointing(
+        checkpoint,
+        paths.checkpoints,
+        step,
+        every_n_steps=train_config.checkpoint_every,
+        keep=train_config.keep_checkpoints,
+    )
+    if resume:
+        latest = checkpointing.manager.latest_checkpoint
+        if latest is None:
+            raise FileNotFoundError(
+                f"{run_dir} has no checkpoint to resume from ({paths.checkpoints} is empty)."
+            )
+        checkpoint.read(latest).assert_existing_objects_matched()
+        if verbose:
+            print(f"Resumed {run_dir} from {latest} (step {int(step.numpy())}).")
+
+    run_callbacks = [
+        checkpointing,  # first: it advances `step`, which the others read
+        callbacks_lib.Throughput(config.data.batch_size),
+        keras.callbacks.CSVLogger(paths.history, append=resume),
+        keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
+        callbacks_lib.GracefulStop(),
+        *extra_callbacks,
+    ]
+    if samples is not None:
+        run_callbacks.insert(
+            1,
+            callbacks_lib.SampleGrid(
+                *samples,
+                paths.samples,
+                every_n_steps=train_config.sample_every,
+                log_dir=os.path.join(paths.logs, "samples"),
+                step=step,
+            ),
+        )
+
+    history = {}
+    done = int(step.numpy())
+    total_steps = total_epochs * steps_per_epoch
+    # Keras starts epochs at their beginning; a run stopped mid-epoch first
+    # finishes that epoch with a shorter fit, then continues epoch by epoch.
+    # Each fit starts the data stream where the previous run left it.
+    model.stop_training = False
+    while done < total_steps and not model.stop_training:
+        epoch, offset = divmod(done, steps_per_epoch)
+        last_epoch = epoch + 1 if offset else total_epochs
+        fit_history = model.fit(
+            training_data.from_step(done),
+            epochs=last_epoch,
+            initial_epoch=epoch,
+            steps_per_epoch=steps_per_epoch - offset if offset else steps_per_epoch,
+            validation_data=validation.dataset if validation is not None else None,
+            validation_steps=validation.steps_per_epoch if validation is not None else None,
+            callbacks=run_callbacks,
+            verbose=verbose,
+        )
+        for key, values in fit_history.history.items():
+            history.setdefault(key, []).extend(values)
+        done = int(step.numpy())
+    save_model_atomically(model, paths.model)
+    # Ctrl-C (GracefulStop) or any callback (e.g. EarlyStopping) may stop early.
+    interrupted = done < total_steps
+    if verbose:
+        state = "Stopped" if interrupted else "Finished"
+        print(f"{state} at step {done} of {total_steps}. Model: {paths.model}")
+        if interrupted:
+            print(f"Resume with: tfcyclegan train --resume {paths.root}")
+    return TrainResult(
+        run_dir=paths.root, model=model, history=history, step=done, interrupted=interrupted
+    )
+
+
+def load_run_model(run_dir):
+    """The latest state of a run as a compiled `CycleGAN`.
+
+    Uses the newest checkpoint if there is one (a run killed mid-training has
+    no up-to-date `model.keras`), else `model.keras`.
+    """
+    paths = RunPaths(os.fspath(run_dir))
+    config = load_run_config(run_dir)
+    latest = tf.train.latest_checkpoint(paths.checkpoints) if os.path.isdir(paths.checkpoints) else None
+    if latest is None:
+        if os.path.isfile(paths.model):
+            return keras.saving.load_model(paths.model)
+        raise FileNotFoundError(f"{run_dir} has neither checkpoints nor {MODEL_FILE}.")
+    model = build_model(config)
+    size = config.data.crop_size
+    model.build((None, size, size, config.model.input_channels))
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    model.training_checkpoint(step=step).read(latest).expect_partial()
+    return model
+
+
+__all__ = [
+    "DataSpec",
+    "RunPaths",
+    "TrainResult",
+    "build_model",
+    "compile_arguments",
+    "incompatible_changes",
+    "load_run_config",
+    "load_run_model",
+    "save_model_atomically",
+    "train",
+]
