@@ -485,6 +485,16 @@ def test_start_step_needs_a_seeded_training_stream(tmp_path, rng, kwargs, match)
         data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL, **kwargs)
 
 
+def test_domains_may_have_different_channel_counts(tmp_path, rng):
+    _domain(tmp_path / "a", rng, 2)
+    _domain(tmp_path / "b", rng, 2)
+    result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL, seed=0, channels=(1, 3))
+    x, y = _batches(result.dataset, 1)[0]
+    assert x.shape == (1, 16, 16, 1) and y.shape == (1, 16, 16, 3)
+    with pytest.raises(ValueError, match="channels=4"):
+        data.unpaired_dataset(tmp_path / "a", tmp_path / "b", SMALL, channels=(4, 3))
+
+
 def test_same_seed_same_batches(tmp_path, rng):
     _domain(tmp_path / "a", rng, 3)
     _domain(tmp_path / "b", rng, 2)

@@ -1030,6 +1030,7 @@ def unpaired_dataset(
     decode_check=True,
     progress=False,
     start_step=0,
+    channels=None,
 ):
     """Builds the `(x, y)` batch pipeline for two unpaired domains.
 
@@ -1074,6 +1075,8 @@ def unpaired_dataset(
         start_step: begin the training stream after this many batches, as an
             uninterrupted stream with the same seed would be there (resuming a
             run); only indices are skipped, no image is decoded for it.
+        channels: `(channels of A, channels of B)` when the domains differ
+            (e.g. grayscale to colour); default `config.channels` for both.
 
     Returns:
         An `UnpairedData`.
@@ -1089,8 +1092,15 @@ def unpaired_dataset(
             f"`seed` must be a non-negative int or None. Received: seed={seed!r}"
         )
     source_a, source_b = as_source(source_a), as_source(source_b)
-    a = _prepare(source_a, config, "A", decode_check, progress)
-    b = _prepare(source_b, config, "B", decode_check, progress)
+    if channels is None:
+        channels = (config.channels, config.channels)
+    if not isinstance(channels, (tuple, list)) or len(channels) != 2:
+        raise ValueError(
+            f"`channels` must be a pair (A, B), e.g. (1, 3). Received: channels={channels!r}"
+        )
+    config_a, config_b = (dataclasses.replace(config, channels=c) for c in channels)
+    a = _prepare(source_a, config_a, "A", decode_check, progress)
+    b = _prepare(source_b, config_b, "B", decode_check, progress)
     longest = max(a.size, b.size)
     shuffle_a, augment_a, shuffle_b, augment_b = _derive_seeds(seed)
     if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
@@ -1103,8 +1113,8 @@ def unpaired_dataset(
 
     def build(step):
         start = step * config.batch_size
-        x = _domain_pipeline(a, config, training, shuffle_a, augment_a, longest, start)
-        y = _domain_pipeline(b, config, training, shuffle_b, augment_b, longest, start)
+        x = _domain_pipeline(a, config_a, training, shuffle_a, augment_a, longest, start)
+        y = _domain_pipeline(b, config_b, training, shuffle_b, augment_b, longest, start)
         ds = tf.data.Dataset.zip((x, y))
         # Training streams are endless, so dropping the remainder loses nothing
         # and gives a static batch dimension (XLA, even splits across replicas).

@@ -249,13 +249,15 @@ def _prepare_run_folder(run_dir, config, data_spec, resume):
     return paths, data_spec
 
 
-def _sample_images(config, data_spec, count):
+def _sample_images(config, data_spec, count, channels):
     """The first `count` (x, y) pairs of the test split (or train split), deterministic."""
     if count == 0:
         return None
     domains = data_spec.test_domains() or data_spec.domains("train")
     eval_config = dataclasses.replace(config.data, batch_size=count, skip_bad_files=True)
-    stream = data_lib.unpaired_dataset(*domains, eval_config, training=False, decode_check=False)
+    stream = data_lib.unpaired_dataset(
+        *domains, eval_config, training=False, decode_check=False, channels=channels
+    )
     x, y = next(iter(stream.dataset))
     return x.numpy(), y.numpy()
 
@@ -300,19 +302,20 @@ def train(
     keras.utils.set_random_seed(train_config.seed)
 
     strategy = distribute.make_strategy(train_config.strategy)
+    channels = (config.model.input_channels, config.model.output_channels)
     training_data = data_lib.unpaired_dataset(
         *data_spec.domains("train"), config.data, training=True, seed=train_config.seed,
-        progress=verbose not in (0, False),
+        progress=verbose not in (0, False), channels=channels,
     )
     steps_per_epoch = train_config.steps_per_epoch or training_data.steps_per_epoch
     total_epochs = train_config.total_epochs
     test_domains = data_spec.test_domains() if train_config.validate else None
     validation = (
-        data_lib.unpaired_dataset(*test_domains, config.data, training=False)
+        data_lib.unpaired_dataset(*test_domains, config.data, training=False, channels=channels)
         if test_domains is not None
         else None
     )
-    samples = _sample_images(config, data_spec, train_config.num_samples)
+    samples = _sample_images(config, data_spec, train_config.num_samples, channels)
 
     with strategy.scope():
         dtype = None if train_config.mixed_precision == "none" else train_config.mixed_precision

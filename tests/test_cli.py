@@ -1,0 +1,144 @@
+"""End-to-end tests of the `tfcyclegan` command, called as `main([...])`."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcyclegan import cli
+from tfcyclegan.config import Config
+from tfcyclegan.synthetic import make_demo_dataset
+
+TINY_FLAGS = [
+    "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+    "--load-size", "36", "--crop-size", "32", "--seed", "3", "--num-samples", "2", "--pool-size", "3",
+    "--verbose", "0",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return str(make_demo_dataset(tmp_path_factory.mktemp("data"), n_train=8, n_test=3, size=32))
+
+
+def checkpoint_values(path):
+    reader = tf.train.load_checkpoint(path)
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if name.startswith(("G/", "F/", "D_X/", "D_Y/", "optimizer_", "pool_"))
+    }
+
+
+def test_train_then_resume_with_more_epochs(tmp_path, dataset):
+    runs = str(tmp_path / "runs")
+    code = cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
+                     "--epochs-decay", "0", "--steps-per-epoch", "3", *TINY_FLAGS])
+    assert code == cli.EXIT_OK
+    run = os.path.join(runs, "t")
+    assert Config.load(os.path.join(run, "config.json")).model.generator == "resnet_1blocks"
+    assert os.path.exists(os.path.join(run, "samples", "epoch_0001.png"))
+    # Resuming with a longer schedule continues from step 3.
+    code = cli.main(["train", "--resume", run, "--epochs", "2", "--verbose", "0"])
+    assert code == cli.EXIT_OK
+    assert os.path.exists(os.path.join(run, "samples", "epoch_0002.png"))
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-6")
+
+
+def test_flags_override_the_config_file_and_presets(tmp_path):
+    config_file = tmp_path / "c.json"
+    Config().replace(model=Config().model.replace(ngf=32)).save(config_file)
+    args = cli.build_parser().parse_args(
+        ["train", "--data", "d", "--config", str(config_file), "--image-size", "128", "--ndf", "16", "--no-flip"]
+    )
+    config = cli.config_from_args(args)
+    assert config.model.ngf == 32 and config.model.ndf == 16
+    assert config.model.generator == "resnet_6blocks"  # the paper's 128 px preset
+    assert (config.data.crop_size, config.data.load_size, config.data.flip) == (128, 143, False)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--runs-dir", "r"], "Say where the images are"),
+        (["train", "--data", "/no/such/root"], "Dataset folder not found: /no/such/root"),
+        (["train", "--data", "d", "--crop-size", "300"], "crop_size=300, load_size=286"),
+        (["train", "--data", "d", "--netG", "resnet_x"], "generator='resnet_x'"),
+        (["train", "--resume", "/no/such/run"], "not a tfcyclegan run folder"),
+        (["check-data", "--domain-a", "/no/a", "--domain-b", "/no/b"], "/no/a"),
+    ],
+)
+def test_user_errors_give_a_message_and_exit_1(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flags_exit_2(capsys):
+    assert cli.main(["train", "--pool-size", "many"]) == cli.EXIT_USAGE
+    assert "invalid int value: 'many'" in capsys.readouterr().err
+    assert cli.main(["train", "--norm", "layer"]) == cli.EXIT_USAGE
+
+
+def test_resume_refuses_another_architecture(tmp_path, dataset, capsys):
+    runs = str(tmp_path / "runs")
+    cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
+              "--epochs-decay", "0", "--steps-per-epoch", "1", *TINY_FLAGS])
+    code = cli.main(["train", "--resume", os.path.join(runs, "t"), "--ngf", "8", "--verbose", "0"])
+    assert code == cli.EXIT_FAILED
+    assert "model.ngf: 4 -> 8" in capsys.readouterr().err
+
+
+def test_check_data_lists_bad_files(tmp_path, capsys):
+    for letter in "AB":
+        folder = tmp_path / f"train{letter}"
+        folder.mkdir()
+        Image.new("RGB", (8, 8), "red").save(folder / "good.png")
+    (tmp_path / "trainB" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    assert cli.main(["check-data", "--data", str(tmp_path)]) == cli.EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "broken.jpg" in out
+
+
+def _train_command(dataset, runs, name, *extra):
+    return [sys.executable, "-m", "tfcyclegan", "train", "--data", dataset, "--runs-dir", runs,
+            "--name", name, "--epochs", "2", "--epochs-decay", "2", "--steps-per-epoch", "10",
+            "--checkpoint-every", "3", "--deterministic", "--no-validate", "--sample-every", "0",
+            *TINY_FLAGS, *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, dataset):
+    runs = str(tmp_path / "runs")
+    subprocess.run(_train_command(dataset, runs, "straight"), check=True, capture_output=True)
+
+    killed = os.path.join(runs, "killed")
+    process = subprocess.Popen(_train_command(dataset, runs, "killed"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    index = os.path.join(killed, "checkpoints", "checkpoint")
+    deadline = time.time() + 240
+    # Kill as soon as a mid-epoch checkpoint (step 3, 6 or 9 of 10) is the latest.
+    while time.time() < deadline and process.poll() is None:
+        latest = tf.train.latest_checkpoint(os.path.dirname(index)) if os.path.exists(index) else None
+        if latest and int(latest.rsplit("-", 1)[1]) % 10:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    assert not os.path.exists(os.path.join(killed, "model.keras"))  # it really died mid-run
+
+    subprocess.run([sys.executable, "-m", "tfcyclegan", "train", "--resume", killed, "--verbose", "0"],
+                   check=True, capture_output=True)
+    straight = checkpoint_values(os.path.join(runs, "straight", "checkpoints", "ckpt-40"))
+    resumed = checkpoint_values(os.path.join(killed, "checkpoints", "ckpt-40"))
+    assert straight.keys() == resumed.keys() and len(straight) > 50
+    for name, value in straight.items():
+        # Deterministic mode: the same ops in the same order; allow float round-off.
+        np.testing.assert_allclose(resumed[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
