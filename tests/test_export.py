@@ -1,0 +1,554 @@
+"""tfcyclegan.export: SavedModel and TFLite exports, parity, loading, errors.
+
+One tiny CycleGAN (ngf 4, one residual block) is trained for a few steps on
+synthetic landscapes and exported once per module in every format; the tests
+read that export.
+"""
+
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcyclegan import export
+from tfcyclegan.config import ModelConfig
+from tfcyclegan.layers import InputSizeCheck
+from tfcyclegan.model import CycleGAN, translate_with
+from tfcyclegan.synthetic import draw_scene
+
+SIZE = 32
+TINY = ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
+
+# Quantized variants are not bounded by export(); these sanity bounds hold with
+# a wide margin on the tiny model (measured: fp16 ~85 dB, dynamic_int8 ~55 dB,
+# int8 ~31 dB). fp16 weights carry ~3 significant digits, int8 activations
+# 8 bits per tensor, so a real regression (wrong scale, broken calibration,
+# the -14-level bias once seen with uint8 outputs) falls far below them.
+MIN_PSNR_DB = {"fp16": 50.0, "dynamic_int8": 35.0, "int8": 22.0}
+
+# Ops the TFLite files may hold: every one a builtin with kernels in LiteRT's
+# CPU runtime. A new op here deserves a look at phone support first.
+EXPECTED_OPS = {
+    "ADD", "CAST", "CONV_2D", "DEQUANTIZE", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "PACK",
+    "PAD", "QUANTIZE", "RELU", "ROUND", "RSQRT", "SHAPE", "SQUARED_DIFFERENCE",
+    "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE_CONV",
+}
+
+
+def scenes(n, season, height=SIZE, width=SIZE, seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = np.stack([np.asarray(draw_scene(rng, season, width, height)) for _ in range(n)])
+    return pixels.astype(np.float32) / 127.5 - 1.0
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(path of a trained tiny CycleGAN .keras, folder of representative PNGs)."""
+    root = tmp_path_factory.mktemp("trained")
+    keras.utils.set_random_seed(0)
+    model = CycleGAN.from_model_config(TINY, pool_size=2, seed=0)
+    model.compile()
+    x, y = scenes(8, "summer", seed=1), scenes(8, "winter", seed=2)
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=2, verbose=0)
+    path = root / "tiny.keras"
+    model.save(path)
+    representative = root / "representative"
+    representative.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(6):
+        draw_scene(rng, "summer", 48, 40).save(representative / f"summer_{i}.png")
+    return path, representative
+
+
+@pytest.fixture(scope="module")
+def generators(trained):
+    return export.load_generators(trained[0])
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """Both directions, every format, every TFLite mode, float and uint8 I/O."""
+    path, representative = trained
+    out = tmp_path_factory.mktemp("export") / "out"
+    report = export.export(path, out, representative_data=representative, verbose=False)
+    return out, report
+
+
+def png_bytes(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes(pixels):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def to_pixels(images):
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+# --- load_generators ---------------------------------------------------------
+
+
+def test_load_generators_from_cyclegan_file(trained):
+    both = export.load_generators(trained[0])
+    assert sorted(both) == ["a2b", "b2a"]
+    assert (both["a2b"].name, both["b2a"].name) == ("G", "F")
+    assert list(export.load_generators(trained[0], direction="y2x")) == ["b2a"]
+
+
+def test_load_generators_from_run_folder(trained, tmp_path):
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    shutil.copy(trained[0], run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"data": {"crop_size": 48}}))
+    assert sorted(export.load_generators(run)) == ["a2b", "b2a"]
+    assert export.training_size(run) == (48, 48)
+
+
+def test_load_generators_from_single_generator_file(generators, tmp_path):
+    path = tmp_path / "G.keras"
+    generators["a2b"].save(path)
+    assert list(export.load_generators(path)) == ["a2b"]
+    # A lone generator has no direction of its own: it takes the one asked for.
+    assert list(export.load_generators(path, "b2a")) == ["b2a"]
+
+
+def test_load_generators_missing_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No model at"):
+        export.load_generators(tmp_path / "nothing.keras")
+
+
+def test_load_generators_folder_without_model(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(FileNotFoundError, match="has no model.keras"):
+        export.load_generators(tmp_path)
+
+
+def test_load_generators_wrong_extension(tmp_path):
+    path = tmp_path / "latest_net_G.pth"
+    path.write_bytes(b"\x00")
+    with pytest.raises(ValueError, match="import-torch"):
+        export.load_generators(path)
+
+
+def test_load_generators_not_a_model(tmp_path):
+    path = tmp_path / "fake.keras"
+    path.write_text("not a zip archive")
+    with pytest.raises(ValueError, match="Cannot load .*fake.keras as a Keras model"):
+        export.load_generators(path)
+
+
+def test_load_generators_discriminator_file(tmp_path):
+    from tfcyclegan.networks import PatchDiscriminator
+
+    path = tmp_path / "D.keras"
+    PatchDiscriminator(ndf=4, n_layers=1, name="D_Y").save(path)
+    with pytest.raises(ValueError, match="discriminator .*PatchDiscriminator 'D_Y'"):
+        export.load_generators(path)
+
+
+def test_load_generators_saved_model_is_refused(exported):
+    out, _ = exported
+    with pytest.raises(ValueError, match="is a SavedModel"):
+        export.load_generators(out / "cyclegan_a2b")
+
+
+def test_bad_direction(trained):
+    with pytest.raises(ValueError, match="`direction` must be one of"):
+        export.load_generators(trained[0], direction="left")
+
+
+# --- the export and its parity report ------------------------------------------
+
+
+def test_export_writes_every_artifact_and_the_report(exported):
+    out, report = exported
+    assert report.ok, report.failures()
+    assert (out / "export_report.json").is_file()
+    on_disk = json.loads((out / "export_report.json").read_text())
+    assert on_disk["saved_models"] == {"a2b": "cyclegan_a2b/1", "b2a": "cyclegan_b2a/1"}
+    for direction in ("a2b", "b2a"):
+        assert (out / f"cyclegan_{direction}" / "1" / "saved_model.pb").is_file()
+        variants = on_disk["tflite"][direction]
+        assert sorted(variants) == sorted(
+            m + s for m in export.TFLITE_MODES for s in ("", "_uint8")
+        )
+        for info in variants.values():
+            assert (out / info["path"]).stat().st_size == info["bytes"]
+    assert "cyclegan_b2a" in (out / "models.config").read_text()
+    assert not list(out.rglob(".tmp-*")), "temporary folders left behind"
+
+
+def test_parity_within_the_stated_bounds(exported):
+    _, report = exported
+    for direction, checks in report.parity.items():
+        assert checks["saved_model/translate"]["max_abs"] <= export.FLOAT_TOLERANCE
+        assert checks["tflite/fp32"]["max_abs"] <= export.FLOAT_TOLERANCE
+        # uint8 outputs: the same pixels up to one level where float noise
+        # crosses a rounding edge.
+        for name in ("saved_model/translate_uint8", "saved_model/serving_default", "tflite/fp32_uint8"):
+            assert checks[name]["max_abs"] <= 1 / 127.5 + 1e-6, name
+        for mode, minimum in MIN_PSNR_DB.items():
+            for variant in (mode, mode + "_uint8"):
+                psnr = checks[f"tflite/{variant}"]["psnr_db"]
+                assert psnr is None or psnr > minimum, (direction, variant, psnr)
+
+
+def test_report_summary_lists_every_artifact(exported):
+    _, report = exported
+    summary = report.summary()
+    assert "a2b/tflite/int8_uint8" in summary and "SavedModel b2a" in summary
+
+
+def test_export_refuses_to_overwrite(exported, trained):
+    out, _ = exported
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export.export(trained[0], out, formats=("saved_model",), direction="a2b", parity=False, verbose=False)
+
+
+def test_int8_needs_representative_data(generators):
+    with pytest.raises(ValueError, match="representative"):
+        export.convert_tflite(generators["a2b"], mode="int8")
+    with pytest.raises(ValueError, match="representative_data"):
+        export.export(generators["a2b"], "unused", tflite_modes=("int8",), verbose=False)
+
+
+def test_bad_mode(generators):
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        export.convert_tflite(generators["a2b"], mode="int4")
+
+
+# --- TFLite: builtin ops, metadata, dynamic sizes -------------------------------
+
+
+def test_tflite_files_use_builtin_ops_only(exported):
+    out, report = exported
+    for variants in report.tflite.values():
+        for info in variants.values():
+            ops = export.check_builtin_ops((out / info["path"]).read_bytes())
+            assert set(ops) <= EXPECTED_OPS, set(ops) - EXPECTED_OPS
+            assert "TRANSPOSE_CONV" in ops and "MIRROR_PAD" in ops
+
+
+class _Patches(keras.layers.Layer):
+    """Space-to-depth through tf.image.extract_patches, which TFLite has no builtin for."""
+
+    def call(self, x):
+        patches = tf.image.extract_patches(x, [1, 2, 2, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")
+        return tf.nn.depth_to_space(patches, 2)
+
+
+def flex_generator():
+    inputs = keras.Input((None, None, 3))
+    x = InputSizeCheck(4, 8, name="size_check")(inputs)
+    return keras.Model(inputs, _Patches()(x))
+
+
+def test_generator_needing_flex_ops_is_refused():
+    with pytest.raises(export.NonBuiltinOpsError, match="ExtractImagePatches") as info:
+        export.convert_tflite(flex_generator())
+    assert info.value.ops == ["ExtractImagePatches"]
+
+
+def test_check_builtin_ops_names_flex_ops():
+    generator = flex_generator()
+    function = tf.function(lambda x: generator(x), input_signature=[tf.TensorSpec([1, 8, 8, 3])])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], generator)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    with pytest.raises(export.NonBuiltinOpsError, match="FlexExtractImagePatches.*phone runtimes"):
+        export.check_builtin_ops(converter.convert())
+
+
+def test_tflite_metadata(exported):
+    out, report = exported
+    info = report.tflite["b2a"]["int8_uint8"]
+    metadata = export.read_tflite_metadata((out / info["path"]).read_bytes())
+    assert metadata == info["metadata"]
+    assert metadata["size_multiple"] == 4 and metadata["min_size"] == 8
+    assert (metadata["signature"], metadata["input"], metadata["output"]) == (
+        "translate_uint8", "pixels", "output_pixels",
+    )
+    assert (metadata["dtype"], metadata["range"], metadata["direction"]) == ("uint8", [0, 255], "b2a")
+
+
+def test_one_tflite_file_runs_several_sizes(exported, generators):
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, _ = exported
+    interpreter = Interpreter(model_path=os.fspath(out / "tflite" / "cyclegan_a2b_fp32.tflite"), num_threads=2)
+    runner = interpreter.get_signature_runner("translate")
+    for height, width in ((48, 80), (64, 64)):
+        images = scenes(2, "summer", height, width, seed=height)
+        outputs = runner(images=images)["output_images"]
+        expected = generators["a2b"](images).numpy()
+        np.testing.assert_allclose(outputs, expected, atol=export.FLOAT_TOLERANCE)
+
+
+def test_fixed_size_tflite_has_no_shape_arithmetic(generators):
+    flatbuffer = export.convert_tflite(generators["a2b"], input_size=(32, 48))
+    assert "SHAPE" not in export.tflite_ops(flatbuffer)
+    gpu = export.gpu_compatibility(flatbuffer)
+    assert gpu["integer_ops"] == [] and gpu["dynamic_shape"] is False
+    assert export.read_tflite_metadata(flatbuffer)["input_size"] == [32, 48]
+
+
+def test_dynamic_tflite_reports_its_integer_ops(exported):
+    _, report = exported
+    gpu = report.tflite["a2b"]["fp32"]["gpu"]
+    assert gpu["dynamic_shape"] is True and "SHAPE" in gpu["integer_ops"]
+
+
+def test_fixed_size_must_be_valid(generators):
+    with pytest.raises(ValueError, match="multiples of 4"):
+        export.convert_tflite(generators["a2b"], input_size=(30, 32))
+
+
+# --- SavedModel signatures ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    out, _ = exported
+    return tf.saved_model.load(os.fspath(out / "cyclegan_a2b" / "1"))
+
+
+def test_translate_signature_dynamic_sizes(loaded, generators):
+    for height, width in ((48, 80), (64, 64), (37, 50)):
+        images = scenes(2, "summer", height, width, seed=width)
+        outputs = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
+        expected = translate_with(generators["a2b"], images)
+        assert outputs.shape == images.shape
+        np.testing.assert_allclose(outputs, expected, atol=export.FLOAT_TOLERANCE)
+
+
+def test_translate_uint8_signature(loaded, generators):
+    pixels = to_pixels(scenes(1, "summer", 24, 20))
+    outputs = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))["output_pixels"].numpy()
+    expected = to_pixels(translate_with(generators["a2b"], pixels / 127.5 - 1.0))
+    assert outputs.dtype == np.uint8
+    assert np.abs(outputs.astype(int) - expected).max() <= 1
+
+
+def test_serving_default_mixed_formats_and_sizes(loaded, generators):
+    rgb = to_pixels(scenes(1, "summer", 37, 50)[0])
+    gray = to_pixels(scenes(1, "summer", 21, 19, seed=4)[0]).mean(-1, keepdims=True).astype(np.uint8)
+    requests = [png_bytes(rgb), jpeg_bytes(rgb), png_bytes(gray)]
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(requests))["output_bytes"].numpy()
+    assert len(outputs) == 3
+    decoded_inputs = [tf.io.decode_image(r, channels=3).numpy() for r in requests]
+    for output, pixels in zip(outputs, decoded_inputs):
+        assert output[:8] == b"\x89PNG\r\n\x1a\n"
+        result = tf.io.decode_png(output).numpy()
+        expected = to_pixels(translate_with(generators["a2b"], pixels[None] / 127.5 - 1.0)[0])
+        assert result.shape == pixels.shape
+        assert np.abs(result.astype(int) - expected).max() <= 1
+
+
+def test_serving_default_tiny_image(loaded):
+    # Smaller than the generator's minimum (8): padded further, still answered.
+    pixels = np.full((3, 5, 3), 128, np.uint8)
+    output = loaded.signatures["serving_default"](image_bytes=tf.constant([png_bytes(pixels)]))
+    assert tf.io.decode_png(output["output_bytes"][0]).shape == (3, 5, 3)
+
+
+def test_serving_default_rejects_bytes_that_are_not_an_image(loaded):
+    good = png_bytes(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF, BMP or WebP image"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([good, b"hello, not an image"]))
+
+
+def test_serving_default_rejects_a_truncated_image(loaded):
+    truncated = png_bytes(np.zeros((16, 16, 3), np.uint8))[:40]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="PNG"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([truncated]))
+
+
+def test_translate_rejects_wrong_dtype_and_channels(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
+        loaded.signatures["translate"](images=tf.zeros([1, 8, 8, 3], tf.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Expected images with 3 channels"):
+        loaded.signatures["translate"](images=tf.zeros([1, 8, 8, 4]))
+
+
+def test_max_pixels_guard(generators, tmp_path):
+    version = export.export_saved_model(generators["a2b"], tmp_path, "small", max_pixels=1000)
+    signatures = tf.saved_model.load(os.fspath(version)).signatures
+    # 37 x 50 = 1850 pixels: refused from the PNG header, before decoding.
+    big = png_bytes(np.zeros((37, 50, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large: height x width must be at most 1000"):
+        signatures["serving_default"](image_bytes=tf.constant([big]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
+        signatures["translate"](images=tf.zeros([1, 40, 40, 3]))
+    ok = png_bytes(np.zeros((20, 30, 3), np.uint8))
+    assert len(signatures["serving_default"](image_bytes=tf.constant([ok]))["output_bytes"]) == 1
+
+
+# --- versions on disk -----------------------------------------------------------
+
+
+def test_existing_version_is_kept_unless_overwrite(generators, tmp_path):
+    first = export.export_saved_model(generators["a2b"], tmp_path, "m", version=3)
+    assert first == tmp_path / "m" / "3"
+    marker = first / "marker"
+    marker.write_text("v3")
+    with pytest.raises(FileExistsError, match="Version 3 of m exists"):
+        export.export_saved_model(generators["a2b"], tmp_path, "m", version=3)
+    assert marker.exists()
+    export.export_saved_model(generators["a2b"], tmp_path, "m", version=3, overwrite=True)
+    assert not marker.exists() and (first / "saved_model.pb").is_file()
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["3"]
+
+
+def test_crashed_export_leaves_no_version(generators, tmp_path, monkeypatch):
+    def crash(out_dir, endpoints, generator):
+        pathlib.Path(out_dir).mkdir()
+        (pathlib.Path(out_dir) / "saved_model.pb").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "_write_archive", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export.export_saved_model(generators["a2b"], tmp_path, "m", version=1)
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+@pytest.mark.parametrize("version", [0, -1, "2", True])
+def test_bad_version(generators, tmp_path, version):
+    with pytest.raises(ValueError, match="`version` must be an integer >= 1"):
+        export.export_saved_model(generators["a2b"], tmp_path, version=version)
+
+
+def test_bad_model_name(generators, tmp_path):
+    with pytest.raises(ValueError, match="`model_name` must be a folder name"):
+        export.export_saved_model(generators["a2b"], tmp_path, model_name="../up")
+
+
+# --- load_translator -----------------------------------------------------------
+
+
+def test_load_translator_every_kind_odd_size(exported, trained, generators):
+    out, _ = exported
+    images = scenes(2, "winter", 37, 50, seed=9)
+    expected = translate_with(generators["b2a"], images)
+    sources = {
+        "keras": trained[0],
+        "saved_model": out / "cyclegan_b2a",  # the model folder: highest version
+        "version": out / "cyclegan_b2a" / "1",
+        "export": out,  # export folder: its SavedModel for the direction
+        "tflite": out / "tflite" / "cyclegan_b2a_fp32.tflite",
+    }
+    for name, source in sources.items():
+        translator = export.load_translator(source, direction="b2a")
+        outputs = translator(images)
+        assert outputs.shape == images.shape, name
+        np.testing.assert_allclose(outputs, expected, atol=export.FLOAT_TOLERANCE, err_msg=name)
+    # One image (HWC) in, one out; a uint8 .tflite file works on float images too.
+    translator = export.load_translator(out / "tflite" / "cyclegan_b2a_fp32_uint8.tflite")
+    output = translator(images[0])
+    assert output.shape == images[0].shape
+    assert np.abs(output - to_pixels(expected[0]) / 127.5 + 1.0).max() <= 1 / 127.5 + 1e-6
+
+
+def test_load_translator_errors(tmp_path, exported):
+    with pytest.raises(FileNotFoundError, match="No model at"):
+        export.load_translator(tmp_path / "missing.tflite")
+    translator = export.load_translator(exported[0] / "tflite" / "cyclegan_a2b_fp16.tflite")
+    with pytest.raises(ValueError, match=r"Expected images of shape \(batch, height, width, 3\)"):
+        translator(np.zeros((1, 8, 8, 4), np.float32))
+
+
+# --- a fresh process without tfcyclegan ------------------------------------------
+
+FRESH = textwrap.dedent(
+    """
+    import sys
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "tfcyclegan":
+                raise ImportError("tfcyclegan must not be needed: " + name)
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, images_file, result_file = sys.argv[1:4]
+    images = np.load(images_file)
+    loaded = tf.saved_model.load(out + "/cyclegan_a2b/1")
+    results = {
+        "translate": loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy(),
+    }
+    png = tf.io.encode_png(np.round((images[0] + 1) * 127.5).astype(np.uint8)).numpy()
+    answer = loaded.signatures["serving_default"](image_bytes=tf.constant([png]))
+    results["png"] = tf.io.decode_png(answer["output_bytes"][0]).numpy()
+    for variant in ("fp32", "fp16", "dynamic_int8", "int8", "fp32_uint8", "int8_uint8"):
+        interpreter = Interpreter(model_path=f"{out}/tflite/cyclegan_a2b_{variant}.tflite")
+        runner = interpreter.get_signature_runner("translate_uint8" if variant.endswith("uint8") else "translate")
+        if variant.endswith("uint8"):
+            pixels = np.round((images + 1) * 127.5).astype(np.uint8)
+            results[variant] = runner(pixels=pixels)["output_pixels"].astype(np.float32) / 127.5 - 1
+        else:
+            results[variant] = runner(images=images)["output_images"]
+    assert "tfcyclegan" not in sys.modules
+    np.savez(result_file, **results)
+    """
+)
+
+
+@pytest.mark.slow
+def test_exports_run_in_a_fresh_process_without_tfcyclegan(exported, generators, tmp_path):
+    out, _ = exported
+    images = scenes(2, "summer", 32, 48, seed=11)
+    np.save(tmp_path / "images.npy", images)
+    subprocess.run(
+        [sys.executable, "-c", FRESH, os.fspath(out), os.fspath(tmp_path / "images.npy"), os.fspath(tmp_path / "r.npz")],
+        check=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=300,
+    )
+    results = np.load(tmp_path / "r.npz")
+    expected = generators["a2b"](images).numpy()
+    np.testing.assert_allclose(results["translate"], expected, atol=export.FLOAT_TOLERANCE)
+    np.testing.assert_allclose(results["fp32"], expected, atol=export.FLOAT_TOLERANCE)
+    assert np.abs(results["fp32_uint8"] - expected).max() <= 1 / 127.5 + 1e-6
+    assert np.abs(results["png"].astype(int) - to_pixels(expected[0])).max() <= 1
+    for variant, minimum in (("fp16", 50), ("dynamic_int8", 35), ("int8", 22), ("int8_uint8", 22)):
+        assert export.psnr(results[variant], expected) > minimum, variant
+
+
+def test_saved_model_cli_lists_the_three_signatures(exported):
+    cli = pathlib.Path(sys.executable).parent / "saved_model_cli"
+    if not cli.exists():
+        pytest.skip("saved_model_cli is not installed beside this Python")
+    out, _ = exported
+    shown = subprocess.run(
+        [os.fspath(cli), "show", "--dir", os.fspath(out / "cyclegan_a2b" / "1"), "--all"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    for text in (
+        "signature_def['serving_default']",
+        "signature_def['translate']",
+        "signature_def['translate_uint8']",
+        "inputs['image_bytes']",
+        "outputs['output_bytes']",
+        "inputs['images']",
+        "outputs['output_pixels']",
+    ):
+        assert text in shown, text
