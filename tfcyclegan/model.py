@@ -152,7 +152,10 @@ class CycleGAN(keras.Model):
         if not self.built:
             shape = _image_shape(x)
             if shape is not None:
-                self.build(shape)
+                # In the model's strategy scope, so that the pools become
+                # per-replica variables under tf.distribute.
+                with self.distribute_strategy.scope():
+                    self.build(shape)
         return super().fit(x, y, *args, **kwargs)
 
     # === Compilation ===

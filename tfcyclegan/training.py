@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import tempfile
 
 import keras
@@ -216,6 +217,11 @@ def compile_arguments(config, steps_per_epoch):
     )
 
 
+def _saved_data_spec(paths):
+    with open(paths.run, encoding="utf-8") as f:
+        return DataSpec(**json.load(f)["data"])
+
+
 def _prepare_run_folder(run_dir, config, data_spec, resume):
     paths = RunPaths(os.fspath(run_dir))
     if resume:
@@ -227,9 +233,7 @@ def _prepare_run_folder(run_dir, config, data_spec, resume):
                 "shape; its checkpoints would not fit. Differences (saved -> "
                 "requested):\n  " + "\n  ".join(changes)
             )
-        with open(paths.run, encoding="utf-8") as f:
-            saved_spec = DataSpec(**json.load(f)["data"])
-        data_spec = data_spec or saved_spec
+        data_spec = data_spec or _saved_data_spec(paths)
     else:
         if os.path.exists(paths.config):
             raise FileExistsError(
@@ -276,6 +280,7 @@ def train(
     resume=False,
     verbose="auto",
     extra_callbacks=(),
+    strategy=None,
 ):
     """Trains a CycleGAN with `model.fit`, in a run folder that can be resumed.
 
@@ -288,20 +293,40 @@ def train(
         resume: continue from the run's latest checkpoint.
         verbose: Keras `fit` verbosity.
         extra_callbacks: more Keras callbacks.
+        strategy: a `tf.distribute.Strategy` or a name (`config.train.strategy`
+            if None). With several workers only the chief writes the run
+            folder; the others checkpoint into a temporary folder, as
+            TensorFlow's multi-worker guide does.
 
     Returns:
         A `TrainResult`.
     """
     if not isinstance(config, Config):
         raise ValueError(f"`config` must be a Config. Received: {type(config).__name__}")
+    # First: a multi-worker strategy must exist before any other TensorFlow work.
+    strategy = distribute.make_strategy(strategy or config.train.strategy)
+    replicas = strategy.num_replicas_in_sync
+    if config.data.batch_size % replicas:
+        raise ValueError(
+            f"The batch is split over {replicas} replicas, so batch_size must be a "
+            f"multiple of {replicas}. Received: batch_size={config.data.batch_size}"
+        )
+    chief = distribute.is_chief(strategy)
     config = _with_seed(config)
     train_config = config.train
-    paths, data_spec = _prepare_run_folder(run_dir, config, data_spec, resume)
+    if chief:
+        paths, data_spec = _prepare_run_folder(run_dir, config, data_spec, resume)
+        write_paths = paths
+    else:
+        paths = RunPaths(os.fspath(run_dir))
+        if data_spec is None:
+            data_spec = _saved_data_spec(paths)
+        write_paths = RunPaths(tempfile.mkdtemp(prefix="tfcyclegan-worker-"))
+        verbose = 0
     if train_config.deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(train_config.seed)
 
-    strategy = distribute.make_strategy(train_config.strategy)
     channels = (config.model.input_channels, config.model.output_channels)
     training_data = data_lib.unpaired_dataset(
         *data_spec.domains("train"), config.data, training=True, seed=train_config.seed,
@@ -315,7 +340,7 @@ def train(
         if test_domains is not None
         else None
     )
-    samples = _sample_images(config, data_spec, train_config.num_samples, channels)
+    samples = _sample_images(config, data_spec, train_config.num_samples, channels) if chief else None
 
     with strategy.scope():
         dtype = None if train_config.mixed_precision == "none" else train_config.mixed_precision
@@ -330,13 +355,13 @@ def train(
 
     checkpointing = callbacks_lib.Checkpointing(
         checkpoint,
-        paths.checkpoints,
+        write_paths.checkpoints,
         step,
         every_n_steps=train_config.checkpoint_every,
         keep=train_config.keep_checkpoints,
     )
     if resume:
-        latest = checkpointing.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(paths.checkpoints)
         if latest is None:
             raise FileNotFoundError(
                 f"{run_dir} has no checkpoint to resume from ({paths.checkpoints} is empty)."
@@ -348,11 +373,14 @@ def train(
     run_callbacks = [
         checkpointing,  # first: it advances `step`, which the others read
         callbacks_lib.Throughput(config.data.batch_size),
-        keras.callbacks.CSVLogger(paths.history, append=resume),
-        keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
         callbacks_lib.GracefulStop(),
         *extra_callbacks,
     ]
+    if chief:
+        run_callbacks[2:2] = [
+            keras.callbacks.CSVLogger(paths.history, append=resume),
+            keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
+        ]
     if samples is not None:
         run_callbacks.insert(
             1,
@@ -374,21 +402,32 @@ def train(
     model.stop_training = False
     while done < total_steps and not model.stop_training:
         epoch, offset = divmod(done, steps_per_epoch)
-        last_epoch = epoch + 1 if offset else total_epochs
-        fit_history = model.fit(
-            training_data.from_step(done),
-            epochs=last_epoch,
+        fit_args = dict(
+            epochs=epoch + 1 if offset else total_epochs,
             initial_epoch=epoch,
             steps_per_epoch=steps_per_epoch - offset if offset else steps_per_epoch,
             validation_data=validation.dataset if validation is not None else None,
-            validation_steps=validation.steps_per_epoch if validation is not None else None,
             callbacks=run_callbacks,
             verbose=verbose,
         )
+        if distribute.is_multi_worker(strategy):
+            fit_history = distribute.fit_distributed(
+                model, training_data.from_step(done), strategy=strategy,
+                global_batch_size=config.data.batch_size, **fit_args,
+            )
+        else:
+            fit_history = model.fit(
+                training_data.from_step(done),
+                validation_steps=validation.steps_per_epoch if validation is not None else None,
+                **fit_args,
+            )
         for key, values in fit_history.history.items():
             history.setdefault(key, []).extend(values)
         done = int(step.numpy())
-    save_model_atomically(model, paths.model)
+    if chief:
+        save_model_atomically(model, paths.model)
+    else:
+        shutil.rmtree(write_paths.root, ignore_errors=True)
     # Ctrl-C (GracefulStop) or any callback (e.g. EarlyStopping) may stop early.
     interrupted = done < total_steps
     if verbose:
