@@ -193,6 +193,13 @@ def test_export_writes_every_artifact_and_the_report(exported):
     assert not list(out.rglob(".tmp-*")), "temporary folders left behind"
 
 
+def test_saved_model_holds_each_weight_once(exported, generators):
+    out, _ = exported
+    weights = sum(w.numpy().nbytes for w in generators["a2b"].weights)
+    saved = sum(f.stat().st_size for f in (out / "cyclegan_a2b" / "1" / "variables").glob("variables.data-*"))
+    assert weights <= saved < 1.2 * weights
+
+
 def test_parity_within_the_stated_bounds(exported):
     _, report = exported
     for direction, checks in report.parity.items():
@@ -414,7 +421,7 @@ def test_existing_version_is_kept_unless_overwrite(generators, tmp_path):
 
 
 def test_crashed_export_leaves_no_version(generators, tmp_path, monkeypatch):
-    def crash(out_dir, endpoints, generator):
+    def crash(out_dir, endpoints):
         pathlib.Path(out_dir).mkdir()
         (pathlib.Path(out_dir) / "saved_model.pb").write_bytes(b"half")
         raise RuntimeError("disk full")

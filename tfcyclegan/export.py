@@ -472,9 +472,12 @@ def _check_model_name(model_name):
         )
 
 
-def _write_archive(out_dir, endpoints, generator):
+def _write_archive(out_dir, endpoints):
+    # The endpoints' functions carry the generator's variables. Calling
+    # `archive.track(generator)` as well would save every weight twice (once
+    # as Keras variables, once as the tf.Variables the functions capture):
+    # a 92 MB SavedModel for 46 MB of ResNet-9 weights (measured).
     archive = keras.export.ExportArchive()
-    archive.track(generator)
     for name, (fn, signature) in endpoints.items():
         archive.add_endpoint(name, fn, input_signature=signature)
     # Keras prints the endpoints otherwise; the report says what was written.
@@ -545,7 +548,7 @@ def export_saved_model(
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
-        _write_archive(tmp, _ServingFunctions(generator, max_pixels).signatures(), generator)
+        _write_archive(tmp, _ServingFunctions(generator, max_pixels).signatures())
         _replace_dir(tmp, target, overwrite)
     finally:
         if tmp.exists():
@@ -669,7 +672,7 @@ def _tflite_saved_model(generator, input_size, int8_pixels=False):
         "translate_uint8": (translate_uint8, [tf.TensorSpec(shape, tf.uint8, name="pixels")]),
     }
     with tempfile.TemporaryDirectory(prefix="tfcyclegan-tflite-") as tmp:
-        _write_archive(tmp, endpoints, generator)
+        _write_archive(tmp, endpoints)
         yield tmp
 
 
