@@ -305,12 +305,21 @@ def test_one_tflite_file_runs_several_sizes(exported, generators):
         np.testing.assert_allclose(outputs, expected, atol=export.FLOAT_TOLERANCE)
 
 
-def test_fixed_size_tflite_has_no_shape_arithmetic(generators):
+def test_fixed_size_tflite_has_no_shape_arithmetic(generators, tmp_path):
     flatbuffer = export.convert_tflite(generators["a2b"], input_size=(32, 48))
     assert "SHAPE" not in export.tflite_ops(flatbuffer)
     gpu = export.gpu_compatibility(flatbuffer)
     assert gpu["integer_ops"] == [] and gpu["dynamic_shape"] is False
     assert export.read_tflite_metadata(flatbuffer)["input_size"] == [32, 48]
+    path = tmp_path / "fixed.tflite"
+    path.write_bytes(flatbuffer)
+    translator = export.load_translator(path)
+    images = scenes(2, "summer", 30, 45)  # padded to 32 x 48
+    np.testing.assert_allclose(
+        translator(images), translate_with(generators["a2b"], images), atol=export.FLOAT_TOLERANCE
+    )
+    with pytest.raises(ValueError, match="takes only 32x48 images"):
+        translator(scenes(1, "summer", 40, 40))
 
 
 def test_dynamic_tflite_reports_its_integer_ops(exported):

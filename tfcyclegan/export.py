@@ -1070,7 +1070,8 @@ class _TFLiteRunner:
         self.input_index = detail["index"]
         self.uint8 = detail["dtype"] == np.uint8
         self.channels = int(detail["shape_signature"][-1])
-        self.static = all(d > 0 for d in detail["shape_signature"])
+        signature = [int(d) for d in detail["shape_signature"]]
+        self.fixed_size = tuple(signature[1:3]) if min(signature) > 0 else None
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self._shape = None
 
@@ -1088,7 +1089,13 @@ class _TFLiteRunner:
         padded = pad_reflect(images, self.multiple, self.min_size)
         if self.uint8:
             padded = np.clip(np.round((padded + 1.0) * 127.5), 0, 255).astype(np.uint8)
-        if self.static:
+        if self.fixed_size:
+            if padded.shape[1:3] != self.fixed_size:
+                raise ValueError(
+                    f"This .tflite file takes only {self.fixed_size[0]}x{self.fixed_size[1]} images "
+                    f"(exported with a fixed input size). Received: {height}x{width}. Resize the "
+                    "images, or use a file exported without tflite_input_size."
+                )
             outputs = np.concatenate([self._invoke(padded[i : i + 1]) for i in range(len(padded))])
         else:
             outputs = self._invoke(np.ascontiguousarray(padded))
