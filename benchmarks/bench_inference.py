@@ -1,0 +1,225 @@
+"""Inference latency of the paper's generator: Keras, SavedModel, TFLite variants.
+
+Prints, for ResNet-9 at ngf=64 (the paper's 256 px generator, random weights:
+latency does not depend on them) on 256 x 256 images, batch 1:
+
+- file sizes of the SavedModel and of each TFLite variant (fp32, fp16,
+  dynamic_int8, int8 calibrated on synthetic scenes, and fp32 with a fixed
+  256 x 256 input instead of a dynamic one);
+- latency per image of Keras (the model in a `tf.function`), the reloaded
+  SavedModel's `translate` signature and each TFLite file on LiteRT's CPU path
+  (XNNPACK, `--threads` threads), measured interleaved (every runner once per
+  round, several rounds) so a busy machine slows all of them alike;
+- ratios to Keras, and the quantized variants' PSNR against Keras float32;
+
+between two matmul calibration lines (GFLOP/s of a 2048^2 float32 matmul), so
+figures from different machines can be compared. No asserts: run and read.
+
+    python benchmarks/bench_inference.py [--size 256] [--ngf 64] [--blocks 9]
+        [--threads 2] [--rounds 3] [--iters 3] [--model runs/NAME]
+
+`build_runners`, `measure_latency`, `quality` and `run` are importable (the
+benchmarks table builds on `run`).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfcyclegan import export  # noqa: E402
+from tfcyclegan.networks import ResnetGenerator  # noqa: E402
+from tfcyclegan.synthetic import draw_scene  # noqa: E402
+
+TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "fp32_fixed")
+
+
+def matmul_gflops(n=2048, repeats=10):
+    """GFLOP/s of an n x n float32 matmul on the default device (calibration)."""
+    a = tf.random.normal((n, n), seed=0)
+    b = tf.random.normal((n, n), seed=1)
+    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+    matmul().numpy()  # Trace and warm up.
+    start = time.perf_counter()
+    for _ in range(repeats):
+        matmul().numpy()
+    seconds = (time.perf_counter() - start) / repeats
+    return 2 * n**3 / seconds / 1e9
+
+
+def scenes(count, size, seed=0):
+    """float32 (count, size, size, 3) synthetic landscapes in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    pixels = np.stack([np.asarray(draw_scene(rng, "summer", size, size)) for _ in range(count)])
+    return pixels.astype(np.float32) / 127.5 - 1.0
+
+
+def _folder_bytes(path):
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _tflite_runner(flatbuffer, shape, threads):
+    """A callable running one float32 batch of `shape` through a LiteRT interpreter (XNNPACK)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
+    detail = interpreter.get_input_details()[0]
+    if list(detail["shape"]) != list(shape):
+        interpreter.resize_tensor_input(detail["index"], list(shape), strict=False)
+    interpreter.allocate_tensors()
+    output = interpreter.get_output_details()[0]["index"]
+
+    def run(images):
+        interpreter.set_tensor(detail["index"], images)
+        interpreter.invoke()
+        return interpreter.get_tensor(output)
+
+    return run
+
+
+def build_runners(generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None):
+    """Exports `generator` and returns ({name: callable(images) -> outputs}, {name: bytes on disk}).
+
+    Names: "keras", "saved_model", and "tflite_<variant>" for each of `variants`.
+    """
+    workdir = os.fspath(workdir)
+    keras_call = tf.function(lambda x: generator(x, training=False))
+    runners = {"keras": lambda images: keras_call(images).numpy()}
+    sizes = {}
+
+    version = export.export_saved_model(generator, workdir, "bench", overwrite=True)
+    loaded = tf.saved_model.load(os.fspath(version))
+    translate = loaded.signatures["translate"]
+    runners["saved_model"] = lambda images: translate(images=tf.constant(images))["output_images"].numpy()
+    runners["saved_model"].loaded = loaded  # keeps the variables alive
+    sizes["saved_model"] = _folder_bytes(version)
+
+    shape = (1, size, size, generator.input_shape[-1])
+    for variant in variants:
+        mode = variant.replace("_fixed", "")
+        input_size = (size, size) if variant.endswith("_fixed") else None
+        flatbuffer = export.convert_tflite(
+            generator, mode, representative_images=calibration, input_size=input_size
+        )
+        sizes[f"tflite_{variant}"] = len(flatbuffer)
+        runners[f"tflite_{variant}"] = _tflite_runner(flatbuffer, shape, threads)
+    return runners, sizes
+
+
+def measure_latency(runners, image, rounds=3, iters=3, warmup=1):
+    """Milliseconds per call of each runner on `image` (a batch of one), interleaved.
+
+    Every round runs each runner `iters` times in turn; returns {name:
+    {"median_ms", "min_ms"}} over all timed calls.
+    """
+    for run in runners.values():
+        for _ in range(warmup):
+            run(image)
+    times = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for _ in range(iters):
+                start = time.perf_counter()
+                run(image)
+                times[name].append(1000 * (time.perf_counter() - start))
+    return {
+        name: {"median_ms": statistics.median(values), "min_ms": min(values)}
+        for name, values in times.items()
+    }
+
+
+def quality(runners, images, reference="keras"):
+    """PSNR (dB) and max abs error of each runner against `reference` on `images`, one at a time."""
+    results = {}
+    expected = np.concatenate([runners[reference](images[i : i + 1]) for i in range(len(images))])
+    for name, run in runners.items():
+        outputs = np.concatenate([run(images[i : i + 1]) for i in range(len(images))])
+        results[name] = {
+            "psnr_db": export.psnr(outputs, expected),
+            "max_abs": float(np.max(np.abs(outputs - expected))),
+        }
+    return results
+
+
+def run(size=256, ngf=64, blocks=9, threads=2, rounds=3, iters=3, variants=TFLITE_VARIANTS, model=None):
+    """Everything the script prints, as a dict.
+
+    `model`: a .keras file or run folder whose "a2b" generator is measured
+    instead of a randomly initialised ResNet (`ngf`, `blocks` are then ignored).
+    Quantization PSNR means little on random weights; on trained ones it is
+    what users see.
+    """
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    result = {"config": dict(size=size, ngf=ngf, blocks=blocks, threads=threads, rounds=rounds, iters=iters)}
+    result["gflops_before"] = matmul_gflops()
+    if model is None:
+        generator = ResnetGenerator(ngf=ngf, n_blocks=blocks, seed=0, name="G")
+        result["config"]["weights"] = "random (seed 0)"
+    else:
+        generator = export.load_generators(model, "a2b")["a2b"]
+        result["config"].update(ngf=getattr(generator, "ngf", None), blocks=getattr(generator, "n_blocks", None))
+        result["config"]["weights"] = os.fspath(model)
+    calibration = list(scenes(4, size, seed=1))
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        runners, sizes = build_runners(generator, workdir, size, threads, variants, calibration)
+        result["export_seconds"] = time.perf_counter() - start
+        result["bytes"] = sizes
+        images = scenes(2, size, seed=2)
+        result["quality"] = quality(runners, images)
+        result["latency"] = measure_latency(runners, images[:1], rounds, iters)
+    result["gflops_after"] = matmul_gflops()
+    return result
+
+
+def print_result(result):
+    config = result["config"]
+    print(f"matmul 2048^2 float32: {result['gflops_before']:.1f} GFLOP/s (before)")
+    print(
+        f"ResNet-{config['blocks']} ngf={config['ngf']} ({config['weights']} weights), "
+        f"{config['size']}x{config['size']}, batch 1, {config['threads']} threads, "
+        f"{config['rounds']} rounds x {config['iters']} calls "
+        f"(export and conversions took {result['export_seconds']:.0f}s)"
+    )
+    keras_ms = result["latency"]["keras"]["median_ms"]
+    fp32_bytes = result["bytes"].get("tflite_fp32")
+    print(f"{'runner':<22}{'size MB':>9}{'x fp32':>8}{'median ms':>11}{'min ms':>9}{'x keras':>9}{'PSNR dB':>9}")
+    for name, latency in result["latency"].items():
+        size = result["bytes"].get(name)
+        size_text = "" if size is None else f"{size / 1e6:.2f}"
+        ratio = "" if size is None or not fp32_bytes else f"{size / fp32_bytes:.2f}"
+        psnr = result["quality"][name]["psnr_db"]
+        psnr_text = "" if name == "keras" else ("inf" if psnr == float("inf") else f"{psnr:.1f}")
+        print(
+            f"{name:<22}{size_text:>9}{ratio:>8}{latency['median_ms']:>11.1f}{latency['min_ms']:>9.1f}"
+            f"{latency['median_ms'] / keras_ms:>9.2f}{psnr_text:>9}"
+        )
+    print(f"matmul 2048^2 float32: {result['gflops_after']:.1f} GFLOP/s (after)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--ngf", type=int, default=64)
+    parser.add_argument("--blocks", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iters", type=int, default=3)
+    parser.add_argument("--model", default=None, help="a trained .keras / run folder instead of random weights")
+    args = parser.parse_args(argv)
+    print_result(
+        run(args.size, args.ngf, args.blocks, args.threads, args.rounds, args.iters, model=args.model)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
