@@ -486,6 +486,27 @@ def test_load_translator_errors(tmp_path, exported):
         translator(np.zeros((1, 8, 8, 4), np.float32))
 
 
+def test_unet_and_imported_pix2pix_generators(tmp_path):
+    """U-Nets need a multiple of 2**num_downs; a pix2pix import is a plain functional model."""
+    from tfcyclegan.networks import UnetGenerator
+    from tfcyclegan.torch_import import export_state_dict, import_generator
+
+    keras.utils.set_random_seed(1)
+    imported = import_generator(export_state_dict(UnetGenerator(num_downs=5, ngf=4, norm="batch", seed=0)))
+    assert not isinstance(imported, UnetGenerator)  # plain functional: no size_multiple attribute
+    assert export.size_multiple(imported) == (32, 32)
+    images = scenes(2, "summer", 37, 50)  # padded to 64 x 64
+    expected = export.keras_translate(imported, images)
+    assert expected.shape == images.shape
+    version = export.export_saved_model(imported, tmp_path, "pix2pix")
+    path = tmp_path / "pix2pix.tflite"
+    path.write_bytes(export.convert_tflite(imported))
+    for source in (version, path):
+        np.testing.assert_allclose(
+            export.load_translator(source)(images), expected, atol=export.FLOAT_TOLERANCE, err_msg=str(source)
+        )
+
+
 # --- a fresh process without tfcyclegan ------------------------------------------
 
 FRESH = textwrap.dedent(

@@ -1004,6 +1004,20 @@ def pad_reflect(images, multiple, min_size=1):
     return images[:, rows][:, :, cols]
 
 
+def keras_translate(generator, images):
+    """The Keras generator on NHWC float images of any size: padded and cropped as the exports do.
+
+    Like `tfcyclegan.model.translate_with`, but the size multiple comes from the
+    "size_check" layer, which plain functional generators (pix2pix imports)
+    have too, and images smaller than the minimum size work.
+    """
+    multiple, min_size = size_multiple(generator)
+    images = np.asarray(images, np.float32)
+    height, width = images.shape[1:3]
+    outputs = generator(pad_reflect(images, multiple, min_size), training=False)
+    return np.asarray(outputs)[:, :height, :width]
+
+
 def _interpreter(model_content=None, model_path=None, num_threads=None):
     """A LiteRT interpreter (ai-edge-litert, or TensorFlow's deprecated one)."""
     try:
@@ -1171,14 +1185,8 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
         translator._loaded = loaded  # keeps the variables alive
         return translator
     generator = load_generators(path, direction)[direction]
-    from tfcyclegan.model import translate_with
-
     return Translator(
-        "keras",
-        lambda images: translate_with(generator, images, batch_size=batch_size),
-        _channels(generator)[0],
-        path,
-        batch_size,
+        "keras", lambda images: keras_translate(generator, images), _channels(generator)[0], path, batch_size
     )
 
 
@@ -1255,13 +1263,11 @@ def _from_pixels(pixels):
 
 def saved_model_parity(version_dir, generator, images):
     """Runs the reloaded SavedModel's three signatures against Keras on `images`."""
-    from tfcyclegan.model import translate_with
-
     loaded = tf.saved_model.load(os.fspath(version_dir))
-    reference = translate_with(generator, images)
+    reference = keras_translate(generator, images)
     translate = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
     pixels = _to_pixels(images)
-    reference_pixels = _to_pixels(translate_with(generator, _from_pixels(pixels)))
+    reference_pixels = _to_pixels(keras_translate(generator, _from_pixels(pixels)))
     uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))["output_pixels"].numpy()
     encoded = [tf.io.encode_png(p).numpy() for p in pixels]
     outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))["output_bytes"].numpy()
@@ -1277,13 +1283,11 @@ def saved_model_parity(version_dir, generator, images):
 
 def tflite_parity(tflite_bytes, generator, images, bound=None):
     """Runs a .tflite file against Keras on `images` (uint8 files on the images' pixels)."""
-    from tfcyclegan.model import translate_with
-
     runner = _TFLiteRunner(tflite_bytes, num_threads=2)
     if runner.uint8:
         # Compare on what the uint8 model sees: the images as pixels.
         images = _from_pixels(_to_pixels(images))
-    reference = translate_with(generator, images)
+    reference = keras_translate(generator, images)
     outputs = runner(images)
     if runner.uint8:
         reference = _from_pixels(_to_pixels(reference))
