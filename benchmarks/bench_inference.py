@@ -85,7 +85,9 @@ def _tflite_runner(flatbuffer, shape, threads):
     return run
 
 
-def build_runners(generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None):
+def build_runners(
+    generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None
+):
     """Exports `generator` and returns ({name: callable(images) -> outputs}, {name: bytes on disk}).
 
     Names: "keras", "saved_model", and "tflite_<variant>" for each of `variants`.
@@ -98,7 +100,9 @@ def build_runners(generator, workdir, size=256, threads=2, variants=TFLITE_VARIA
     version = export.export_saved_model(generator, workdir, "bench", overwrite=True)
     loaded = tf.saved_model.load(os.fspath(version))
     translate = loaded.signatures["translate"]
-    runners["saved_model"] = lambda images: translate(images=tf.constant(images))["output_images"].numpy()
+    runners["saved_model"] = lambda images: translate(images=tf.constant(images))[
+        "output_images"
+    ].numpy()
     runners["saved_model"].loaded = loaded  # keeps the variables alive
     sizes["saved_model"] = _folder_bytes(version)
 
@@ -149,7 +153,9 @@ def quality(runners, images, reference="keras"):
     return results
 
 
-def run(size=256, ngf=64, blocks=9, threads=2, rounds=3, iters=3, variants=TFLITE_VARIANTS, model=None):
+def run(
+    size=256, ngf=64, blocks=9, threads=2, rounds=3, iters=3, variants=TFLITE_VARIANTS, model=None
+):
     """Everything the script prints, as a dict.
 
     `model`: a .keras file or run folder whose "a2b" generator is measured
@@ -158,14 +164,20 @@ def run(size=256, ngf=64, blocks=9, threads=2, rounds=3, iters=3, variants=TFLIT
     what users see.
     """
     tf.config.threading.set_intra_op_parallelism_threads(threads)
-    result = {"config": dict(size=size, ngf=ngf, blocks=blocks, threads=threads, rounds=rounds, iters=iters)}
+    result = {
+        "config": dict(
+            size=size, ngf=ngf, blocks=blocks, threads=threads, rounds=rounds, iters=iters
+        )
+    }
     result["gflops_before"] = matmul_gflops()
     if model is None:
         generator = ResnetGenerator(ngf=ngf, n_blocks=blocks, seed=0, name="G")
         result["config"]["weights"] = "random (seed 0)"
     else:
         generator = export.load_generators(model, "a2b")["a2b"]
-        result["config"].update(ngf=getattr(generator, "ngf", None), blocks=getattr(generator, "n_blocks", None))
+        result["config"].update(
+            ngf=getattr(generator, "ngf", None), blocks=getattr(generator, "n_blocks", None)
+        )
         result["config"]["weights"] = os.fspath(model)
     calibration = list(scenes(4, size, seed=1))
     with tempfile.TemporaryDirectory() as workdir:
@@ -191,7 +203,9 @@ def print_result(result):
     )
     keras_ms = result["latency"]["keras"]["median_ms"]
     fp32_bytes = result["bytes"].get("tflite_fp32")
-    print(f"{'runner':<22}{'size MB':>9}{'x fp32':>8}{'median ms':>11}{'min ms':>9}{'x keras':>9}{'PSNR dB':>9}")
+    print(
+        f"{'runner':<22}{'size MB':>9}{'x fp32':>8}{'median ms':>11}{'min ms':>9}{'x keras':>9}{'PSNR dB':>9}"
+    )
     for name, latency in result["latency"].items():
         size = result["bytes"].get(name)
         size_text = "" if size is None else f"{size / 1e6:.2f}"
@@ -213,10 +227,20 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--iters", type=int, default=3)
-    parser.add_argument("--model", default=None, help="a trained .keras / run folder instead of random weights")
+    parser.add_argument(
+        "--model", default=None, help="a trained .keras / run folder instead of random weights"
+    )
     args = parser.parse_args(argv)
     print_result(
-        run(args.size, args.ngf, args.blocks, args.threads, args.rounds, args.iters, model=args.model)
+        run(
+            args.size,
+            args.ngf,
+            args.blocks,
+            args.threads,
+            args.rounds,
+            args.iters,
+            model=args.model,
+        )
     )
     return 0
 

@@ -82,14 +82,22 @@ class LiteRTTranslator:
                 "pass --multiple (4 for ResNet generators, 2**num_downs for U-Nets)."
             )
         self.min_size = self.metadata.get("min_size", self.multiple)
-        resolver = OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        resolver = (
+            OpResolverType.AUTO if xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         self.interpreter = Interpreter(
-            model_content=model_bytes, num_threads=num_threads, experimental_op_resolver_type=resolver
+            model_content=model_bytes,
+            num_threads=num_threads,
+            experimental_op_resolver_type=resolver,
         )
         detail = self.interpreter.get_input_details()[0]
         self.input_index = detail["index"]
         self.uint8 = detail["dtype"] == np.uint8
-        self.fixed = [int(d) for d in detail["shape_signature"][1:3]] if min(detail["shape_signature"]) > 0 else None
+        self.fixed = (
+            [int(d) for d in detail["shape_signature"][1:3]]
+            if min(detail["shape_signature"]) > 0
+            else None
+        )
         self.channels = int(detail["shape_signature"][-1])
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self._shape = None
@@ -153,7 +161,9 @@ def main(argv=None):
     parser.add_argument("--out", default="translated", help="folder for the PNGs")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--no-xnnpack", action="store_true", help="plain LiteRT kernels")
-    parser.add_argument("--multiple", type=int, default=None, help="size multiple (files without metadata)")
+    parser.add_argument(
+        "--multiple", type=int, default=None, help="size multiple (files without metadata)"
+    )
     args = parser.parse_args(argv)
 
     try:

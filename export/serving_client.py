@@ -158,9 +158,13 @@ def predict_grpc(target, model, images, version=None, timeout=60.0):
     with grpc.insecure_channel(target, options=options) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
-            response = stub.Predict(build_predict_request(images, model, version=version), timeout=timeout)
+            response = stub.Predict(
+                build_predict_request(images, model, version=version), timeout=timeout
+            )
         except grpc.RpcError as error:
-            raise ServingError(f"TF Serving answered {error.code().name}: {error.details()}") from None
+            raise ServingError(
+                f"TF Serving answered {error.code().name}: {error.details()}"
+            ) from None
     return parse_predict_response(response)
 
 
@@ -188,7 +192,9 @@ def main(argv=None):
     parser.add_argument("--model", default="cyclegan_a2b", help="TF Serving model name")
     parser.add_argument("--version", type=int, default=None, help="model version (default: latest)")
     parser.add_argument("--url", default="http://localhost:8501", help="REST base URL")
-    parser.add_argument("--grpc", metavar="HOST:PORT", default=None, help="use gRPC instead of REST")
+    parser.add_argument(
+        "--grpc", metavar="HOST:PORT", default=None, help="use gRPC instead of REST"
+    )
     parser.add_argument("--out", default="translated", help="folder for the PNGs")
     parser.add_argument("--batch", type=int, default=8, help="images per request")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")

@@ -39,9 +39,26 @@ MIN_PSNR_DB = {"fp16": 50.0, "dynamic_int8": 35.0, "int8": 22.0}
 # Ops the TFLite files may hold: every one a builtin with kernels in LiteRT's
 # CPU runtime. A new op here deserves a look at phone support first.
 EXPECTED_OPS = {
-    "ADD", "CAST", "CONV_2D", "DEQUANTIZE", "MEAN", "MINIMUM", "MIRROR_PAD", "MUL", "PACK",
-    "PAD", "QUANTIZE", "RELU", "ROUND", "RSQRT", "SHAPE", "SQUARED_DIFFERENCE",
-    "STRIDED_SLICE", "SUB", "TANH", "TRANSPOSE_CONV",
+    "ADD",
+    "CAST",
+    "CONV_2D",
+    "DEQUANTIZE",
+    "MEAN",
+    "MINIMUM",
+    "MIRROR_PAD",
+    "MUL",
+    "PACK",
+    "PAD",
+    "QUANTIZE",
+    "RELU",
+    "ROUND",
+    "RSQRT",
+    "SHAPE",
+    "SQUARED_DIFFERENCE",
+    "STRIDED_SLICE",
+    "SUB",
+    "TANH",
+    "TRANSPOSE_CONV",
 }
 
 
@@ -196,7 +213,10 @@ def test_export_writes_every_artifact_and_the_report(exported):
 def test_saved_model_holds_each_weight_once(exported, generators):
     out, _ = exported
     weights = sum(w.numpy().nbytes for w in generators["a2b"].weights)
-    saved = sum(f.stat().st_size for f in (out / "cyclegan_a2b" / "1" / "variables").glob("variables.data-*"))
+    saved = sum(
+        f.stat().st_size
+        for f in (out / "cyclegan_a2b" / "1" / "variables").glob("variables.data-*")
+    )
     assert weights <= saved < 1.2 * weights
 
 
@@ -207,7 +227,11 @@ def test_parity_within_the_stated_bounds(exported):
         assert checks["tflite/fp32"]["max_abs"] <= export.FLOAT_TOLERANCE
         # uint8 outputs: the same pixels up to one level where float noise
         # crosses a rounding edge.
-        for name in ("saved_model/translate_uint8", "saved_model/serving_default", "tflite/fp32_uint8"):
+        for name in (
+            "saved_model/translate_uint8",
+            "saved_model/serving_default",
+            "tflite/fp32_uint8",
+        ):
             assert checks[name]["max_abs"] <= 1 / 127.5 + 1e-6, name
         for mode, minimum in MIN_PSNR_DB.items():
             for variant in (mode, mode + "_uint8"):
@@ -224,7 +248,9 @@ def test_report_summary_lists_every_artifact(exported):
 def test_export_refuses_to_overwrite(exported, trained):
     out, _ = exported
     with pytest.raises(FileExistsError, match="overwrite=True"):
-        export.export(trained[0], out, formats=("saved_model",), direction="a2b", parity=False, verbose=False)
+        export.export(
+            trained[0], out, formats=("saved_model",), direction="a2b", parity=False, verbose=False
+        )
 
 
 def test_int8_needs_representative_data(generators):
@@ -274,8 +300,13 @@ def test_generator_needing_flex_ops_is_refused():
 def test_check_builtin_ops_names_flex_ops():
     generator = flex_generator()
     function = tf.function(lambda x: generator(x), input_signature=[tf.TensorSpec([1, 8, 8, 3])])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()], generator)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], generator
+    )
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+        tf.lite.OpsSet.SELECT_TF_OPS,
+    ]
     with pytest.raises(export.NonBuiltinOpsError, match="FlexExtractImagePatches.*phone runtimes"):
         export.check_builtin_ops(converter.convert())
 
@@ -287,16 +318,24 @@ def test_tflite_metadata(exported):
     assert metadata == info["metadata"]
     assert metadata["size_multiple"] == 4 and metadata["min_size"] == 8
     assert (metadata["signature"], metadata["input"], metadata["output"]) == (
-        "translate_uint8", "pixels", "output_pixels",
+        "translate_uint8",
+        "pixels",
+        "output_pixels",
     )
-    assert (metadata["dtype"], metadata["range"], metadata["direction"]) == ("uint8", [0, 255], "b2a")
+    assert (metadata["dtype"], metadata["range"], metadata["direction"]) == (
+        "uint8",
+        [0, 255],
+        "b2a",
+    )
 
 
 def test_one_tflite_file_runs_several_sizes(exported, generators):
     from ai_edge_litert.interpreter import Interpreter
 
     out, _ = exported
-    interpreter = Interpreter(model_path=os.fspath(out / "tflite" / "cyclegan_a2b_fp32.tflite"), num_threads=2)
+    interpreter = Interpreter(
+        model_path=os.fspath(out / "tflite" / "cyclegan_a2b_fp32.tflite"), num_threads=2
+    )
     runner = interpreter.get_signature_runner("translate")
     for height, width in ((48, 80), (64, 64)):
         images = scenes(2, "summer", height, width, seed=height)
@@ -345,7 +384,9 @@ def loaded(exported):
 def test_translate_signature_dynamic_sizes(loaded, generators):
     for height, width in ((48, 80), (64, 64), (37, 50)):
         images = scenes(2, "summer", height, width, seed=width)
-        outputs = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
+        outputs = loaded.signatures["translate"](images=tf.constant(images))[
+            "output_images"
+        ].numpy()
         expected = translate_with(generators["a2b"], images)
         assert outputs.shape == images.shape
         np.testing.assert_allclose(outputs, expected, atol=export.FLOAT_TOLERANCE)
@@ -353,7 +394,9 @@ def test_translate_signature_dynamic_sizes(loaded, generators):
 
 def test_translate_uint8_signature(loaded, generators):
     pixels = to_pixels(scenes(1, "summer", 24, 20))
-    outputs = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))["output_pixels"].numpy()
+    outputs = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))[
+        "output_pixels"
+    ].numpy()
     expected = to_pixels(translate_with(generators["a2b"], pixels / 127.5 - 1.0))
     assert outputs.dtype == np.uint8
     assert np.abs(outputs.astype(int) - expected).max() <= 1
@@ -361,9 +404,13 @@ def test_translate_uint8_signature(loaded, generators):
 
 def test_serving_default_mixed_formats_and_sizes(loaded, generators):
     rgb = to_pixels(scenes(1, "summer", 37, 50)[0])
-    gray = to_pixels(scenes(1, "summer", 21, 19, seed=4)[0]).mean(-1, keepdims=True).astype(np.uint8)
+    gray = (
+        to_pixels(scenes(1, "summer", 21, 19, seed=4)[0]).mean(-1, keepdims=True).astype(np.uint8)
+    )
     requests = [png_bytes(rgb), jpeg_bytes(rgb), png_bytes(gray)]
-    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(requests))["output_bytes"].numpy()
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(requests))[
+        "output_bytes"
+    ].numpy()
     assert len(outputs) == 3
     decoded_inputs = [tf.io.decode_image(r, channels=3).numpy() for r in requests]
     for output, pixels in zip(outputs, decoded_inputs):
@@ -383,8 +430,12 @@ def test_serving_default_tiny_image(loaded):
 
 def test_serving_default_rejects_bytes_that_are_not_an_image(loaded):
     good = png_bytes(np.zeros((8, 8, 3), np.uint8))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF, BMP or WebP image"):
-        loaded.signatures["serving_default"](image_bytes=tf.constant([good, b"hello, not an image"]))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="not a JPEG, PNG, GIF, BMP or WebP image"
+    ):
+        loaded.signatures["serving_default"](
+            image_bytes=tf.constant([good, b"hello, not an image"])
+        )
 
 
 def test_serving_default_rejects_a_truncated_image(loaded):
@@ -405,7 +456,9 @@ def test_max_pixels_guard(generators, tmp_path):
     signatures = tf.saved_model.load(os.fspath(version)).signatures
     # 37 x 50 = 1850 pixels: refused from the PNG header, before decoding.
     big = png_bytes(np.zeros((37, 50, 3), np.uint8))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="too large: height x width must be at most 1000"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="too large: height x width must be at most 1000"
+    ):
         signatures["serving_default"](image_bytes=tf.constant([big]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
         signatures["translate"](images=tf.zeros([1, 40, 40, 3]))
@@ -492,7 +545,9 @@ def test_unet_and_imported_pix2pix_generators(tmp_path):
     from tfcyclegan.torch_import import export_state_dict, import_generator
 
     keras.utils.set_random_seed(1)
-    imported = import_generator(export_state_dict(UnetGenerator(num_downs=5, ngf=4, norm="batch", seed=0)))
+    imported = import_generator(
+        export_state_dict(UnetGenerator(num_downs=5, ngf=4, norm="batch", seed=0))
+    )
     assert not isinstance(imported, UnetGenerator)  # plain functional: no size_multiple attribute
     assert export.size_multiple(imported) == (32, 32)
     images = scenes(2, "summer", 37, 50)  # padded to 64 x 64
@@ -503,14 +558,16 @@ def test_unet_and_imported_pix2pix_generators(tmp_path):
     path.write_bytes(export.convert_tflite(imported))
     for source in (version, path):
         np.testing.assert_allclose(
-            export.load_translator(source)(images), expected, atol=export.FLOAT_TOLERANCE, err_msg=str(source)
+            export.load_translator(source)(images),
+            expected,
+            atol=export.FLOAT_TOLERANCE,
+            err_msg=str(source),
         )
 
 
 # --- a fresh process without tfcyclegan ------------------------------------------
 
-FRESH = textwrap.dedent(
-    """
+FRESH = textwrap.dedent("""
     import sys
 
     class Block:
@@ -542,8 +599,7 @@ FRESH = textwrap.dedent(
             results[variant] = runner(images=images)["output_images"]
     assert "tfcyclegan" not in sys.modules
     np.savez(result_file, **results)
-    """
-)
+    """)
 
 
 @pytest.mark.slow
@@ -552,7 +608,14 @@ def test_exports_run_in_a_fresh_process_without_tfcyclegan(exported, generators,
     images = scenes(2, "summer", 32, 48, seed=11)
     np.save(tmp_path / "images.npy", images)
     subprocess.run(
-        [sys.executable, "-c", FRESH, os.fspath(out), os.fspath(tmp_path / "images.npy"), os.fspath(tmp_path / "r.npz")],
+        [
+            sys.executable,
+            "-c",
+            FRESH,
+            os.fspath(out),
+            os.fspath(tmp_path / "images.npy"),
+            os.fspath(tmp_path / "r.npz"),
+        ],
         check=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         timeout=300,

@@ -152,7 +152,10 @@ def test_grpc_round_trip(signature, generator):
     images = photos()
     request = client.build_predict_request(images, MODEL, version=1)
     request = predict_pb2.PredictRequest.FromString(request.SerializeToString())
-    assert (request.model_spec.name, request.model_spec.signature_name) == (MODEL, "serving_default")
+    assert (request.model_spec.name, request.model_spec.signature_name) == (
+        MODEL,
+        "serving_default",
+    )
     assert request.model_spec.version.value == 1
     values = tf.make_ndarray(request.inputs[client.INPUT])
     outputs = signature(image_bytes=tf.constant(values))[client.OUTPUT]
@@ -201,7 +204,12 @@ def test_client_cli_over_rest(rest_server, generator, tmp_path, capsys):
     for i, data in enumerate(images):
         (inputs / f"photo{i}.png").write_bytes(data)
     out = tmp_path / "out"
-    assert client.main([os.fspath(inputs), "--url", rest_server, "--out", os.fspath(out), "--batch", "1"]) == 0
+    assert (
+        client.main(
+            [os.fspath(inputs), "--url", rest_server, "--out", os.fspath(out), "--batch", "1"]
+        )
+        == 0
+    )
     pngs = [(out / f"photo{i}_{MODEL}.png").read_bytes() for i in range(len(images))]
     assert_pngs_match(pngs, expected_pngs(generator, images))
 
@@ -233,8 +241,13 @@ def test_client_cli_over_grpc(signature, generator, tmp_path):
         image = tmp_path / "photo.png"
         image.write_bytes(photos()[0])
         out = tmp_path / "out"
-        assert client.main([os.fspath(image), "--grpc", f"127.0.0.1:{port}", "--out", os.fspath(out)]) == 0
-        assert_pngs_match([(out / f"photo_{MODEL}.png").read_bytes()], expected_pngs(generator, photos()[:1]))
+        assert (
+            client.main([os.fspath(image), "--grpc", f"127.0.0.1:{port}", "--out", os.fspath(out)])
+            == 0
+        )
+        assert_pngs_match(
+            [(out / f"photo_{MODEL}.png").read_bytes()], expected_pngs(generator, photos()[:1])
+        )
     finally:
         server.stop(None)
 
@@ -255,7 +268,9 @@ def test_models_config_template_and_generated_config_parse(models):
         config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
         entries = config.model_config_list.config
         assert [c.name for c in entries] == ["cyclegan_a2b", "cyclegan_b2a"]
-        assert all(c.base_path == f"/models/{c.name}" and c.model_platform == "tensorflow" for c in entries)
+        assert all(
+            c.base_path == f"/models/{c.name}" and c.model_platform == "tensorflow" for c in entries
+        )
 
 
 def test_batching_parameters_template():
@@ -263,7 +278,8 @@ def test_batching_parameters_template():
     # check the text-format fields by hand.
     known = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches", "num_batch_threads"}
     lines = [
-        line for line in (KIT / "serving" / "batching_parameters.txt").read_text().splitlines()
+        line
+        for line in (KIT / "serving" / "batching_parameters.txt").read_text().splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     fields = {}
@@ -292,8 +308,7 @@ def test_kit_scripts_do_not_import_tfcyclegan():
 
 # --- LiteRT runner without TensorFlow ---------------------------------------------
 
-NO_TENSORFLOW = textwrap.dedent(
-    """
+NO_TENSORFLOW = textwrap.dedent("""
     import runpy, sys
 
     class Block:
@@ -309,8 +324,7 @@ NO_TENSORFLOW = textwrap.dedent(
     except SystemExit as exit:
         assert not {"tensorflow", "tfcyclegan", "keras"} & set(sys.modules), "imported"
         raise
-    """
-)
+    """)
 
 
 @pytest.mark.slow
@@ -324,8 +338,16 @@ def test_litert_runner_without_tensorflow(models, generator, tmp_path, variant):
     out = tmp_path / "out"
     done = subprocess.run(
         [
-            sys.executable, "-c", NO_TENSORFLOW, os.fspath(KIT / "litert_translate.py"),
-            os.fspath(models[1][variant]), os.fspath(inputs), "--out", os.fspath(out), "--threads", "2",
+            sys.executable,
+            "-c",
+            NO_TENSORFLOW,
+            os.fspath(KIT / "litert_translate.py"),
+            os.fspath(models[1][variant]),
+            os.fspath(inputs),
+            "--out",
+            os.fspath(out),
+            "--threads",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -354,6 +376,11 @@ def test_litert_runner_pads_like_the_library():
 
 def test_litert_runner_reads_the_metadata(models):
     translator = litert_translate.LiteRTTranslator(models[1]["fp32_uint8"], num_threads=1)
-    assert (translator.multiple, translator.min_size, translator.uint8, translator.channels) == (4, 8, True, 3)
+    assert (translator.multiple, translator.min_size, translator.uint8, translator.channels) == (
+        4,
+        8,
+        True,
+        3,
+    )
     metadata = litert_translate.read_metadata(models[1]["fp32"].read_bytes())
     assert metadata == export.read_tflite_metadata(models[1]["fp32"].read_bytes())

@@ -5,11 +5,14 @@ What a trained generator becomes, and what each artifact takes:
 - **SavedModel** (`export_saved_model`), in TF Serving's layout
   `OUT/<model_name>/<version>/`, with three signatures:
 
-  | signature         | input                                   | output                          |
-  |-------------------|-----------------------------------------|---------------------------------|
-  | `serving_default` | `image_bytes`: string [N], JPEG/PNG/GIF/BMP (any sizes, one request may mix sizes) | `output_bytes`: string [N], PNG |
-  | `translate`       | `images`: float32 [N, H, W, C] in [-1, 1], any H x W | `output_images`: same shape and range |
-  | `translate_uint8` | `pixels`: uint8 [N, H, W, C]              | `output_pixels`: uint8          |
+  | signature         | input                                 | output                         |
+  |-------------------|---------------------------------------|--------------------------------|
+  | `serving_default` | `image_bytes`: string [N], encoded    | `output_bytes`: string [N], PNG|
+  | `translate`       | `images`: float32 [N, H, W, C], [-1,1]| `output_images`: same, [-1, 1] |
+  | `translate_uint8` | `pixels`: uint8 [N, H, W, C]          | `output_pixels`: uint8         |
+
+  Encoded images may be JPEG, PNG, GIF, BMP or WebP, each of its own size;
+  H x W of the float and uint8 signatures may be any size.
 
   Decoding, reflect-padding to the size the generator needs, normalisation,
   cropping back and PNG encoding are all in the graph, written with TensorFlow
@@ -127,8 +130,8 @@ def _keras_file(path):
         )
     if path.suffix != ".keras":
         raise ValueError(
-            f"Expected a .keras file or a run folder. Received: {path} (a {path.suffix or 'extensionless'} "
-            "file). A PyTorch .pth generator must first become a .keras file: "
+            f"Expected a .keras file or a run folder. Received: {path} "
+            f"(a {path.suffix or 'extensionless'} file). A PyTorch .pth generator must first become a .keras file: "
             "`tfcyclegan import-torch FILE`."
         )
     return path
@@ -146,7 +149,8 @@ def _size_check(model):
 
 
 def size_multiple(generator):
-    """`(multiple, min_size)`: height and width the generator takes are multiples of `multiple`, >= `min_size`."""
+    """`(multiple, min_size)`: the generator takes heights and widths that are
+    multiples of `multiple` and at least `min_size` (from its "size_check" layer)."""
     layer = _size_check(generator)
     if layer is not None:
         return int(layer.multiple), int(layer.min_size)
@@ -320,7 +324,9 @@ def _le(b, offset, count, signed=False):
 
 
 def _header_size(data, index):
-    """(height, width) from a PNG, GIF, BMP or JPEG header, before decoding; (-1, -1) for WebP / JPEG XL.
+    """(height, width) from a PNG, GIF, BMP or JPEG header, before decoding.
+
+    (-1, -1) for WebP and JPEG XL.
 
     Decoding a 30000 x 30000 PNG takes 2.7 GB, and the file may be a few
     hundred bytes: the size is checked before any pixel is decoded (WebP and
@@ -370,7 +376,9 @@ def _header_size(data, index):
 def _decode(data, index, channels, max_pixels):
     """Encoded image -> uint8 [H, W, channels]; grayscale, RGB and alpha converted."""
     height, width = _header_size(data, index)
-    with tf.control_dependencies([_check_pixels(height, width, max_pixels, "An image in image_bytes")]):
+    with tf.control_dependencies(
+        [_check_pixels(height, width, max_pixels, "An image in image_bytes")]
+    ):
         pixels = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
     have = tf.shape(pixels)[-1]
     if channels == 3:
@@ -387,7 +395,9 @@ def _decode(data, index, channels, max_pixels):
         )
     pixels = tf.ensure_shape(pixels, [None, None, channels])
     shape = tf.shape(pixels)
-    with tf.control_dependencies([_check_pixels(shape[0], shape[1], max_pixels, "An image in image_bytes")]):
+    with tf.control_dependencies(
+        [_check_pixels(shape[0], shape[1], max_pixels, "An image in image_bytes")]
+    ):
         return tf.identity(pixels)
 
 
@@ -407,7 +417,10 @@ class _ServingFunctions:
         checks = [
             tf.debugging.Assert(
                 shape[3] == self.in_channels,
-                [f"Expected images with {self.in_channels} channels (NHWC). Received shape:", shape],
+                [
+                    f"Expected images with {self.in_channels} channels (NHWC). Received shape:",
+                    shape,
+                ],
                 summarize=4,
             ),
             _check_pixels(shape[1], shape[2], self.max_pixels, "An image"),
@@ -465,7 +478,9 @@ def _check_version(version):
 
 
 def _check_model_name(model_name):
-    if not isinstance(model_name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name):
+    if not isinstance(model_name, str) or not re.fullmatch(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name
+    ):
         raise ValueError(
             "`model_name` must be a folder name of letters, digits, '_', '-' or '.', e.g. "
             f"'cyclegan_a2b'. Received: model_name={model_name!r}"
@@ -530,7 +545,9 @@ def export_saved_model(
     if not _is_generator(generator):
         generators_of(generator)  # raises the right message
     if not isinstance(max_pixels, int) or max_pixels < 1:
-        raise ValueError(f"`max_pixels` must be a positive integer. Received: max_pixels={max_pixels!r}")
+        raise ValueError(
+            f"`max_pixels` must be a positive integer. Received: max_pixels={max_pixels!r}"
+        )
     generator = _as_float32(generator)
     in_channels, _ = _channels(generator)
     if in_channels not in (1, 3):
@@ -576,7 +593,7 @@ def _flatbuffer_utils():
 
 
 def tflite_ops(tflite_bytes):
-    """Names of the operators a .tflite flatbuffer uses, sorted (custom ops by their custom name)."""
+    """Sorted names of the operators in a .tflite flatbuffer (custom ops by their custom name)."""
     utils = _flatbuffer_utils()
     model = utils.convert_bytearray_to_object(bytearray(tflite_bytes))
     names = set()
@@ -689,7 +706,9 @@ def _check_input_size(input_size, multiple, min_size):
         or len(input_size) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)
     ):
-        raise ValueError(f"`input_size` must be None or (height, width). Received: input_size={input_size!r}")
+        raise ValueError(
+            f"`input_size` must be None or (height, width). Received: input_size={input_size!r}"
+        )
     if any(v % multiple or v < min_size for v in input_size):
         raise ValueError(
             f"`input_size` must be multiples of {multiple}, at least {min_size}. "
@@ -717,7 +736,9 @@ def _converter_error(error):
     return None
 
 
-def _calibration_set(representative_images, channels, multiple, min_size, max_images=16, max_side=256):
+def _calibration_set(
+    representative_images, channels, multiple, min_size, max_images=16, max_side=256
+):
     """Representative images as a list of float32 [1, H, W, C] arrays in [-1, 1].
 
     At most `max_images`, shrunk to fit `max_side` (calibration measures value
@@ -765,7 +786,9 @@ def _shrink(image, max_side):
 
 
 def _convert(saved_model_dir, signature, mode, calibration, uint8_io):
-    converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir), signature_keys=[signature])
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        os.fspath(saved_model_dir), signature_keys=[signature]
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -842,7 +865,7 @@ def _version():
 
 
 def add_tflite_metadata(tflite_bytes, metadata, name=METADATA_NAME):
-    """`tflite_bytes` with a metadata entry `name` holding `metadata` as JSON (replaced if present)."""
+    """`tflite_bytes` with metadata entry `name` holding `metadata` as JSON (replaced if present)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     utils = _flatbuffer_utils()
@@ -917,16 +940,24 @@ def convert_tflite(
     input_size = _check_input_size(input_size, multiple, min_size)
     calibration = None
     if mode == "int8":
-        calibration = _calibration_set(representative_images, _channels(generator)[0], multiple, min_size)
+        calibration = _calibration_set(
+            representative_images, _channels(generator)[0], multiple, min_size
+        )
     with _tflite_saved_model(generator, input_size, mode == "int8" and uint8_io) as saved_model_dir:
-        return _convert_variant(saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction)
+        return _convert_variant(
+            saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
+        )
 
 
-def _convert_variant(saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction):
+def _convert_variant(
+    saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
+):
     signature = "translate_uint8" if uint8_io else "translate"
     flatbuffer = _convert(saved_model_dir, signature, mode, calibration, uint8_io)
     check_builtin_ops(flatbuffer)
-    return add_tflite_metadata(flatbuffer, _metadata(generator, mode, uint8_io, input_size, direction))
+    return add_tflite_metadata(
+        flatbuffer, _metadata(generator, mode, uint8_io, input_size, direction)
+    )
 
 
 # --- GPU delegate -------------------------------------------------------------
@@ -955,11 +986,19 @@ def gpu_compatibility(tflite_bytes):
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
-            tf.lite.experimental.Analyzer.analyze(model_content=tflite_bytes, gpu_compatibility=True)
+            tf.lite.experimental.Analyzer.analyze(
+                model_content=tflite_bytes, gpu_compatibility=True
+            )
         text = out.getvalue()
     except Exception as error:  # The analyzer is experimental.
         text = f"GPU COMPATIBILITY WARNING: analyzer failed: {error}"
-    analyzer = sorted({line.split(":", 1)[1].strip() for line in text.splitlines() if "GPU COMPATIBILITY WARNING" in line})
+    analyzer = sorted(
+        {
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if "GPU COMPATIBILITY WARNING" in line
+        }
+    )
 
     utils = _flatbuffer_utils()
     model = utils.convert_bytearray_to_object(bytearray(tflite_bytes))
@@ -975,7 +1014,11 @@ def gpu_compatibility(tflite_bytes):
             outputs = [tensors[i] for i in op.outputs if i >= 0]
             if outputs and all(t.type in integer_types for t in outputs):
                 integer_ops.add(_opcode_name(model.operatorCodes[op.opcodeIndex]))
-    return {"analyzer": analyzer, "integer_ops": sorted(integer_ops), "dynamic_shape": bool(dynamic)}
+    return {
+        "analyzer": analyzer,
+        "integer_ops": sorted(integer_ops),
+        "dynamic_shape": bool(dynamic),
+    }
 
 
 # =============================================================================
@@ -1106,7 +1149,8 @@ class _TFLiteRunner:
         if self.fixed_size:
             if padded.shape[1:3] != self.fixed_size:
                 raise ValueError(
-                    f"This .tflite file takes only {self.fixed_size[0]}x{self.fixed_size[1]} images "
+                    f"This .tflite file takes only "
+                    f"{self.fixed_size[0]}x{self.fixed_size[1]} images "
                     f"(exported with a fixed input size). Received: {height}x{width}. Resize the "
                     "images, or use a file exported without tflite_input_size."
                 )
@@ -1124,7 +1168,9 @@ def _is_saved_model_dir(path):
 
 def _version_dirs(path):
     return sorted(
-        (int(p.name), p) for p in path.iterdir() if p.is_dir() and p.name.isdigit() and _is_saved_model_dir(p)
+        (int(p.name), p)
+        for p in path.iterdir()
+        if p.is_dir() and p.name.isdigit() and _is_saved_model_dir(p)
     )
 
 
@@ -1186,7 +1232,11 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
         return translator
     generator = load_generators(path, direction)[direction]
     return Translator(
-        "keras", lambda images: keras_translate(generator, images), _channels(generator)[0], path, batch_size
+        "keras",
+        lambda images: keras_translate(generator, images),
+        _channels(generator)[0],
+        path,
+        batch_size,
     )
 
 
@@ -1216,7 +1266,9 @@ def _compare(output, reference, bound=None):
     return entry
 
 
-def parity_images(channels, size=(64, 64), count=4, direction="a2b", seed=0, folder=None, multiple=1, min_size=1):
+def parity_images(
+    channels, size=(64, 64), count=4, direction="a2b", seed=0, folder=None, multiple=1, min_size=1
+):
     """float32 (count, H, W, C) images in [-1, 1] for parity checks.
 
     From `folder` (the representative images: a sample, each resized to `size`)
@@ -1268,9 +1320,13 @@ def saved_model_parity(version_dir, generator, images):
     translate = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
     pixels = _to_pixels(images)
     reference_pixels = _to_pixels(keras_translate(generator, _from_pixels(pixels)))
-    uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))["output_pixels"].numpy()
+    uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))[
+        "output_pixels"
+    ].numpy()
     encoded = [tf.io.encode_png(p).numpy() for p in pixels]
-    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))["output_bytes"].numpy()
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(encoded))[
+        "output_bytes"
+    ].numpy()
     decoded = np.stack([tf.io.decode_png(o).numpy() for o in outputs])
     # uint8 outputs may differ by one level where float noise crosses a rounding edge.
     level = 1.0 / 127.5 + 1e-6
@@ -1363,9 +1419,15 @@ class ExportReport:
             for direction, checks in self.parity.items():
                 for name, entry in checks.items():
                     bound = entry.get("bound")
-                    verdict = "" if bound is None else f"<= {bound:.3g} {'ok' if entry['ok'] else 'FAILED'}"
+                    verdict = (
+                        ""
+                        if bound is None
+                        else f"<= {bound:.3g} {'ok' if entry['ok'] else 'FAILED'}"
+                    )
                     db = "inf" if entry["psnr_db"] is None else f"{entry['psnr_db']:.2f}"
-                    lines.append(f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}")
+                    lines.append(
+                        f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}"
+                    )
         return "\n".join(lines)
 
 
@@ -1373,7 +1435,9 @@ def _check_choices(name, values, choices):
     values = (values,) if isinstance(values, str) else tuple(values)
     bad = [v for v in values if v not in choices]
     if bad or not values:
-        raise ValueError(f"`{name}` must be a subset of {list(choices)}. Received: {name}={values!r}")
+        raise ValueError(
+            f"`{name}` must be a subset of {list(choices)}. Received: {name}={values!r}"
+        )
     return values
 
 
@@ -1381,9 +1445,9 @@ def serving_config(model_names, base_path="/models"):
     """TF Serving's models.config text serving each of `model_names` from `base_path/NAME`."""
     blocks = "".join(
         "  config {\n"
-        f"    name: \"{name}\"\n"
-        f"    base_path: \"{base_path}/{name}\"\n"
-        "    model_platform: \"tensorflow\"\n"
+        f'    name: "{name}"\n'
+        f'    base_path: "{base_path}/{name}"\n'
+        '    model_platform: "tensorflow"\n'
         "  }\n"
         for name in model_names
     )
@@ -1462,7 +1526,9 @@ def export(
     _check_version(version)
     _check_model_name(model_name)
     if representative_data is not None and not pathlib.Path(representative_data).is_dir():
-        raise FileNotFoundError(f"representative_data must be a folder of images. Received: {representative_data}")
+        raise FileNotFoundError(
+            f"representative_data must be a folder of images. Received: {representative_data}"
+        )
 
     model = path_or_model
     if isinstance(path_or_model, (str, os.PathLike)):
@@ -1481,11 +1547,23 @@ def export(
             for mode in tflite_modes:
                 for io_name in tflite_io:
                     variant = mode + ("_uint8" if io_name == "uint8" else "")
-                    plans.append((d, variant, mode, io_name == "uint8", out_dir / "tflite" / f"{names[d]}_{variant}.tflite"))
+                    plans.append(
+                        (
+                            d,
+                            variant,
+                            mode,
+                            io_name == "uint8",
+                            out_dir / "tflite" / f"{names[d]}_{variant}.tflite",
+                        )
+                    )
     # Refuse before any work, not halfway through.
     existing = [p for *_, p in plans if p.exists()]
     if "saved_model" in formats:
-        existing += [out_dir / names[d] / str(version) for d in generators if (out_dir / names[d] / str(version)).exists()]
+        existing += [
+            out_dir / names[d] / str(version)
+            for d in generators
+            if (out_dir / names[d] / str(version)).exists()
+        ]
     if existing and not overwrite:
         raise FileExistsError(
             f"These exports exist: {[os.fspath(p) for p in existing]}. Pass overwrite=True "
@@ -1505,7 +1583,11 @@ def export(
             report.parity[d] = {}
         first = next(iter(images.values()))
         report.parity_images = {
-            "source": os.fspath(representative_data) if representative_data else "synthetic (tfcyclegan.synthetic)",
+            "source": (
+                os.fspath(representative_data)
+                if representative_data
+                else "synthetic (tfcyclegan.synthetic)"
+            ),
             "count": int(first.shape[0]),
             "shape": list(first.shape[1:]),
         }
@@ -1527,7 +1609,9 @@ def export(
         input_size = _check_input_size(tflite_input_size, multiple, min_size)
         calibration = None
         if "int8" in tflite_modes:
-            calibration = _calibration_set(representative_data, _channels(generator)[0], multiple, min_size)
+            calibration = _calibration_set(
+                representative_data, _channels(generator)[0], multiple, min_size
+            )
         with contextlib.ExitStack() as stack:
             saved_models = {}  # int8_pixels -> temporary SavedModel
             for _, variant, mode, uint8_io, path in (plan for plan in plans if plan[0] == d):
@@ -1552,7 +1636,9 @@ def export(
                 }
                 if parity:
                     bound = FLOAT_TOLERANCE if mode == "fp32" else None
-                    report.parity[d][f"tflite/{variant}"] = tflite_parity(flatbuffer, generator, images[d], bound)
+                    report.parity[d][f"tflite/{variant}"] = tflite_parity(
+                        flatbuffer, generator, images[d], bound
+                    )
 
     report.seconds = round(time.perf_counter() - start, 2)
     (out_dir / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
@@ -1565,4 +1651,3 @@ def export(
             + f". See {out_dir / REPORT_NAME}."
         )
     return report
-
