@@ -503,7 +503,12 @@ def translate_with(generator, images, batch_size=8):
         )
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
-    multiple = getattr(generator, "size_multiple", 1)
+    # The `size_check` layer every generator has knows its multiple; it survives
+    # save/load and also exists in plain functional generators (pix2pix imports).
+    try:
+        multiple = generator.get_layer("size_check").multiple
+    except ValueError:
+        multiple = 1
     outputs = []
     for start in range(0, len(images), batch_size):
         batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple)
