@@ -142,3 +142,89 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, dat
     for name, value in straight.items():
         # Deterministic mode: the same ops in the same order; allow float round-off.
         np.testing.assert_allclose(resumed[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, dataset):
+    runs = str(tmp_path_factory.mktemp("runs"))
+    assert cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
+                     "--epochs-decay", "0", "--steps-per-epoch", "2", *TINY_FLAGS]) == cli.EXIT_OK
+    return os.path.join(runs, "t")
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for name, (w, h) in {"wide.png": (37, 21), "tall.jpg": (18, 45), "sub/square.png": (32, 32),
+                         "tiny.bmp": (5, 3)}.items():
+        os.makedirs(folder / os.path.dirname(name), exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    return folder
+
+
+def _check_translated(output, odd_images):
+    for name in ("wide.png", "tall.jpg", "sub/square.png", "tiny.bmp"):
+        source, result = Image.open(odd_images / name), Image.open(output / name)
+        assert result.size == source.size, name  # any size in, the same size out
+
+
+def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, trained_run, odd_images, capsys):
+    assert cli.main(["export", "--model", trained_run, "--out", str(tmp_path / "export"),
+                     "--direction", "a2b", "--tflite-mode", "fp32", "--tflite-io", "float32"]) == cli.EXIT_OK
+    tflite = next((tmp_path / "export" / "tflite").glob("*.tflite"))
+    models = {
+        "run": trained_run,
+        "keras": os.path.join(trained_run, "model.keras"),
+        "saved_model": str(tmp_path / "export" / "cyclegan_a2b"),
+        "tflite": str(tflite),
+    }
+    for form, model in models.items():
+        output = tmp_path / form
+        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--output", str(output)])
+        # The broken file is reported, not fatal; the exit code says something failed.
+        assert code == cli.EXIT_FAILED, form
+        assert "broken.png" in capsys.readouterr().out
+        _check_translated(output, odd_images)
+    keras_out = np.asarray(Image.open(tmp_path / "keras" / "wide.png"), np.int16)
+    for form in ("run", "saved_model", "tflite"):
+        other = np.asarray(Image.open(tmp_path / form / "wide.png"), np.int16)
+        assert np.abs(other - keras_out).max() <= 1, form  # same model, rounding only
+
+
+def test_translate_one_file_in_the_other_direction(tmp_path, trained_run, odd_images):
+    code = cli.main(["translate", "--model", trained_run, "--direction", "b2a",
+                     "--input", str(odd_images / "wide.png"), "--output", str(tmp_path)])
+    assert code == cli.EXIT_OK
+    assert Image.open(tmp_path / "wide.png").size == (37, 21)
+
+
+def test_export_refuses_to_overwrite_a_version(tmp_path, trained_run, capsys):
+    argv = ["export", "--model", trained_run, "--out", str(tmp_path), "--format", "saved_model",
+            "--direction", "a2b", "--no-parity"]
+    assert cli.main(argv) == cli.EXIT_OK
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert "These exports exist" in capsys.readouterr().err
+    assert cli.main([*argv, "--version", "2"]) == cli.EXIT_OK
+    assert sorted(os.listdir(tmp_path / "cyclegan_a2b")) == ["1", "2"]
+
+
+def test_import_torch_then_translate(tmp_path, odd_images):
+    reference = os.path.join(os.path.dirname(__file__), "data", "reference", "a_resnet_ngf8_nb2.npz")
+    out = tmp_path / "G.keras"
+    assert cli.main(["import-torch", reference, "--out", str(out), "--netG", "resnet_2blocks"]) == cli.EXIT_OK
+    code = cli.main(["translate", "--model", str(out), "--input", str(odd_images / "sub"),
+                     "--output", str(tmp_path / "out")])
+    assert code == cli.EXIT_OK
+    assert Image.open(tmp_path / "out" / "square.png").size == (32, 32)
+
+
+def test_demo_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
+    code = cli.main(["demo", "--out", str(tmp_path / "demo"), "--steps", "4", "--size", "32"])
+    assert code == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "Done in" in out and "translated photos" in out
+    assert (tmp_path / "demo" / "run" / "samples" / "latest.png").exists()
+    assert len(os.listdir(tmp_path / "demo" / "translated")) == 8
+    assert (tmp_path / "demo" / "export" / "export_report.json").exists()

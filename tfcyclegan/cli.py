@@ -178,6 +178,7 @@ def _add_translate(subparsers):
     p.add_argument("--output", required=True, help="folder for the translated images")
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="a2b uses G, b2a uses F")
     p.add_argument("--batch-size", type=int, default=4, help="images of one size translated together")
+    p.add_argument("--threads", type=int, help="CPU threads for a .tflite model (default: all)")
     p.set_defaults(run=_translate)
 
 
@@ -185,10 +186,80 @@ def _translate(args):
     from tfcyclegan import translate
 
     report = translate.translate_files(
-        args.model, args.input, args.output, direction=args.direction, batch_size=args.batch_size
+        args.model, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
+        num_threads=args.threads,
     )
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_FAILED
+
+
+# === export ===
+
+
+def _size_pair(text):
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH, e.g. 256x256; got {text!r}") from None
+    return height, width
+
+
+def _add_export(subparsers):
+    p = subparsers.add_parser(
+        "export",
+        help="export generators as a SavedModel (TF Serving) and TFLite files (phones), parity-checked",
+        description="Export G and/or F for deployment. Every artifact is compared with the Keras "
+        "model; the report is printed and saved as OUT/export_report.json.",
+    )
+    p.add_argument("--model", required=True, help="a run folder or .keras file (CycleGAN or one generator)")
+    p.add_argument("--out", required=True, help="export folder")
+    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite"),
+                   help="repeat for several; default both")
+    p.add_argument("--direction", default="both", choices=("a2b", "b2a", "both"))
+    p.add_argument("--tflite-mode", dest="tflite_modes", action="append",
+                   choices=("fp32", "fp16", "dynamic_int8", "int8"),
+                   help="repeat for several; default fp32, fp16, dynamic_int8 (+ int8 with --representative-data)")
+    p.add_argument("--tflite-io", action="append", choices=("float32", "uint8"),
+                   help="float32: [-1, 1] tensors; uint8: camera pixels in and out (default both)")
+    p.add_argument("--representative-data", help="folder of images for int8 calibration and the parity check")
+    p.add_argument("--tflite-input-size", type=_size_pair, metavar="HxW",
+                   help="fixed input size (GPU delegates); default dynamic")
+    p.add_argument("--model-name", default="cyclegan", help="artifact name prefix (cyclegan -> cyclegan_a2b)")
+    p.add_argument("--version", type=int, default=1, help="SavedModel version folder (TF Serving)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing version or file")
+    p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the parity check")
+    p.add_argument("--parity-size", type=_size_pair, metavar="HxW", help="parity image size (default: training size)")
+    p.add_argument("--max-pixels", type=int, help="the SavedModel refuses larger images (default 2048x2048)")
+    p.set_defaults(run=_export)
+
+
+def _export(args):
+    from tfcyclegan import export
+
+    kwargs = dict(
+        direction=args.direction,
+        representative_data=args.representative_data,
+        tflite_input_size=args.tflite_input_size,
+        model_name=args.model_name,
+        version=args.version,
+        overwrite=args.overwrite,
+        parity=args.parity,
+        parity_size=args.parity_size,
+    )
+    if args.max_pixels is not None:
+        kwargs["max_pixels"] = args.max_pixels
+    if args.formats:
+        kwargs["formats"] = tuple(args.formats)
+    if args.tflite_modes:
+        kwargs["tflite_modes"] = tuple(args.tflite_modes)
+    if args.tflite_io:
+        kwargs["tflite_io"] = tuple(args.tflite_io)
+    try:
+        report = export.export(args.model, args.out, **kwargs)
+    except RuntimeError as error:  # a parity bound was exceeded (the report is written)
+        print(f"tfcyclegan export: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 # === check-data ===
@@ -287,7 +358,7 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"tfcyclegan {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_translate, _add_import_torch, _add_check_data, _add_demo):
+    for add in (_add_train, _add_translate, _add_export, _add_import_torch, _add_check_data, _add_demo):
         add(subparsers)
     return parser
 

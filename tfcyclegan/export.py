@@ -1566,8 +1566,8 @@ def export(
         ]
     if existing and not overwrite:
         raise FileExistsError(
-            f"These exports exist: {[os.fspath(p) for p in existing]}. Pass overwrite=True "
-            "to replace them, or a new version / out_dir."
+            f"These exports exist: {[os.fspath(p) for p in existing]}. Replace them with "
+            "overwrite=True (--overwrite), or choose another version (--version) or out_dir."
         )
 
     report = ExportReport(out_dir=os.fspath(out_dir))

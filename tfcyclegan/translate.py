@@ -60,7 +60,9 @@ def _save(image, path):
         picture.save(path)
 
 
-def translate_files(model, input_path, output_dir, direction="a2b", batch_size=4, progress=True):
+def translate_files(
+    model, input_path, output_dir, direction="a2b", batch_size=4, progress=True, num_threads=None
+):
     """Translates an image file or a folder of images (recursively).
 
     Args:
@@ -71,6 +73,7 @@ def translate_files(model, input_path, output_dir, direction="a2b", batch_size=4
         direction: `a2b` (G) or `b2a` (F).
         batch_size: images of one size translated per call.
         progress: show a progress bar.
+        num_threads: CPU threads for a `.tflite` model (default: all).
 
     Returns:
         A `TranslateReport`.
@@ -83,7 +86,7 @@ def translate_files(model, input_path, output_dir, direction="a2b", batch_size=4
     else:
         from tfcyclegan.export import load_translator
 
-        translator = load_translator(model, direction=direction)
+        translator = load_translator(model, direction=direction, num_threads=num_threads)
     channels = getattr(translator, "input_channels", 3)
     report = TranslateReport(output_dir=os.fspath(output_dir))
     bar = None
