@@ -228,3 +228,27 @@ def test_demo_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
     assert (tmp_path / "demo" / "run" / "samples" / "latest.png").exists()
     assert len(os.listdir(tmp_path / "demo" / "translated")) == 8
     assert (tmp_path / "demo" / "export" / "export_report.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_a_step_saves_and_resumes(tmp_path, dataset):
+    runs = str(tmp_path / "runs")
+    command = _train_command(dataset, runs, "c")
+    command[command.index("--steps-per-epoch") + 1] = "200"  # long enough to interrupt
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    index = os.path.join(runs, "c", "checkpoints", "checkpoint")
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None and not os.path.exists(index):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == cli.EXIT_INTERRUPTED, stderr[-2000:]
+    assert "Stopping after this step" in stderr and "Resume with: tfcyclegan train --resume" in stderr
+    run = os.path.join(runs, "c")
+    assert os.path.exists(os.path.join(run, "model.keras"))
+    stopped_at = int(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).rsplit("-", 1)[1])
+    assert 3 <= stopped_at < 800
+    # The run continues from where Ctrl-C left it.
+    code = cli.main(["train", "--resume", run, "--epochs", "0", "--epochs-decay", "1",
+                     "--steps-per-epoch", "200", "--verbose", "0"])
+    assert code == cli.EXIT_OK

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -419,6 +420,7 @@ def train(
             fit_history = model.fit(
                 training_data.from_step(done),
                 validation_steps=validation.steps_per_epoch if validation is not None else None,
+                shuffle=False,  # the stream shuffles itself, reproducibly
                 **fit_args,
             )
         for key, values in fit_history.history.items():
@@ -430,11 +432,14 @@ def train(
         shutil.rmtree(write_paths.root, ignore_errors=True)
     # Ctrl-C (GracefulStop) or any callback (e.g. EarlyStopping) may stop early.
     interrupted = done < total_steps
-    if verbose:
-        state = "Stopped" if interrupted else "Finished"
-        print(f"{state} at step {done} of {total_steps}. Model: {paths.model}")
-        if interrupted:
-            print(f"Resume with: tfcyclegan train --resume {paths.root}")
+    if interrupted and chief:  # whatever the verbosity: say how to go on
+        print(
+            f"Stopped at step {done} of {total_steps}; saved a checkpoint and {paths.model}.\n"
+            f"Resume with: tfcyclegan train --resume {paths.root}",
+            file=sys.stderr,
+        )
+    elif verbose:
+        print(f"Finished at step {done} of {total_steps}. Model: {paths.model}")
     return TrainResult(
         run_dir=paths.root, model=model, history=history, step=done, interrupted=interrupted
     )
