@@ -50,12 +50,19 @@ def _mirror_indices(size, target):
 
 
 def pad_reflect(image, multiple, min_size=1):
-    """HWC `image` reflect-padded at the bottom and right to a size the model takes."""
+    """HWC `image` reflect-padded at the bottom and right to a size the model takes.
+
+    Each side becomes the smallest multiple of `multiple` that is at least its
+    size and `min_size`: the numpy twin of `tfcyclegan.imaging.pad_to_multiple`
+    (this runner must not import TensorFlow; a test keeps the two equal).
+    """
     height, width = image.shape[:2]
-    step = multiple if min(height, width) >= min_size else -(-min_size // multiple) * multiple
+
+    def round_up(value):
+        return -(-value // multiple) * multiple
 
     def target(size):
-        return max(-(-size // step) * step, step)
+        return max(round_up(size), round_up(min_size))
 
     rows = _mirror_indices(height, target(height))
     cols = _mirror_indices(width, target(width))

@@ -23,7 +23,7 @@ from PIL import Image
 from tfcyclegan import export
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.layers import InputSizeCheck
-from tfcyclegan.model import CycleGAN, translate_with
+from tfcyclegan.model import CycleGAN, size_requirement, translate_with
 from tfcyclegan.synthetic import draw_scene
 
 SIZE = 32
@@ -549,9 +549,9 @@ def test_unet_and_imported_pix2pix_generators(tmp_path):
         export_state_dict(UnetGenerator(num_downs=5, ngf=4, norm="batch", seed=0))
     )
     assert not isinstance(imported, UnetGenerator)  # plain functional: no size_multiple attribute
-    assert export.size_multiple(imported) == (32, 32)
+    assert size_requirement(imported) == (32, 32)
     images = scenes(2, "summer", 37, 50)  # padded to 64 x 64
-    expected = export.keras_translate(imported, images)
+    expected = translate_with(imported, images)
     assert expected.shape == images.shape
     version = export.export_saved_model(imported, tmp_path, "pix2pix")
     path = tmp_path / "pix2pix.tflite"

@@ -59,9 +59,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Registers CycleGAN and the networks with Keras, so `.keras` files load.
-import tfcyclegan.model  # noqa: F401
 from tfcyclegan import imaging
+
+# Importing model (and through it the networks) also registers them with
+# Keras, so `.keras` files load.
+from tfcyclegan.model import size_requirement, translate_with
 from tfcyclegan.networks import PatchDiscriminator, PixelDiscriminator
 
 logger = logging.getLogger(__name__)
@@ -146,21 +148,6 @@ def _size_check(model):
         return model.get_layer("size_check")
     except ValueError:
         return None
-
-
-def size_multiple(generator):
-    """`(multiple, min_size)`: the generator takes heights and widths that are
-    multiples of `multiple` and at least `min_size` (from its "size_check" layer)."""
-    layer = _size_check(generator)
-    if layer is not None:
-        return int(layer.multiple), int(layer.min_size)
-    multiple = getattr(generator, "size_multiple", None)
-    if multiple is None:
-        raise ValueError(
-            f"Cannot tell which image sizes the model {generator.name!r} takes: it has no "
-            "'size_check' layer (tfcyclegan generators have one)."
-        )
-    return int(multiple), int(multiple)
 
 
 def _describe_model(model):
@@ -281,18 +268,6 @@ def _channels(generator):
 # =============================================================================
 
 
-def _pad(images, multiple, min_size):
-    """Reflect-pads to the next valid size, exactly as `CycleGAN.translate` does.
-
-    Images smaller than `min_size` (where the generator's own reflection
-    padding would fail) are padded to `min_size` instead.
-    """
-    shape = tf.shape(images)
-    small = tf.minimum(shape[1], shape[2]) < min_size
-    floor = -(-min_size // multiple) * multiple  # min_size rounded up to the multiple
-    return imaging.pad_to_multiple(images, tf.where(small, floor, multiple))
-
-
 def _check_pixels(height, width, max_pixels, what):
     pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
     return tf.debugging.Assert(
@@ -406,7 +381,7 @@ class _ServingFunctions:
 
     def __init__(self, generator, max_pixels):
         self.generator = generator
-        self.multiple, self.min_size = size_multiple(generator)
+        self.multiple, self.min_size = size_requirement(generator)
         self.in_channels, self.out_channels = _channels(generator)
         self.max_pixels = int(max_pixels)
 
@@ -426,7 +401,7 @@ class _ServingFunctions:
             _check_pixels(shape[1], shape[2], self.max_pixels, "An image"),
         ]
         with tf.control_dependencies(checks):
-            padded, size = _pad(images, self.multiple, self.min_size)
+            padded, size = imaging.pad_to_multiple(images, self.multiple, self.min_size)
         return imaging.crop_to(self.generator(padded, training=False), size)
 
     def translate(self, images):
@@ -771,7 +746,7 @@ def _calibration_set(
         if array.dtype == np.uint8:
             array = array.astype(np.float32) / 127.5 - 1.0
         array = _shrink(array.astype(np.float32), max_side)
-        batch.append(pad_reflect(array[None], multiple, min_size))
+        batch.append(_pad_numpy(array[None], multiple, min_size))
     return batch
 
 
@@ -836,7 +811,7 @@ def _quiet_tf():
 
 
 def _metadata(generator, mode, uint8_io, input_size, direction=None):
-    multiple, min_size = size_multiple(generator)
+    multiple, min_size = size_requirement(generator)
     in_channels, out_channels = _channels(generator)
     io_name = "uint8" if uint8_io else "float32"
     return {
@@ -936,7 +911,7 @@ def convert_tflite(
     if not _is_generator(generator):
         generators_of(generator)
     generator = _as_float32(generator)
-    multiple, min_size = size_multiple(generator)
+    multiple, min_size = size_requirement(generator)
     input_size = _check_input_size(input_size, multiple, min_size)
     calibration = None
     if mode == "int8":
@@ -1026,39 +1001,9 @@ def gpu_compatibility(tflite_bytes):
 # =============================================================================
 
 
-def _mirror_indices(size, target):
-    # Same indices as tfcyclegan.imaging: reflect (d c b | a b c d | c b a),
-    # periodically, so any amount of padding works.
-    period = max(2 * size - 2, 1)
-    position = np.arange(target) % period
-    return np.where(position < size, position, period - position)
-
-
-def pad_reflect(images, multiple, min_size=1):
-    """numpy twin of the in-graph padding: NHWC reflect-padded at bottom/right to a valid size."""
-    height, width = images.shape[1:3]
-    step = multiple if min(height, width) >= min_size else -(-min_size // multiple) * multiple
-
-    def target(size):
-        return max(-(-size // step) * step, step)
-
-    rows = _mirror_indices(height, target(height))
-    cols = _mirror_indices(width, target(width))
-    return images[:, rows][:, :, cols]
-
-
-def keras_translate(generator, images):
-    """The Keras generator on NHWC float images of any size: padded and cropped as the exports do.
-
-    Like `tfcyclegan.model.translate_with`, but the size multiple comes from the
-    "size_check" layer, which plain functional generators (pix2pix imports)
-    have too, and images smaller than the minimum size work.
-    """
-    multiple, min_size = size_multiple(generator)
-    images = np.asarray(images, np.float32)
-    height, width = images.shape[1:3]
-    outputs = generator(pad_reflect(images, multiple, min_size), training=False)
-    return np.asarray(outputs)[:, :height, :width]
+def _pad_numpy(images, multiple, min_size):
+    padded, _ = imaging.pad_to_multiple(np.asarray(images), multiple, min_size)
+    return padded.numpy()
 
 
 def _interpreter(model_content=None, model_path=None, num_threads=None):
@@ -1143,7 +1088,7 @@ class _TFLiteRunner:
 
     def __call__(self, images):
         height, width = images.shape[1:3]
-        padded = pad_reflect(images, self.multiple, self.min_size)
+        padded = _pad_numpy(images, self.multiple, self.min_size)
         if self.uint8:
             padded = np.clip(np.round((padded + 1.0) * 127.5), 0, 255).astype(np.uint8)
         if self.fixed_size:
@@ -1233,7 +1178,7 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
     generator = load_generators(path, direction)[direction]
     return Translator(
         "keras",
-        lambda images: keras_translate(generator, images),
+        lambda images: translate_with(generator, images),
         _channels(generator)[0],
         path,
         batch_size,
@@ -1316,10 +1261,10 @@ def _from_pixels(pixels):
 def saved_model_parity(version_dir, generator, images):
     """Runs the reloaded SavedModel's three signatures against Keras on `images`."""
     loaded = tf.saved_model.load(os.fspath(version_dir))
-    reference = keras_translate(generator, images)
+    reference = translate_with(generator, images)
     translate = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
     pixels = _to_pixels(images)
-    reference_pixels = _to_pixels(keras_translate(generator, _from_pixels(pixels)))
+    reference_pixels = _to_pixels(translate_with(generator, _from_pixels(pixels)))
     uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))[
         "output_pixels"
     ].numpy()
@@ -1343,7 +1288,7 @@ def tflite_parity(tflite_bytes, generator, images, bound=None):
     if runner.uint8:
         # Compare on what the uint8 model sees: the images as pixels.
         images = _from_pixels(_to_pixels(images))
-    reference = keras_translate(generator, images)
+    reference = translate_with(generator, images)
     outputs = runner(images)
     if runner.uint8:
         reference = _from_pixels(_to_pixels(reference))
@@ -1574,7 +1519,7 @@ def export(
     images = {}
     if parity:
         for d, generator in generators.items():
-            multiple, min_size = size_multiple(generator)
+            multiple, min_size = size_requirement(generator)
             size = parity_size or trained or (256, 256)
             size = tuple(max(-(-s // multiple) * multiple, min_size) for s in size)
             images[d] = parity_images(
@@ -1605,7 +1550,7 @@ def export(
         (out_dir / "models.config").write_text(serving_config(names.values()))
 
     for d, generator in generators.items() if plans else ():
-        multiple, min_size = size_multiple(generator)
+        multiple, min_size = size_requirement(generator)
         input_size = _check_input_size(tflite_input_size, multiple, min_size)
         calibration = None
         if "int8" in tflite_modes:

@@ -20,11 +20,15 @@ def to_uint8(images):
     return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
 
 
-def padding_to_multiple(size, multiple):
-    """Pixels to add after `size` so it becomes a multiple of `multiple` (>= multiple)."""
-    size = tf.convert_to_tensor(size, tf.int32)
-    target = tf.maximum((size + multiple - 1) // multiple * multiple, multiple)
-    return target - size
+def valid_size(size, multiple, min_size=1):
+    """The smallest length >= `size` and >= `min_size` that is a multiple of `multiple`.
+
+    Works on Python ints and on int32 tensors (inside a SavedModel's graph).
+    """
+    def round_up(value):
+        return (value + multiple - 1) // multiple * multiple
+
+    return tf.maximum(round_up(size), round_up(min_size))
 
 
 def _mirror_indices(size, target):
@@ -38,9 +42,10 @@ def _mirror_indices(size, target):
     return tf.where(position < size, position, period - position)
 
 
-def pad_to_multiple(images, multiple):
-    """Reflect-pads NHWC `images` at the bottom and right to multiples of `multiple`.
+def pad_to_multiple(images, multiple, min_size=1):
+    """Reflect-pads NHWC `images` at the bottom and right to a size a generator takes.
 
+    Each of height and width becomes `valid_size(size, multiple, min_size)`.
     Reflection keeps borders natural (the generators themselves pad this way).
     Images already of a valid size pass through unchanged.
 
@@ -49,8 +54,8 @@ def pad_to_multiple(images, multiple):
     """
     shape = tf.shape(images)
     height, width = shape[1], shape[2]
-    rows = _mirror_indices(height, height + padding_to_multiple(height, multiple))
-    cols = _mirror_indices(width, width + padding_to_multiple(width, multiple))
+    rows = _mirror_indices(height, valid_size(height, multiple, min_size))
+    cols = _mirror_indices(width, valid_size(width, multiple, min_size))
     padded = tf.gather(tf.gather(images, rows, axis=1), cols, axis=2)
     return padded, (height, width)
 

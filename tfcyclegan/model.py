@@ -485,6 +485,23 @@ class CycleGAN(keras.Model):
         )
 
 
+def size_requirement(generator):
+    """`(multiple, min_size)`: the heights and widths `generator` takes.
+
+    Read from the "size_check" layer every tfcyclegan generator has; it
+    survives save/load and is also in plain functional generators (pix2pix
+    imports).
+    """
+    try:
+        layer = generator.get_layer("size_check")
+    except ValueError:
+        raise ValueError(
+            f"Cannot tell which image sizes the model {generator.name!r} takes: it has no "
+            "'size_check' layer (tfcyclegan generators have one)."
+        ) from None
+    return int(layer.multiple), int(layer.min_size)
+
+
 def translate_with(generator, images, batch_size=8):
     """Runs `generator` over images of any size (see `CycleGAN.translate`)."""
     images = np.asarray(images, dtype=np.float32)
@@ -503,15 +520,10 @@ def translate_with(generator, images, batch_size=8):
         )
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
-    # The `size_check` layer every generator has knows its multiple; it survives
-    # save/load and also exists in plain functional generators (pix2pix imports).
-    try:
-        multiple = generator.get_layer("size_check").multiple
-    except ValueError:
-        multiple = 1
+    multiple, min_size = size_requirement(generator)
     outputs = []
     for start in range(0, len(images), batch_size):
-        batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple)
+        batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple, min_size)
         outputs.append(np.asarray(imaging.crop_to(generator(batch, training=False), size)))
     result = np.concatenate(outputs) if outputs else np.zeros_like(images)
     return result[0] if single else result
