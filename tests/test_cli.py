@@ -249,6 +249,8 @@ def test_ctrl_c_stops_after_a_step_saves_and_resumes(tmp_path, dataset):
     stopped_at = int(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).rsplit("-", 1)[1])
     assert 3 <= stopped_at < 800
     # The run continues from where Ctrl-C left it.
+    # (--no-deterministic: op determinism is process-wide and would turn XLA off
+    # for every later test in this process.)
     code = cli.main(["train", "--resume", run, "--epochs", "0", "--epochs-decay", "1",
-                     "--steps-per-epoch", "200", "--verbose", "0"])
+                     "--steps-per-epoch", "200", "--verbose", "0", "--no-deterministic"])
     assert code == cli.EXIT_OK

@@ -68,6 +68,7 @@ def test_size_multiple():
         (TrainConfig, {"pool_size": -1}, "pool_size=-1"),
         (TrainConfig, {"epochs": 0, "epochs_decay": 0}, "epochs_decay=0"),
         (TrainConfig, {"mixed_precision": "fp8"}, "mixed_precision='fp8'"),
+        (TrainConfig, {"deterministic": True, "jit_compile": True}, "exclude each other"),
     ],
 )
 def test_bad_values_are_named(cls, kwargs, match):

@@ -181,6 +181,7 @@ def test_mixed_precision_and_jit_runs_are_finite(tmp_path, dataset):
                               train=TINY.train.replace(validate=False, checkpoint_every=0, **changes))
         result = training.train(config, tmp_path / name, training.DataSpec(data=dataset), verbose=0)
         assert all(np.isfinite(values[-1]) for values in result.history.values()), name
+        assert result.model.jit_compile == (name == "xla")  # not silently dropped by Keras
 
 
 def test_batch_must_split_over_replicas(tmp_path, dataset):

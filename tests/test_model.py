@@ -284,7 +284,7 @@ def test_batch_sizes(batch):
 
 def test_jit_compile_trains_finitely():
     model = tiny_model(jit_compile=True)
-    assert model.jit_compile
+    assert model.jit_compile  # Keras silently drops XLA under op determinism
     history = model.fit(batches(4, 2), epochs=1, verbose=0)
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 

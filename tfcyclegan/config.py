@@ -233,7 +233,9 @@ class TrainConfig(_Section):
         epochs: epochs at the initial learning rate (100).
         epochs_decay: epochs over which the rate then falls linearly to zero (100).
         seed: seeds weights, the pool and data order; with `deterministic` runs repeat.
-        deterministic: enable TensorFlow's op determinism (slower, exactly repeatable).
+        deterministic: enable TensorFlow's op determinism (slower, exactly
+            repeatable). It is process-wide and cannot be turned off again, and
+            it excludes XLA (`jit_compile`).
         jit_compile: compile the training step with XLA.
         mixed_precision: `none`, `mixed_float16` (with loss scaling) or `mixed_bfloat16`.
         steps_per_epoch: batches per epoch; None means max(|A|, |B|) / batch
@@ -304,6 +306,13 @@ class TrainConfig(_Section):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
                 )
+        if self.deterministic and self.jit_compile:
+            # Keras would silently train without XLA: TensorFlow's op
+            # determinism does not cover XLA-compiled steps.
+            raise ValueError(
+                "`deterministic` and `jit_compile` exclude each other (TensorFlow's op "
+                "determinism does not cover XLA). Received: deterministic=True, jit_compile=True"
+            )
 
     @property
     def total_epochs(self):
