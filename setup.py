@@ -19,7 +19,6 @@ setup(
     ),
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="BSD-3-Clause",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcyclegan", "tfcyclegan.*"]),
     # `tensorflow` (not `tensorflow-cpu`) runs on CPU-only machines too; GPU users
