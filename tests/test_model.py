@@ -154,15 +154,21 @@ def test_weights_scale_the_terms():
 
 
 def test_learns_a_known_mapping_from_unpaired_data():
-    """Y is X colour-inverted, drawn independently: G should learn y = -x."""
+    """Y is X colour-inverted, drawn independently: G should learn y = -x.
+
+    At 32 px: at 16 px the two downsamplings leave 4x4 feature maps and
+    whether 150 steps get there depends on the seed (measured, seeds 0-5:
+    mapping error ratios 0.36-0.93); at 32 px every seed reached 0.22-0.35.
+    """
+    size = 32
     rng = np.random.default_rng(0)
 
     def scenes(n):
-        out = np.empty((n, SIZE, SIZE, 3), "float32")
+        out = np.empty((n, size, size, 3), "float32")
         for i in range(n):
-            image = np.full((SIZE, SIZE, 3), rng.uniform(-1, -0.4, 3))
+            image = np.full((size, size, 3), rng.uniform(-1, -0.4, 3))
             for _ in range(2):
-                top, left = rng.integers(0, SIZE - 4, 2)
+                top, left = rng.integers(0, size - 4, 2)
                 h, w = rng.integers(3, 9, 2)
                 image[top : top + h, left : left + w] = rng.uniform(-0.2, 1, 3)
             out[i] = image
@@ -186,7 +192,7 @@ def test_learns_a_known_mapping_from_unpaired_data():
     model.fit(tf.data.Dataset.zip((xs, ys)).batch(4, drop_remainder=True),
               steps_per_epoch=150, epochs=1, verbose=0)
     mapping_after, cycle_after = errors()
-    # Measured: 0.81 -> ~0.28 (mapping) and 0.72 -> ~0.3 (cycle) in 50-300 steps.
+    # Measured: 0.86 -> 0.19 (mapping) and 0.77 -> 0.22 (cycle).
     assert mapping_after < 0.5 * mapping_before
     assert cycle_after < 0.6 * cycle_before
 
