@@ -55,6 +55,7 @@ EXPECTED_OPS = {
     "RSQRT",
     "SHAPE",
     "SQUARED_DIFFERENCE",
+    "SLICE",
     "STRIDED_SLICE",
     "SUB",
     "TANH",

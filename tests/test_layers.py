@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tfcyclegan.layers import (
+    Cropping2D,
     InputSizeCheck,
     InstanceNormalization,
     ReflectionPadding2D,
@@ -21,6 +22,52 @@ def test_instance_norm_matches_numpy(rng):
     mean = x.mean(axis=(1, 2), keepdims=True)
     var = x.var(axis=(1, 2), keepdims=True)  # biased, like PyTorch
     np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
+def test_instance_norm_training_path_equals_inference_path(rng, batch, affine):
+    # Training uses the fused batch-norm kernel per image, inference builtin
+    # ops; outputs and gradients must agree.
+    import tensorflow as tf
+
+    layer = InstanceNormalization(center=affine, scale=affine)
+    layer.build((None, None, None, 6))
+    if affine:
+        layer.gamma.assign(rng.normal(1.0, 0.3, 6))
+        layer.beta.assign(rng.normal(0.0, 0.3, 6))
+    x = tf.constant(rng.normal(2.0, 1.5, (batch, 9, 7, 6)).astype("float32"))
+    upstream = tf.constant(rng.normal(size=(batch, 9, 7, 6)).astype("float32"))
+    results = {}
+    for training in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * upstream)
+        grads = tape.gradient(loss, [x] + layer.trainable_variables)
+        results[training] = [np.asarray(t) for t in [y] + grads]
+    for inference, training in zip(results[False], results[True]):
+        np.testing.assert_allclose(training, inference, atol=1e-4)
+
+
+def test_instance_norm_training_path_takes_unknown_batch_size(rng):
+    import tensorflow as tf
+
+    layer = InstanceNormalization()
+    spec = tf.TensorSpec((None, None, None, 4), "float32")
+    normalize = tf.function(lambda x: layer(x, training=True), input_signature=[spec])
+    for batch in (1, 2):
+        x = rng.normal(size=(batch, 5, 6, 4)).astype("float32")
+        np.testing.assert_allclose(
+            np.asarray(normalize(x)), np.asarray(layer(x, training=True)), atol=1e-5
+        )
+        np.testing.assert_allclose(
+            np.asarray(normalize(x)), np.asarray(layer(x, training=False)), atol=1e-5
+        )
+    # Static sizes survive (a following Conv2D needs the channel count).
+    assert normalize.get_concrete_function().structured_outputs.shape.as_list() == [None, None, None, 4]
+    static = tf.function(lambda x: layer(x, training=True))
+    assert static.get_concrete_function(tf.TensorSpec((3, 5, 6, 4))).structured_outputs.shape == (3, 5, 6, 4)
 
 
 def test_instance_norm_has_no_weights_by_default():
@@ -49,6 +96,32 @@ def test_instance_norm_rejects_bad_arguments():
         InstanceNormalization(epsilon=0)
     with pytest.raises(ValueError, match="NHWC inputs"):
         InstanceNormalization().build((None, 8))
+
+
+def test_cropping_matches_keras_cropping(rng):
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(2, 9, 8, 3)).astype("float32"))
+    cropping = ((1, 2), (0, 3))
+    ours, theirs = Cropping2D(cropping), keras.layers.Cropping2D(cropping)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y_ours, y_theirs = ours(x), theirs(x)
+    np.testing.assert_array_equal(np.asarray(y_ours), np.asarray(y_theirs))
+    np.testing.assert_array_equal(
+        np.asarray(tape.gradient(y_ours, x)), np.asarray(tape.gradient(y_theirs, x))
+    )
+    assert ours.compute_output_shape((2, 9, 8, 3)) == (2, 6, 5, 3)
+    spec = tf.TensorSpec((None, None, None, 3))
+    dynamic = tf.function(ours, input_signature=[spec])
+    np.testing.assert_array_equal(np.asarray(dynamic(x)), np.asarray(y_theirs))
+    # The channel count stays static (a following Conv2D needs it).
+    assert dynamic.get_concrete_function().structured_outputs.shape.as_list() == [None, None, None, 3]
+
+
+def test_cropping_needs_larger_input():
+    with pytest.raises(ValueError, match="should be smaller"):
+        Cropping2D(((2, 2), (0, 0)))(np.zeros((1, 4, 5, 1), "float32"))
 
 
 def test_reflection_padding_matches_numpy(rng):
@@ -93,6 +166,7 @@ def test_residual_block_rejects_channel_mismatch():
     "layer",
     [
         InstanceNormalization(epsilon=1e-3, center=True),
+        Cropping2D(((1, 0), (2, 1))),
         ReflectionPadding2D((1, 2)),
         InputSizeCheck(8, 16, "net"),
         ResidualBlock(8, norm="batch", dropout=0.5, use_bias=False),

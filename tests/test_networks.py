@@ -47,6 +47,16 @@ def test_matches_pytorch_reference(name):
     np.testing.assert_allclose(output, expected, rtol=0, atol=FIDELITY_ATOL)
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCE_NETWORKS))
+def test_training_mode_matches_pytorch_reference(name):
+    # Instance norm takes a fused kernel in training; the numbers must not move.
+    reference = dict(np.load(REFERENCE / f"{name}.npz"))
+    network = REFERENCE_NETWORKS[name]()
+    load_state_dict(network, reference)
+    output = np.asarray(network(nhwc(reference["__input__"]), training=True))
+    np.testing.assert_allclose(output, nhwc(reference["__output__"]), rtol=0, atol=FIDELITY_ATOL)
+
+
 @pytest.mark.parametrize(
     "build, count",
     [

@@ -71,6 +71,36 @@ class ReflectionPadding2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
+class Cropping2D(keras.layers.Cropping2D):
+    """Keras's `Cropping2D`, computed as one `slice` so that its gradient is cheap.
+
+    Keras crops by indexing, a strided slice, whose gradient kernel on CPU
+    (`StridedSliceGrad`) is slow: ~34 ms for the 2x257x257x64 crop after a
+    generator's last transposed convolution, ~270 ms (2%) of a training step
+    at 256 px. The gradient of `slice` is a plain pad, ~1.5 ms. Same
+    arguments and outputs as `keras.layers.Cropping2D`.
+    """
+
+    def call(self, inputs):
+        if self.data_format != "channels_last":
+            return super().call(inputs)
+        (top, bottom), (left, right) = self.cropping
+        shape = ops.shape(inputs)
+        for axis, crop in ((1, top + bottom), (2, left + right)):
+            if inputs.shape[axis] is not None and crop >= inputs.shape[axis]:
+                raise ValueError(
+                    "Values in `cropping` argument should be smaller than the "
+                    "corresponding spatial dimension of the input. Received: "
+                    f"inputs.shape={inputs.shape}, cropping={self.cropping}"
+                )
+        # Sizes are ints where the shape is known, else tensors; no -1, which
+        # would hide the static channel count (Keras then compiles the next
+        # convolution with XLA, which TFLite cannot convert).
+        size = [shape[0], shape[1] - top - bottom, shape[2] - left - right, shape[3]]
+        return ops.slice(inputs, [0, top, left, 0], size)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
 class InstanceNormalization(keras.layers.Layer):
     """Normalizes each image's channels over height and width.
 
@@ -79,6 +109,14 @@ class InstanceNormalization(keras.layers.Layer):
     inference, no state. Equivalent to `GroupNormalization(groups=-1)` but
     computed in two passes (mean, then variance of the centred values), which is
     numerically closer to the reference than E[x^2] - E[x]^2.
+
+    In training (TensorFlow backend) the same statistics come from
+    TensorFlow's fused batch-norm kernel applied to each image on its own: one
+    op forward and one backward instead of a dozen elementwise ops and their
+    gradients, about 3x less time (~5% of a CycleGAN step at 256 px in
+    float32). Outside training the layer keeps the builtin ops above, which
+    TFLite runs without the Flex delegate. Both paths centre before squaring
+    and agree to ~1e-6.
 
     Args:
         epsilon: added to the variance (1e-5, PyTorch's default).
@@ -114,7 +152,9 @@ class InstanceNormalization(keras.layers.Layer):
             else None
         )
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        if training and keras.backend.backend() == "tensorflow":
+            return self._fused_call(inputs)
         # Statistics in float16 overflow (and lose precision in bfloat16), so
         # under mixed precision we upcast, normalize, and cast back.
         x = ops.cast(inputs, "float32")
@@ -127,6 +167,44 @@ class InstanceNormalization(keras.layers.Layer):
         if self.beta is not None:
             outputs = outputs + ops.cast(self.beta, "float32")
         return ops.cast(outputs, self.compute_dtype)
+
+    def _fused_call(self, inputs):
+        """The same normalization by `FusedBatchNormV3` (training mode), per image."""
+        import tensorflow as tf
+
+        x = inputs
+        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
+            x = tf.cast(x, tf.float32)
+        # Batch norm pools statistics over the batch. One image is already a
+        # batch of its own; several become one image whose channels are
+        # (image, channel) pairs, so each gets its own statistics.
+        single = x.shape[0] == 1
+        if not single:
+            # Static sizes where known keep the output's static shape (a
+            # following Conv2D needs its channel count).
+            n, h, w, c = (
+                static if static is not None else dynamic
+                for static, dynamic in zip(x.shape, tf.unstack(tf.shape(x)))
+            )
+            x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
+        channels = tf.shape(x)[-1:]
+        gamma = tf.ones(channels) if self.gamma is None else tf.cast(self.gamma, tf.float32)
+        beta = tf.zeros(channels) if self.beta is None else tf.cast(self.beta, tf.float32)
+        if not single:
+            gamma = gamma if self.gamma is None else tf.tile(gamma, [n])
+            beta = beta if self.beta is None else tf.tile(beta, [n])
+        # The raw op, not tf.compat.v1.nn.fused_batch_norm, which raises epsilon
+        # to cuDNN's minimum 1.001e-5. Its float32 statistics are what the
+        # upcast above gives the other path under mixed precision.
+        empty = tf.constant([], tf.float32)
+        outputs = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
+            epsilon=self.epsilon, data_format="NHWC", is_training=True,
+        )[0]
+        if not single:
+            outputs = tf.transpose(tf.reshape(outputs, [h, w, n, c]), [2, 0, 1, 3])
+            outputs = tf.ensure_shape(outputs, inputs.shape)
+        return tf.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

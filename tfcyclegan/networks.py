@@ -20,6 +20,7 @@ import keras
 
 from tfcyclegan.config import parse_generator
 from tfcyclegan.layers import (
+    Cropping2D,
     InputSizeCheck,
     ReflectionPadding2D,
     ResidualBlock,
@@ -111,7 +112,7 @@ class _Builder:
         x = self.conv(filters, kernel, 2, use_bias, f"{name}_conv", transpose=True)(x)
         # The "valid" result is 2H + kernel - 2 tall; PyTorch keeps [padding : 2H + padding].
         extra = kernel - 2 - padding
-        return keras.layers.Cropping2D(
+        return Cropping2D(
             ((padding, extra), (padding, extra)), dtype=self.dtype, name=f"{name}_crop"
         )(x)
 
