@@ -124,11 +124,20 @@ def test_cropping_needs_larger_input():
         Cropping2D(((2, 2), (0, 0)))(np.zeros((1, 4, 5, 1), "float32"))
 
 
-def test_reflection_padding_matches_numpy(rng):
-    x = rng.normal(size=(1, 5, 6, 2)).astype("float32")
-    y = np.asarray(ReflectionPadding2D((2, 3))(x))
-    expected = np.pad(x, [(0, 0), (2, 2), (3, 3), (0, 0)], mode="reflect")
-    np.testing.assert_array_equal(y, expected)
+@pytest.mark.parametrize("padding", [(2, 3), (1, 0), (0, 4)])
+@pytest.mark.parametrize("training", [False, True], ids=["slices", "mirror_pad"])
+def test_reflection_padding_matches_numpy(rng, padding, training):
+    import tensorflow as tf
+
+    x = rng.normal(size=(2, 5, 6, 2)).astype("float32")
+    layer = ReflectionPadding2D(padding)
+    (ph, pw) = padding
+    expected = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(np.asarray(layer(x, training=training)), expected)
+    # Height and width unknown when traced, as in an exported generator.
+    spec = tf.TensorSpec((None, None, None, 2))
+    traced = tf.function(lambda t: layer(t, training=training), input_signature=[spec])
+    np.testing.assert_array_equal(np.asarray(traced(x)), expected)
 
 
 def test_reflection_padding_needs_larger_input():

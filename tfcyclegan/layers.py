@@ -31,6 +31,14 @@ class ReflectionPadding2D(keras.layers.Layer):
     borders carry real image statistics instead of zeros, which avoids the dark
     frame zero padding leaves in translated images.
 
+    Outside training the padding is built from one-row slices and a
+    concatenation instead of a mirror pad: LiteRT's XNNPACK delegate has no
+    MIRROR_PAD, so each one split a TFLite generator into a separate CPU-kernel
+    island (20 in a ResNet-9); with slices the whole network is delegated,
+    0.63 -> 0.55 s per 256 px image on 2 threads. TensorFlow runs both equally
+    fast. Training keeps the mirror pad, whose gradient is one op where the
+    slices' would be many slow `StridedSliceGrad`s. Both give the same numbers.
+
     Args:
         padding: int or `(pad_height, pad_width)`, added on both sides. Each
             must be smaller than the corresponding input dimension.
@@ -45,7 +53,7 @@ class ReflectionPadding2D(keras.layers.Layer):
                 f"`padding` must be non-negative. Received: padding={padding!r}"
             )
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         ph, pw = self.padding
         for axis, pad in ((1, ph), (2, pw)):
             size = inputs.shape[axis]
@@ -54,7 +62,9 @@ class ReflectionPadding2D(keras.layers.Layer):
                     f"Reflection padding of {pad} needs a dimension larger than "
                     f"{pad}. Received: input shape {tuple(inputs.shape)}"
                 )
-        return ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
+        if training:
+            return ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
+        return _reflect_by_concatenation(inputs, ph, pw)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -68,6 +78,22 @@ class ReflectionPadding2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "padding": self.padding}
+
+
+def _reflect_by_concatenation(x, pad_height, pad_width):
+    """Reflection padding as slices and a concatenation (builtin ops XNNPACK takes)."""
+    for axis, pad in ((1, pad_height), (2, pad_width)):
+        if pad:
+            def row(start):
+                index = [slice(None)] * 4
+                index[axis] = slice(start, start + 1)  # start is never -1 here
+                return x[tuple(index)]
+
+            # [a b c d] padded by 2 is [c b | a b c d | c b]: the edge is not repeated.
+            before = [row(i) for i in range(pad, 0, -1)]
+            after = [row(-1 - i) for i in range(1, pad + 1)]
+            x = ops.concatenate(before + [x] + after, axis=axis)
+    return x
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
