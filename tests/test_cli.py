@@ -1,5 +1,6 @@
 """End-to-end tests of the `tfcyclegan` command, called as `main([...])`."""
 
+import json
 import os
 import signal
 import subprocess
@@ -208,6 +209,15 @@ def test_export_refuses_to_overwrite_a_version(tmp_path, trained_run, capsys):
     assert "These exports exist" in capsys.readouterr().err
     assert cli.main([*argv, "--version", "2"]) == cli.EXIT_OK
     assert sorted(os.listdir(tmp_path / "cyclegan_a2b")) == ["1", "2"]
+
+
+def test_export_bfloat16_saved_model(tmp_path, trained_run):
+    argv = ["export", "--model", trained_run, "--out", str(tmp_path), "--format", "saved_model",
+            "--direction", "a2b", "--saved-model-dtype", "bfloat16"]
+    assert cli.main(argv) == cli.EXIT_OK
+    report = json.loads((tmp_path / "export_report.json").read_text())
+    assert report["saved_model_dtype"] == "bfloat16"
+    assert report["parity"]["a2b"]["saved_model/translate"]["psnr_db"] > 30.0
 
 
 def test_import_torch_then_translate(tmp_path, odd_images):
