@@ -32,24 +32,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from tfcyclegan import data  # noqa: E402
 from tfcyclegan.config import DataConfig  # noqa: E402
 from tfcyclegan.synthetic import draw_scene  # noqa: E402
 
 PAPER = DataConfig(load_size=286, crop_size=256, preprocess="resize_and_crop", flip=True)
-
-
-def matmul_gflops(n=2048, repeats=10):
-    """GFLOP/s of an n x n float32 matmul on the default device (calibration)."""
-    a = tf.random.normal((n, n), seed=0)
-    b = tf.random.normal((n, n), seed=1)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    matmul().numpy()  # Trace and warm up.
-    start = time.perf_counter()
-    for _ in range(repeats):
-        matmul().numpy()
-    seconds = (time.perf_counter() - start) / repeats
-    return 2 * n**3 / seconds / 1e9
 
 
 def make_jpeg_domains(root, count=200, width=400, height=300, seed=0):
@@ -152,10 +140,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPUs")
-    print(
-        f"calibration before: {matmul_gflops():8.1f} GFLOP/s "
-        "(2048x2048 float32 matmul)"
-    )
+    print(common.calibration_line("before", common.matmul_gflops()))
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
         folder_a, folder_b = make_jpeg_domains(root, args.images)
@@ -190,7 +175,7 @@ def main(argv=None):
         for name, values in rates.items():
             runs = ", ".join(f"{v:.0f}" for v in values)
             print(f"  {name:28s} {max(values):8.0f} images/s   ({runs})")
-    print(f"calibration after:  {matmul_gflops():8.1f} GFLOP/s")
+    print(common.calibration_line("after", common.matmul_gflops()))
     return 0
 
 

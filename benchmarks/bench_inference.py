@@ -35,24 +35,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks import common  # noqa: E402
 from tfcyclegan import export  # noqa: E402
 from tfcyclegan.networks import ResnetGenerator  # noqa: E402
 from tfcyclegan.synthetic import draw_scene  # noqa: E402
 
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "fp32_fixed")
-
-
-def matmul_gflops(n=2048, repeats=10):
-    """GFLOP/s of an n x n float32 matmul on the default device (calibration)."""
-    a = tf.random.normal((n, n), seed=0)
-    b = tf.random.normal((n, n), seed=1)
-    matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    matmul().numpy()  # Trace and warm up.
-    start = time.perf_counter()
-    for _ in range(repeats):
-        matmul().numpy()
-    seconds = (time.perf_counter() - start) / repeats
-    return 2 * n**3 / seconds / 1e9
 
 
 def scenes(count, size, seed=0):
@@ -85,26 +73,37 @@ def _tflite_runner(flatbuffer, shape, threads):
     return run
 
 
+def _saved_model_runner(version_dir):
+    """A callable running its `translate` signature (what TF Serving's Predict runs)."""
+    loaded = tf.saved_model.load(os.fspath(version_dir))
+    translate = loaded.signatures["translate"]
+
+    def run(images):
+        return translate(images=tf.constant(images))["output_images"].numpy()
+
+    run.loaded = loaded  # keeps the variables alive
+    return run
+
+
 def build_runners(
     generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None
 ):
     """Exports `generator` and returns ({name: callable(images) -> outputs}, {name: bytes on disk}).
 
-    Names: "keras", "saved_model", and "tflite_<variant>" for each of `variants`.
+    Names: "keras", "saved_model" (float32), "saved_model_bf16" (bfloat16
+    arithmetic), and "tflite_<variant>" for each of `variants`.
     """
     workdir = os.fspath(workdir)
     keras_call = tf.function(lambda x: generator(x, training=False))
     runners = {"keras": lambda images: keras_call(images).numpy()}
     sizes = {}
 
-    version = export.export_saved_model(generator, workdir, "bench", overwrite=True)
-    loaded = tf.saved_model.load(os.fspath(version))
-    translate = loaded.signatures["translate"]
-    runners["saved_model"] = lambda images: translate(images=tf.constant(images))[
-        "output_images"
-    ].numpy()
-    runners["saved_model"].loaded = loaded  # keeps the variables alive
-    sizes["saved_model"] = _folder_bytes(version)
+    for name, dtype in (("saved_model", "float32"), ("saved_model_bf16", "bfloat16")):
+        version = export.export_saved_model(
+            generator, workdir, name, overwrite=True, compute_dtype=dtype
+        )
+        runners[name] = _saved_model_runner(version)
+        sizes[name] = _folder_bytes(version)
 
     shape = (1, size, size, generator.input_shape[-1])
     for variant in variants:
@@ -169,7 +168,7 @@ def run(
             size=size, ngf=ngf, blocks=blocks, threads=threads, rounds=rounds, iters=iters
         )
     }
-    result["gflops_before"] = matmul_gflops()
+    result["calibration_before"] = common.matmul_gflops()
     if model is None:
         generator = ResnetGenerator(ngf=ngf, n_blocks=blocks, seed=0, name="G")
         result["config"]["weights"] = "random (seed 0)"
@@ -188,13 +187,13 @@ def run(
         images = scenes(2, size, seed=2)
         result["quality"] = quality(runners, images)
         result["latency"] = measure_latency(runners, images[:1], rounds, iters)
-    result["gflops_after"] = matmul_gflops()
+    result["calibration_after"] = common.matmul_gflops()
     return result
 
 
 def print_result(result):
     config = result["config"]
-    print(f"matmul 2048^2 float32: {result['gflops_before']:.1f} GFLOP/s (before)")
+    print(common.calibration_line("before", result["calibration_before"]))
     print(
         f"ResNet-{config['blocks']} ngf={config['ngf']} ({config['weights']} weights), "
         f"{config['size']}x{config['size']}, batch 1, {config['threads']} threads, "
@@ -216,7 +215,7 @@ def print_result(result):
             f"{name:<22}{size_text:>9}{ratio:>8}{latency['median_ms']:>11.1f}{latency['min_ms']:>9.1f}"
             f"{latency['median_ms'] / keras_ms:>9.2f}{psnr_text:>9}"
         )
-    print(f"matmul 2048^2 float32: {result['gflops_after']:.1f} GFLOP/s (after)")
+    print(common.calibration_line("after", result["calibration_after"]))
 
 
 def main(argv=None):
