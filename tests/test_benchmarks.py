@@ -1,0 +1,25 @@
+"""benchmarks/README.md is generated from benchmarks/results.json, never typed."""
+
+import json
+import pathlib
+
+from benchmarks import run_all
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_readme_is_the_rendering_of_the_saved_results():
+    result = json.loads((BENCHMARKS / "results.json").read_text())
+    assert run_all.render(result) == (BENCHMARKS / "README.md").read_text()
+
+
+def test_results_cover_every_target_of_the_issue():
+    result = json.loads((BENCHMARKS / "results.json").read_text())
+    assert not result["quick"], "the committed figures must come from a full run"
+    assert "256" in result["train"], "training at 256 px (the paper's size) is measured"
+    targets = [row[0] for row in run_all.summary(result)]
+    for phrase in ("≥ 1.25× the reference's throughput", "GFLOP/s", "fastest deployable path",
+                   "TFLite fp16 file", "TFLite int8 file", "input pipeline", "peak resident memory"):
+        assert any(phrase in target for target in targets), phrase
+    for calibration in ("calibration_before", "calibration_after"):
+        assert result[calibration]["best"] > 0
