@@ -124,14 +124,10 @@ def run_forward(size=256, candidates=DEFAULT_FORWARD, rounds=5, warmup=2, thread
             module, factory, kwargs = FORWARD_CANDIDATES[name]
             log(f"forward {size} px: starting {name}")
             workers[name] = common.Worker(module, factory, label=name, size=size, threads=threads, **kwargs)
-        warm = common.warm_up(workers, warmup, log)
-        times = common.interleave(workers, rounds, 2, log)
-        memory = {name: worker.memory() for name, worker in workers.items()}
+        result["candidates"] = common.measure(workers, warmup, rounds, 2, log)
     finally:
         for worker in workers.values():
             worker.close()
-    for name in candidates:
-        result["candidates"][name] = {**common.summarize(times[name]), "warmup": warm[name], **memory[name]}
     return result
 
 

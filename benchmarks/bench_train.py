@@ -171,16 +171,10 @@ def run(sizes=(128, 256), candidates=DEFAULT_CANDIDATES, rounds=3, warmup=2, log
                     source = workers[name].call("source") if hasattr(
                         getattr(importlib.import_module(module), factory), "source") else module
                     log(f"{size} px: started {name} ({source})")
-                warm = common.warm_up(workers, warmup, log)
-                times = common.interleave(workers, rounds, 1, log)
-                memory = {name: worker.memory() for name, worker in workers.items()}
+                result["sizes"][size] = common.measure(workers, warmup, rounds, 1, log)
             finally:
                 for worker in workers.values():
                     worker.close()
-            result["sizes"][size] = {
-                name: {**common.summarize(times[name]), "warmup": warm[name], **memory[name]}
-                for name in candidates
-            }
     result["calibration_after"] = common.matmul_gflops()
     log(common.calibration_line("after", result["calibration_after"]))
     return result

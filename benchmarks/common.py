@@ -372,6 +372,20 @@ def warm_up(workers, calls=2, log=None):
     return times
 
 
+def measure(workers, warmup, rounds, calls=1, log=None):
+    """Warms `workers` up, times them interleaved and reads their peak memory.
+
+    Returns:
+        {name: {min, median, ... (`summarize`), "warmup": [seconds], peak_rss, rss}}.
+    """
+    warm = warm_up(workers, warmup, log)
+    times = interleave(workers, rounds, calls, log)
+    memory = {name: worker.memory() for name, worker in workers.items()}
+    return {
+        name: {**summarize(times[name]), "warmup": warm[name], **memory[name]} for name in workers
+    }
+
+
 def log(line):
     print(line, file=sys.stderr, flush=True)
 
