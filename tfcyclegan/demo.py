@@ -19,7 +19,7 @@ from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
 from tfcyclegan.synthetic import make_demo_dataset
 from tfcyclegan.translate import translate_files
 
-# Chosen to show a clear summer -> winter translation within ~3 minutes of
+# Chosen to show a clear summer -> winter translation within 1-3 minutes of
 # training on 2 CPU cores: 64 px images, a 3-block ResNet with 16 filters
 # (the paper's design at 1/20 the compute), the paper's loss, pool and
 # schedule shape (constant, then linear decay), 1000 steps.
