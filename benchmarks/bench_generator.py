@@ -173,9 +173,12 @@ def forward_rows(forward, peak):
     return rows
 
 
-def deploy_rows(deploy):
-    """One row per runner: latency, time relative to torch, size, size relative to fp32, PSNR."""
+def deploy_rows(deploy, peak):
+    """One row per runner: latency, time relative to torch, GFLOP/s and its fraction of
+    `peak` (float32 matmul GFLOP/s; bfloat16 and int8 paths can exceed 1), size, size
+    relative to fp32, PSNR."""
     torch = deploy["latency"]["torch"]
+    flop = common.generator_gflop(deploy["size"])
     fp32 = deploy["bytes"].get("tflite_fp32")
     rows = []
     for name, latency in deploy["latency"].items():
@@ -185,6 +188,7 @@ def deploy_rows(deploy):
             "runner": name, "min_s": latency["min"], "median_s": latency["median"],
             "time_vs_torch_min": latency["min"] / torch["min"],
             "time_vs_torch_median": latency["median"] / torch["median"],
+            "gflops": flop / latency["min"], "of_peak": flop / latency["min"] / peak,
             "mb": None if size is None else size / 1e6,
             "size_vs_fp32": None if size is None or not fp32 else size / fp32,
             "psnr_db": quality.get("psnr_db"),
@@ -204,18 +208,19 @@ def print_forward(forward, peak, out=print):
             f"{row['of_peak']:>8.2f}{vs:>9}{vs_med:>9}")
 
 
-def print_deploy(deploy, out=print):
+def print_deploy(deploy, peak, out=print):
     out(f"deployable paths, {deploy['size']}x{deploy['size']}, batch 1, {deploy['threads']} threads "
         f"(TFLite: LiteRT XNNPACK), {deploy['weights']} weights; time relative to the PyTorch forward")
-    out(f"  {'runner':<22}{'min s':>8}{'median s':>10}{'x torch':>9}{'(median)':>9}{'MB':>8}{'x fp32':>8}{'PSNR dB':>9}")
-    for row in deploy_rows(deploy):
+    out(f"  {'runner':<22}{'min s':>8}{'median s':>10}{'x torch':>9}{'(median)':>9}{'x peak':>8}"
+        f"{'MB':>8}{'x fp32':>8}{'PSNR dB':>9}")
+    for row in deploy_rows(deploy, peak):
         mb = "" if row["mb"] is None else f"{row['mb']:.1f}"
         ratio = "" if row["size_vs_fp32"] is None else f"{row['size_vs_fp32']:.2f}"
         psnr = row["psnr_db"]
         psnr = "" if psnr is None or row["runner"] in ("keras", "torch") else (
             "inf" if psnr == float("inf") else f"{psnr:.1f}")
         out(f"  {row['runner']:<22}{row['min_s']:>8.3f}{row['median_s']:>10.3f}{row['time_vs_torch_min']:>9.2f}"
-            f"{row['time_vs_torch_median']:>9.2f}{mb:>8}{ratio:>8}{psnr:>9}")
+            f"{row['time_vs_torch_median']:>9.2f}{row['of_peak']:>8.2f}{mb:>8}{ratio:>8}{psnr:>9}")
 
 
 def main(argv=None):
@@ -245,7 +250,7 @@ def main(argv=None):
     print(common.calibration_line("before", result["calibration_before"]))
     print_forward(result["forward"], peak)
     if "deploy" in result:
-        print_deploy(result["deploy"])
+        print_deploy(result["deploy"], peak)
     print(common.calibration_line("after", result["calibration_after"]))
     if args.json:
         common.save_json(result, args.json)

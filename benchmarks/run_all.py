@@ -318,16 +318,20 @@ def render(result):
               f"AMX, emulated and slower on others; this one {'has' if bf16 else 'lacks'} AVX512_BF16). "
               f"PSNR against Keras float32 on two synthetic scenes, "
               f"{deploy['weights']} weights (on trained weights the quantized PSNR is what users see). "
-              "Time ratios are against the PyTorch forward measured in the same rounds.", "",
-              "| runner | min s | median s | × PyTorch (min) | × PyTorch (median) | MB | × fp32 file | PSNR dB |",
-              "|---|---|---|---|---|---|---|---|"]
-    for row in bench_generator.deploy_rows(deploy):
+              "Time ratios are against the PyTorch forward measured in the same rounds; × peak is the "
+              f"{common.generator_gflop(deploy['size']):.1f} GFLOP of a forward per second (min time) over "
+              "the float32 matmul peak (bfloat16 and int8 arithmetic can exceed 1).", "",
+              "| runner | min s | median s | × PyTorch (min) | × PyTorch (median) | GFLOP/s | × peak | MB | "
+              "× fp32 file | PSNR dB |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in bench_generator.deploy_rows(deploy, peak):
         psnr = row["psnr_db"]
         psnr = "–" if psnr is None or row["runner"] in ("keras", "torch") else (
             "∞" if psnr == float("inf") else f"{psnr:.1f}")
         lines.append(
             f"| {row['runner']} | {row['min_s']:.3f} | {row['median_s']:.3f} | {row['time_vs_torch_min']:.2f} | "
-            f"{row['time_vs_torch_median']:.2f} | {_fmt(row['mb'], 1)} | {_fmt(row['size_vs_fp32'], 3)} | {psnr} |"
+            f"{row['time_vs_torch_median']:.2f} | {row['gflops']:.0f} | {row['of_peak']:.2f} | "
+            f"{_fmt(row['mb'], 1)} | {_fmt(row['size_vs_fp32'], 3)} | {psnr} |"
         )
 
     lines += ["", "## Input pipeline", "",
