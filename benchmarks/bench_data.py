@@ -15,8 +15,8 @@ a busy one) can be compared. No asserts: run it and read it.
     python benchmarks/bench_data.py [--images 200] [--steps 300] [--repeats 2]
 
 Images per second count both domains (each step yields one x and one y per
-batch element). `pipeline_images_per_second` is importable, to set against a
-training step's consumption rate.
+batch element). The last line sets the pipeline against the training step's
+consumption at 256 px, read from the last full `run_all.py` (results.json).
 """
 
 import argparse
@@ -130,6 +130,24 @@ def tf_native_images_per_second(
     return _images_per_second(ds, config.batch_size, steps, warmup)
 
 
+def _print_consumption(pipeline_rate):
+    """The training step's consumption at 256 px, from the last full run_all.py, beside the pipeline."""
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
+    try:
+        with open(path) as f:
+            result = json.load(f)
+        step = result["train"]["256"]["keras"]["min"]
+    except (OSError, KeyError, ValueError):
+        print("training consumption: run benchmarks/run_all.py for the training step's figure")
+        return
+    consumed = 2 / step  # one x and one y per step at batch 1
+    print(f"training consumption at 256 px: {consumed:.2f} images/s ({step:.2f} s per step, "
+          f"benchmarks/results.json of {result['machine']['date']}): the pipeline is "
+          f"{pipeline_rate / consumed:.0f}x faster")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -175,6 +193,7 @@ def main(argv=None):
         for name, values in rates.items():
             runs = ", ".join(f"{v:.0f}" for v in values)
             print(f"  {name:28s} {max(values):8.0f} images/s   ({runs})")
+        _print_consumption(max(rates["tfcyclegan (Pillow decode)"]))
     print(common.calibration_line("after", common.matmul_gflops()))
     return 0
 
