@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from tfcyclegan import export  # noqa: E402
+from tfcyclegan import export, imaging  # noqa: E402
 from tfcyclegan.networks import ResnetGenerator  # noqa: E402
 from tfcyclegan.synthetic import draw_scene  # noqa: E402
 
@@ -47,7 +47,7 @@ def scenes(count, size, seed=0):
     """float32 (count, size, size, 3) synthetic landscapes in [-1, 1]."""
     rng = np.random.default_rng(seed)
     pixels = np.stack([np.asarray(draw_scene(rng, "summer", size, size)) for _ in range(count)])
-    return pixels.astype(np.float32) / 127.5 - 1.0
+    return imaging.to_float_array(pixels)
 
 
 def _folder_bytes(path):

@@ -55,6 +55,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
+from tfcyclegan import imaging
 from tfcyclegan.config import DataConfig
 
 logger = logging.getLogger(__name__)
@@ -986,12 +987,8 @@ def _domain_pipeline(prepared, config, training, shuffle_seed, augment_seed, len
         # epoch and a resumed stream repeats an uninterrupted one exactly.
         augment = _make_augment(config, augment_seed)
         return images.enumerate(start=start).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-    return images.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _to_float(image):
     # The reference's ToTensor() + Normalize(0.5, 0.5): [0, 255] -> [-1, 1].
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return images.map(imaging.to_float, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _make_augment(config, key):
@@ -1008,7 +1005,7 @@ def _make_augment(config, key):
             )
         if config.flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        return _to_float(image)
+        return imaging.to_float(image)
 
     return augment
 
@@ -1200,8 +1197,7 @@ def preprocess_for_eval(images, config):
             f"different sizes and cannot form one batch. Received output shapes: "
             f"{shapes[:4]}. Use a cropping preprocess mode, or images of one size."
         )
-    batch = np.stack(outputs).astype(np.float32)
-    return batch / 127.5 - 1.0
+    return imaging.to_float_array(np.stack(outputs))
 
 
 def load_eval_images(paths, config):

@@ -775,7 +775,7 @@ def _calibration_set(
                 f"Received: shape={array.shape}"
             )
         if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 127.5 - 1.0
+            array = imaging.to_float_array(array)
         array = _shrink(array.astype(np.float32), max_side)
         batch.append(_pad_numpy(array[None], multiple, min_size))
     return batch
@@ -810,7 +810,7 @@ def _convert(saved_model_dir, signature, mode, calibration, uint8_io):
         def representative_dataset():
             for image in calibration:
                 if uint8_io:
-                    yield [np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)]
+                    yield [imaging.to_uint8_array(image)]
                 else:
                     yield [image]
 
@@ -1121,7 +1121,7 @@ class _TFLiteRunner:
         height, width = images.shape[1:3]
         padded = _pad_numpy(images, self.multiple, self.min_size)
         if self.uint8:
-            padded = np.clip(np.round((padded + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            padded = imaging.to_uint8_array(padded)
         if self.fixed_size:
             if padded.shape[1:3] != self.fixed_size:
                 raise ValueError(
@@ -1134,7 +1134,7 @@ class _TFLiteRunner:
         else:
             outputs = self._invoke(np.ascontiguousarray(padded))
         if outputs.dtype == np.uint8:
-            outputs = outputs.astype(np.float32) / 127.5 - 1.0
+            outputs = imaging.to_float_array(outputs)
         return outputs[:, :height, :width]
 
 
@@ -1278,15 +1278,7 @@ def parity_images(
         if channels not in (1, 3):
             pixels = np.repeat(pixels[..., :1], channels, axis=-1)
     pixels = pixels.reshape(pixels.shape[:3] + (channels,))
-    return pixels.astype(np.float32) / 127.5 - 1.0
-
-
-def _to_pixels(images):
-    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _from_pixels(pixels):
-    return pixels.astype(np.float32) / 127.5 - 1.0
+    return imaging.to_float_array(pixels)
 
 
 def saved_model_parity(version_dir, generator, images, bounded=True):
@@ -1298,8 +1290,8 @@ def saved_model_parity(version_dir, generator, images, bounded=True):
     loaded = tf.saved_model.load(os.fspath(version_dir))
     reference = translate_with(generator, images)
     translate = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
-    pixels = _to_pixels(images)
-    reference_pixels = _to_pixels(translate_with(generator, _from_pixels(pixels)))
+    pixels = imaging.to_uint8_array(images)
+    reference_pixels = imaging.to_uint8_array(translate_with(generator, imaging.to_float_array(pixels)))
     uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))[
         "output_pixels"
     ].numpy()
@@ -1312,8 +1304,8 @@ def saved_model_parity(version_dir, generator, images, bounded=True):
     level = 1.0 / 127.5 + 1e-6 if bounded else None
     return {
         "translate": _compare(translate, reference, FLOAT_TOLERANCE if bounded else None),
-        "translate_uint8": _compare(_from_pixels(uint8), _from_pixels(reference_pixels), level),
-        "serving_default": _compare(_from_pixels(decoded), _from_pixels(reference_pixels), level),
+        "translate_uint8": _compare(imaging.to_float_array(uint8), imaging.to_float_array(reference_pixels), level),
+        "serving_default": _compare(imaging.to_float_array(decoded), imaging.to_float_array(reference_pixels), level),
     }
 
 
@@ -1322,11 +1314,11 @@ def tflite_parity(tflite_bytes, generator, images, bound=None):
     runner = _TFLiteRunner(tflite_bytes, num_threads=2)
     if runner.uint8:
         # Compare on what the uint8 model sees: the images as pixels.
-        images = _from_pixels(_to_pixels(images))
+        images = imaging.to_float_array(imaging.to_uint8_array(images))
     reference = translate_with(generator, images)
     outputs = runner(images)
     if runner.uint8:
-        reference = _from_pixels(_to_pixels(reference))
+        reference = imaging.to_float_array(imaging.to_uint8_array(reference))
         if bound is not None:
             bound = bound + 1.0 / 127.5
     return _compare(outputs, reference, bound)

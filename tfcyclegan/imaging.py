@@ -3,9 +3,11 @@
 Generators need heights and widths that are multiples of 4 (ResNet) or
 2**num_downs (U-Net). To translate an image of any size we reflect-pad it up
 to the next multiple, translate, and crop the result back. These functions are
-pure TensorFlow so the exported SavedModels carry them in the graph.
+pure TensorFlow so the exported SavedModels carry them in the graph; the
+`*_array` range conversions are their numpy twins, for code that runs models.
 """
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -18,6 +20,16 @@ def to_uint8(images):
     """float in [-1, 1] -> uint8 pixels, rounded and clipped."""
     pixels = (tf.cast(images, tf.float32) + 1.0) * 127.5
     return tf.cast(tf.clip_by_value(tf.round(pixels), 0.0, 255.0), tf.uint8)
+
+
+def to_float_array(pixels):
+    """`to_float` for numpy arrays: pixels in [0, 255] -> float32 in [-1, 1]."""
+    return np.asarray(pixels).astype(np.float32) / 127.5 - 1.0
+
+
+def to_uint8_array(images):
+    """`to_uint8` for numpy arrays: float in [-1, 1] -> uint8 pixels, rounded and clipped."""
+    return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def valid_size(size, multiple, min_size=1):

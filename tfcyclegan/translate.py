@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from tfcyclegan import data as data_lib
+from tfcyclegan import imaging
 
 # Formats Pillow writes, by extension; anything else is written as PNG.
 _WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -100,9 +101,8 @@ def translate_files(
 
     def flush(size):
         group = pending.pop(size)
-        batch = np.stack([image for image, _ in group]).astype(np.float32) / 127.5 - 1.0
-        outputs = np.asarray(translator(batch))
-        pixels = np.clip(np.round((outputs + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        batch = imaging.to_float_array(np.stack([image for image, _ in group]))
+        pixels = imaging.to_uint8_array(translator(batch))
         for result, (_, relative) in zip(pixels, group):
             target = os.path.join(report.output_dir, _output_name(relative))
             _save(result, target)
