@@ -179,8 +179,11 @@ def load_run_config(run_dir):
     return Config.load(paths.config)
 
 
-def build_model(config, strategy=None):
-    """The compiled `CycleGAN` a `Config` describes, under `strategy`'s scope."""
+def build_model(config, strategy=None, steps_per_epoch=1):
+    """The compiled `CycleGAN` a `Config` describes, under `strategy`'s scope.
+
+    `steps_per_epoch` places the learning-rate schedule's epochs.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
@@ -188,8 +191,20 @@ def build_model(config, strategy=None):
         model = CycleGAN.from_model_config(
             config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
         )
-        model.compile(**compile_arguments(config, steps_per_epoch=1))
+        model.compile(**compile_arguments(config, steps_per_epoch))
     return model
+
+
+def _restorable_model(config, strategy=None, steps_per_epoch=1):
+    """`build_model`, built at the training size, with its step counter and checkpoint."""
+    strategy = strategy or tf.distribute.get_strategy()
+    model = build_model(config, strategy, steps_per_epoch)
+    with strategy.scope():
+        size = config.data.crop_size
+        model.build((None, size, size, config.model.input_channels))
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        checkpoint = model.training_checkpoint(step=step)
+    return model, step, checkpoint
 
 
 def compile_arguments(config, steps_per_epoch):
@@ -343,16 +358,7 @@ def train(
     )
     samples = _sample_images(config, data_spec, train_config.num_samples, channels) if chief else None
 
-    with strategy.scope():
-        dtype = None if train_config.mixed_precision == "none" else train_config.mixed_precision
-        model = CycleGAN.from_model_config(
-            config.model, pool_size=train_config.pool_size, seed=train_config.seed, dtype=dtype
-        )
-        model.compile(**compile_arguments(config, steps_per_epoch))
-        size = config.data.crop_size
-        model.build((None, size, size, config.model.input_channels))
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = model.training_checkpoint(step=step)
+    model, step, checkpoint = _restorable_model(config, strategy, steps_per_epoch)
 
     checkpointing = callbacks_lib.Checkpointing(
         checkpoint,
@@ -458,11 +464,8 @@ def load_run_model(run_dir):
         if os.path.isfile(paths.model):
             return keras.saving.load_model(paths.model)
         raise FileNotFoundError(f"{run_dir} has neither checkpoints nor {MODEL_FILE}.")
-    model = build_model(config)
-    size = config.data.crop_size
-    model.build((None, size, size, config.model.input_channels))
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    model.training_checkpoint(step=step).read(latest).expect_partial()
+    model, _, checkpoint = _restorable_model(config)
+    checkpoint.read(latest).expect_partial()
     return model
 
 
