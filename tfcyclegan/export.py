@@ -245,16 +245,21 @@ def training_size(path_or_model):
     return None
 
 
+def _rebuilt(generator, dtype):
+    """A copy of `generator` with dtype policy `dtype` and the same weights."""
+    config = generator.get_config()
+    config["dtype"] = dtype
+    copy = generator.__class__.from_config(config)
+    copy.set_weights(generator.get_weights())
+    return copy
+
+
 def _as_float32(generator):
     """The generator computing in float32 (a mixed-precision one is rebuilt)."""
     if generator.dtype_policy.compute_dtype == "float32":
         return generator
     try:
-        config = generator.get_config()
-        config["dtype"] = "float32"
-        copy = generator.__class__.from_config(config)
-        copy.set_weights(generator.get_weights())
-        return copy
+        return _rebuilt(generator, "float32")
     except Exception:  # A plain functional model keeps its policy.
         logger.warning(
             "Exporting %s with its %s policy (could not rebuild it in float32).",
@@ -270,17 +275,13 @@ def _with_compute_dtype(generator, compute_dtype):
         return _as_float32(generator)
     if generator.dtype_policy.compute_dtype == compute_dtype:
         return generator
-    config = generator.get_config()
-    config["dtype"] = "mixed_" + compute_dtype
     try:
-        copy = generator.__class__.from_config(config)
+        return _rebuilt(generator, "mixed_" + compute_dtype)
     except Exception as error:
         raise ValueError(
             f"Cannot rebuild {generator.name} ({type(generator).__name__}) to compute in "
             f"{compute_dtype}: {error}. Export it in float32."
         ) from error
-    copy.set_weights(generator.get_weights())
-    return copy
 
 
 def _channels(generator):
@@ -632,7 +633,7 @@ def check_builtin_ops(tflite_bytes):
     LiteRT runtimes of phones.
 
     Returns:
-        Sorted operator names, e.g. ["CONV_2D", "MIRROR_PAD", ...].
+        Sorted operator names, e.g. ["CONCATENATION", "CONV_2D", ...].
 
     Raises:
         NonBuiltinOpsError: (a ValueError) naming the offending ops.
@@ -742,6 +743,15 @@ def _converter_error(error):
     return None
 
 
+def _folder_sample(folder, count, channels):
+    """Up to `count` images spread evenly over `folder`'s sorted files, as uint8 arrays."""
+    from tfcyclegan.data import list_images, load_image
+
+    paths = list_images(folder)
+    step = max(1, len(paths) // count)
+    return [load_image(p, channels=channels) for p in paths[::step][:count]]
+
+
 def _calibration_set(
     representative_images, channels, multiple, min_size, max_images=16, max_side=256
 ):
@@ -756,11 +766,7 @@ def _calibration_set(
             "their ranges: pass representative_images (a folder or a list of images)."
         )
     if isinstance(representative_images, (str, os.PathLike)):
-        from tfcyclegan.data import list_images, load_image
-
-        paths = list_images(representative_images)
-        step = max(1, len(paths) // max_images)
-        arrays = [load_image(p, channels=channels) for p in paths[::step][:max_images]]
+        arrays = _folder_sample(representative_images, max_images, channels)
     else:
         arrays = [np.asarray(a) for a in representative_images][:max_images]
         if arrays and arrays[0].ndim == 4:
@@ -950,20 +956,21 @@ def convert_tflite(
             representative_images, _channels(generator)[0], multiple, min_size
         )
     with _tflite_saved_model(generator, input_size, mode == "int8" and uint8_io) as saved_model_dir:
-        return _convert_variant(
+        flatbuffer, _, _ = _convert_variant(
             saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
         )
+        return flatbuffer
 
 
 def _convert_variant(
     saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
 ):
+    """(flatbuffer with metadata, its operator names, the metadata)."""
     signature = "translate_uint8" if uint8_io else "translate"
     flatbuffer = _convert(saved_model_dir, signature, mode, calibration, uint8_io)
-    check_builtin_ops(flatbuffer)
-    return add_tflite_metadata(
-        flatbuffer, _metadata(generator, mode, uint8_io, input_size, direction)
-    )
+    ops = check_builtin_ops(flatbuffer)
+    metadata = _metadata(generator, mode, uint8_io, input_size, direction)
+    return add_tflite_metadata(flatbuffer, metadata), ops, metadata
 
 
 # --- GPU delegate -------------------------------------------------------------
@@ -1255,13 +1262,8 @@ def parity_images(
 
     height, width = size
     if folder is not None:
-        from tfcyclegan.data import list_images, load_image
-
-        paths = list_images(folder)
-        step = max(1, len(paths) // count)
         images = []
-        for p in paths[::step][:count]:
-            pixels = load_image(p, channels=channels)
+        for pixels in _folder_sample(folder, count, channels):
             image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels)
             images.append(np.asarray(image.resize((width, height), Image.Resampling.BICUBIC)))
         pixels = np.stack(images)
@@ -1577,13 +1579,13 @@ def export(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if "saved_model" in formats:
+        report.saved_model_dtype = saved_model_dtype
         for d, generator in generators.items():
             version_dir = export_saved_model(
                 generator, out_dir, names[d], version, overwrite=overwrite,
                 max_pixels=max_pixels, compute_dtype=saved_model_dtype,
             )
             report.saved_models[d] = os.fspath(version_dir.relative_to(out_dir))
-            report.saved_model_dtype = saved_model_dtype
             if parity:
                 checks = saved_model_parity(
                     version_dir, generator, images[d], bounded=saved_model_dtype == "float32"
@@ -1608,7 +1610,7 @@ def export(
                     saved_models[int8_pixels] = stack.enter_context(
                         _tflite_saved_model(generator, input_size, int8_pixels)
                     )
-                flatbuffer = _convert_variant(
+                flatbuffer, ops, metadata = _convert_variant(
                     saved_models[int8_pixels], generator, mode, calibration, uint8_io, input_size, d
                 )
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -1618,9 +1620,9 @@ def export(
                 report.tflite.setdefault(d, {})[variant] = {
                     "path": os.fspath(path.relative_to(out_dir)),
                     "bytes": len(flatbuffer),
-                    "ops": tflite_ops(flatbuffer),
+                    "ops": ops,
                     "gpu": gpu_compatibility(flatbuffer),
-                    "metadata": read_tflite_metadata(flatbuffer),
+                    "metadata": metadata,
                 }
                 if parity:
                     bound = FLOAT_TOLERANCE if mode == "fp32" else None
