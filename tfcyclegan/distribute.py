@@ -113,6 +113,11 @@ def fit_distributed(
         A `keras.callbacks.History`.
     """
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    evaluation = None
+    if validation_data is not None:
+        if global_batch_size:
+            validation_data = _even_batches(validation_data, global_batch_size)
+        evaluation = strategy.experimental_distribute_dataset(validation_data)
 
     @tf.function
     def train_step(iterator):
@@ -151,13 +156,10 @@ def fit_distributed(
             if model.stop_training:
                 break
         epoch_logs = dict(logs)
-        if validation_data is not None and not model.stop_training:
+        if evaluation is not None and not model.stop_training:
             for metric in model.metrics:
                 metric.reset_state()
-            evaluation = validation_data
-            if global_batch_size:
-                evaluation = _even_batches(evaluation, global_batch_size)
-            for batch in strategy.experimental_distribute_dataset(evaluation):
+            for batch in evaluation:
                 test_step(batch)
             epoch_logs.update({f"val_{name}": value for name, value in results().items()})
         callback_list.on_epoch_end(epoch, epoch_logs)
