@@ -214,11 +214,15 @@ class InstanceNormalization(keras.layers.Layer):
             )
             x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
         channels = tf.shape(x)[-1:]
-        gamma = tf.ones(channels) if self.gamma is None else tf.cast(self.gamma, tf.float32)
-        beta = tf.zeros(channels) if self.beta is None else tf.cast(self.beta, tf.float32)
-        if not single:
-            gamma = gamma if self.gamma is None else tf.tile(gamma, [n])
-            beta = beta if self.beta is None else tf.tile(beta, [n])
+
+        def per_channel(weight, fill):
+            # One value per (image, channel) column of x.
+            if weight is None:
+                return fill(channels)
+            weight = tf.cast(weight, tf.float32)
+            return weight if single else tf.tile(weight, [n])
+
+        gamma, beta = per_channel(self.gamma, tf.ones), per_channel(self.beta, tf.zeros)
         # The raw op, not tf.compat.v1.nn.fused_batch_norm, which raises epsilon
         # to cuDNN's minimum 1.001e-5. Its float32 statistics are what the
         # upcast above gives the other path under mixed precision.
