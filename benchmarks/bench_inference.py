@@ -73,18 +73,6 @@ def _tflite_runner(flatbuffer, shape, threads):
     return run
 
 
-def _saved_model_runner(version_dir):
-    """A callable running its `translate` signature (what TF Serving's Predict runs)."""
-    loaded = tf.saved_model.load(os.fspath(version_dir))
-    translate = loaded.signatures["translate"]
-
-    def run(images):
-        return translate(images=tf.constant(images))["output_images"].numpy()
-
-    run.loaded = loaded  # keeps the variables alive
-    return run
-
-
 def build_runners(
     generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None
 ):
@@ -102,7 +90,8 @@ def build_runners(
         version = export.export_saved_model(
             generator, workdir, name, overwrite=True, compute_dtype=dtype
         )
-        runners[name] = _saved_model_runner(version)
+        # Its `translate` signature, what TF Serving's Predict runs.
+        runners[name] = export.load_translator(version)
         sizes[name] = _folder_bytes(version)
 
     shape = (1, size, size, generator.input_shape[-1])

@@ -257,7 +257,7 @@ class ReferenceCycleGAN:
 
 
 def set_threads(threads):
-    """torch.set_num_threads(threads), and one inter-op thread as the reference run gets."""
+    """torch.set_num_threads(threads): the intra-op threads every candidate gets."""
     torch.set_num_threads(threads)
 
 
