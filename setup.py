@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(
-    r'^__version__ = "([^"]+)"', (HERE / "tfcyclegan" / "__init__.py").read_text(), re.M
+    r'^__version__ = "([^"]+)"', (HERE / "tfcyclegan" / "version.py").read_text(), re.M
 ).group(1)
 
 setup(

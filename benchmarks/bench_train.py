@@ -82,7 +82,7 @@ class KerasTrainStep:
         if inter_op is not None:
             tf.config.threading.set_inter_op_parallelism_threads(inter_op)
         from tfcyclegan.config import ModelConfig
-        from tfcyclegan.model import CycleGAN
+        from tfcyclegan.models import CycleGAN
 
         self.model = CycleGAN.from_model_config(ModelConfig(), pool_size=pool_size, seed=seed, dtype=dtype)
         if fuse_calls is not None:

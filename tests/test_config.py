@@ -46,11 +46,6 @@ def test_parse_generator(name, expected):
     assert parse_generator(name) == expected
 
 
-def test_size_multiple():
-    assert ModelConfig().size_multiple == 4
-    assert ModelConfig(generator="unet_256").size_multiple == 256
-
-
 @pytest.mark.parametrize(
     "cls, kwargs, match",
     [

@@ -14,6 +14,7 @@ from PIL import Image
 
 from tfcyclegan import data
 from tfcyclegan.config import DataConfig
+from tfcyclegan.data import decoding
 
 SMALL = DataConfig(load_size=24, crop_size=16)
 
@@ -403,17 +404,17 @@ def test_flip(tmp_path, flip):
 
 @pytest.fixture
 def decode_calls(monkeypatch):
-    """Counts calls of data._decode (the pipeline's Pillow decode)."""
+    """Counts calls of decoding.decode (the pipeline's Pillow decode)."""
     calls = []
     lock = threading.Lock()
-    original = data._decode
+    original = decoding.decode
 
     def counting(*args, **kwargs):
         with lock:
             calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(data, "_decode", counting)
+    monkeypatch.setattr(decoding, "decode", counting)
     return calls
 
 

@@ -45,7 +45,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from tfcyclegan.config import ModelConfig
-from tfcyclegan.model import CycleGAN
+from tfcyclegan.models import CycleGAN
 
 config = ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
 rng = np.random.default_rng(0)

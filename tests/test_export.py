@@ -21,9 +21,11 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcyclegan import export
+from tfcyclegan.export import saved_model
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.layers import InputSizeCheck
-from tfcyclegan.model import CycleGAN, size_requirement, translate_with
+from tfcyclegan.models import CycleGAN, translate_with
+from tfcyclegan.networks import size_requirement
 from tfcyclegan.synthetic import draw_scene
 
 SIZE = 32
@@ -534,7 +536,7 @@ def test_crashed_export_leaves_no_version(generators, tmp_path, monkeypatch):
         (pathlib.Path(out_dir) / "saved_model.pb").write_bytes(b"half")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export, "_write_archive", crash)
+    monkeypatch.setattr(saved_model, "write_archive", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_saved_model(generators["a2b"], tmp_path, "m", version=1)
     assert list((tmp_path / "m").iterdir()) == []

@@ -28,7 +28,7 @@ from google.protobuf import text_format
 from PIL import Image
 
 from tfcyclegan import export, imaging
-from tfcyclegan.model import translate_with
+from tfcyclegan.models import translate_with
 from tfcyclegan.networks import ResnetGenerator
 from tfcyclegan.synthetic import draw_scene
 

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from tfcyclegan import imaging
-from tfcyclegan.model import size_requirement, translate_with
+from tfcyclegan.models import translate_with
+from tfcyclegan.networks import size_requirement
 from tfcyclegan.networks import ResnetGenerator, UnetGenerator
 
 

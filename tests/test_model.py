@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfcyclegan.config import ModelConfig
-from tfcyclegan.model import METRICS, CycleGAN
+from tfcyclegan.models.cyclegan import METRICS, CycleGAN
 
 SIZE = 16
 TINY = ModelConfig(

@@ -10,8 +10,6 @@ Importing the package registers its Keras classes, so `keras.saving.load_model`
 reloads saved models after `import tfcyclegan`.
 """
 
-__version__ = "0.1.0"
-
 from tfcyclegan.callbacks import (
     Checkpointing,
     GracefulStop,
@@ -33,7 +31,7 @@ from tfcyclegan.layers import (
     ResidualBlock,
 )
 from tfcyclegan.losses import AdversarialLoss
-from tfcyclegan.model import CycleGAN
+from tfcyclegan.models import CycleGAN
 from tfcyclegan.networks import (
     PatchDiscriminator,
     PixelDiscriminator,
@@ -46,3 +44,4 @@ from tfcyclegan.synthetic import make_demo_dataset
 from tfcyclegan.torch_import import import_generator
 from tfcyclegan.training import DataSpec, load_run_model, train
 from tfcyclegan.translate import translate_files
+from tfcyclegan.version import __version__

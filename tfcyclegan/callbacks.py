@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from tfcyclegan import imaging
+from tfcyclegan import fileio, imaging
 
 GRID_COLUMNS = ("x", "G(x)", "F(G(x))", "y", "F(y)", "G(F(y))")
 _LABEL_HEIGHT = 14
@@ -46,9 +46,9 @@ def sample_grid(model, x, y, labels=True):
             "sample_grid needs as many x as y images, of one size. Received: "
             f"x of shape {x.shape}, y of shape {y.shape}"
         )
-    fake_y = model.translate(x, "x2y")
-    fake_x = model.translate(y, "y2x")
-    columns = [x, fake_y, model.translate(fake_y, "y2x"), y, fake_x, model.translate(fake_x, "x2y")]
+    fake_y = model.translate(x, "a2b")
+    fake_x = model.translate(y, "b2a")
+    columns = [x, fake_y, model.translate(fake_y, "b2a"), y, fake_x, model.translate(fake_x, "a2b")]
     columns = [_rgb(np.asarray(imaging.to_uint8(c))) for c in columns]
     rows = [np.concatenate([c[i] for c in columns], axis=1) for i in range(x.shape[0])]
     grid = np.concatenate(rows, axis=0)
@@ -69,9 +69,8 @@ def _with_header(grid, column_width):
 
 def write_png(path, image):
     """Writes a uint8 image to `path` atomically (a reader never sees half a file)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    Image.fromarray(image).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with fileio.atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
 
 
 class SampleGrid(keras.callbacks.Callback):

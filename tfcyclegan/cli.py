@@ -354,7 +354,7 @@ def _demo(args):
 
 
 def build_parser():
-    from tfcyclegan import __version__
+    from tfcyclegan.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="tfcyclegan",

@@ -35,11 +35,42 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 _RESNET_NAME = re.compile(r"^resnet_(\d+)blocks$")
 
 
-def _check_choice(name, value, choices):
+DIRECTIONS = ("a2b", "b2a")
+"""Translation directions: "a2b" runs G (X -> Y, domain A to B), "b2a" runs F."""
+
+# The paper's names for the same directions, accepted wherever a direction is.
+_DIRECTION_ALIASES = {"a2b": "a2b", "b2a": "b2a", "x2y": "a2b", "y2x": "b2a"}
+
+
+def check_choice(name, value, choices):
+    """Raises a ValueError naming `name` unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}"
         )
+
+
+def check_choices(name, values, choices):
+    """`values` (one string or several) as a non-empty tuple of `choices`."""
+    values = (values,) if isinstance(values, str) else tuple(values)
+    bad = [v for v in values if v not in choices]
+    if bad or not values:
+        raise ValueError(
+            f"`{name}` must be a subset of {list(choices)}. Received: {name}={values!r}"
+        )
+    return values
+
+
+def parse_direction(direction, allow_both=False):
+    """"a2b" or "b2a" ("both" too with `allow_both`); the paper's "x2y"/"y2x" are aliases."""
+    if allow_both and direction == "both":
+        return "both"
+    if isinstance(direction, str) and direction in _DIRECTION_ALIASES:
+        return _DIRECTION_ALIASES[direction]
+    choices = list(DIRECTIONS) + (["both"] if allow_both else [])
+    raise ValueError(
+        f"`direction` must be one of {choices} (or 'x2y'/'y2x'). Received: direction={direction!r}"
+    )
 
 
 def _check_positive(name, value, allow_zero=False):
@@ -139,9 +170,9 @@ class ModelConfig(_Section):
 
     def __post_init__(self):
         parse_generator(self.generator)
-        _check_choice("discriminator", self.discriminator, DISCRIMINATORS)
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("init_type", self.init_type, INIT_TYPES)
+        check_choice("discriminator", self.discriminator, DISCRIMINATORS)
+        check_choice("norm", self.norm, NORMS)
+        check_choice("init_type", self.init_type, INIT_TYPES)
         _check_int("ngf", self.ngf, 1)
         _check_int("ndf", self.ndf, 1)
         _check_int("n_layers_d", self.n_layers_d, 1)
@@ -155,12 +186,6 @@ class ModelConfig(_Section):
     def d_layers(self):
         """Stride-2 layers of the PatchGAN (`basic` is 3, the 70x70 one)."""
         return 3 if self.discriminator == "basic" else self.n_layers_d
-
-    @property
-    def size_multiple(self):
-        """Height and width of every input must be a multiple of this."""
-        family, depth = parse_generator(self.generator)
-        return 4 if family == "resnet" else 2**depth
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +217,7 @@ class DataConfig(_Section):
     max_pixels: int = 89_478_485  # PIL's own decompression-bomb threshold.
 
     def __post_init__(self):
-        _check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
+        check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         _check_int("load_size", self.load_size, 1)
         _check_int("crop_size", self.crop_size, 1)
         _check_int("batch_size", self.batch_size, 1)
@@ -275,15 +300,15 @@ class TrainConfig(_Section):
     strategy: str = "default"
 
     def __post_init__(self):
-        _check_choice("gan_mode", self.gan_mode, GAN_MODES)
-        _check_choice("strategy", self.strategy, STRATEGIES)
+        check_choice("gan_mode", self.gan_mode, GAN_MODES)
+        check_choice("strategy", self.strategy, STRATEGIES)
         if self.steps_per_epoch is not None:
             _check_int("steps_per_epoch", self.steps_per_epoch, 1)
         _check_int("checkpoint_every", self.checkpoint_every, 0)
         _check_int("keep_checkpoints", self.keep_checkpoints, 1)
         _check_int("sample_every", self.sample_every, 0)
         _check_int("num_samples", self.num_samples, 0)
-        _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         for name in ("lambda_a", "lambda_b", "lambda_identity"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("learning_rate", self.learning_rate)

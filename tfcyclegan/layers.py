@@ -3,9 +3,15 @@
 Everything here is NHWC, accepts any height and width, and uses only ops that
 TFLite runs as builtins (MIRROR_PAD, MEAN, RSQRT, ...), so networks built from
 these layers export to phones without the Flex delegate.
+
+tfcyclegan runs on Keras's TensorFlow backend only (tf.data input, graph
+state in tf.Variables, SavedModel/TFLite export). The layers are written in
+`keras.ops` where the op exists there; the fused instance-norm training path
+is TensorFlow code (`tf.raw_ops.FusedBatchNormV3`) and says so.
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -195,9 +201,10 @@ class InstanceNormalization(keras.layers.Layer):
         return ops.cast(outputs, self.compute_dtype)
 
     def _fused_call(self, inputs):
-        """The same normalization by `FusedBatchNormV3` (training mode), per image."""
-        import tensorflow as tf
+        """The same normalization by `FusedBatchNormV3` (training mode), per image.
 
+        TensorFlow only: Keras has no backend-neutral fused batch norm op.
+        """
         x = inputs
         if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
             x = tf.cast(x, tf.float32)

@@ -229,7 +229,6 @@ class ResnetGenerator(_Network):
         self.init_type = init_type
         self.init_gain = init_gain
         self.seed = seed
-        self.size_multiple = 4
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -337,7 +336,6 @@ class UnetGenerator(_Network):
         self.init_type = init_type
         self.init_gain = init_gain
         self.seed = seed
-        self.size_multiple = multiple
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -507,3 +505,20 @@ def build_discriminator(config, input_channels, seed=None, dtype=None, name=None
     if config.discriminator == "pixel":
         return PixelDiscriminator(**common)
     return PatchDiscriminator(n_layers=config.d_layers, **common)
+
+
+def size_requirement(generator):
+    """`(multiple, min_size)`: the heights and widths `generator` takes.
+
+    Read from the "size_check" layer every tfcyclegan generator has; it
+    survives save/load and is also in plain functional generators (pix2pix
+    imports).
+    """
+    try:
+        layer = generator.get_layer("size_check")
+    except ValueError:
+        raise ValueError(
+            f"Cannot tell which image sizes the model {generator.name!r} takes: it has no "
+            "'size_check' layer (tfcyclegan generators have one)."
+        ) from None
+    return int(layer.multiple), int(layer.min_size)

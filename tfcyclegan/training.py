@@ -29,9 +29,9 @@ import tensorflow as tf
 
 from tfcyclegan import callbacks as callbacks_lib
 from tfcyclegan import data as data_lib
-from tfcyclegan import distribute
+from tfcyclegan import distribute, fileio
 from tfcyclegan.config import Config
-from tfcyclegan.model import CycleGAN
+from tfcyclegan.models import CycleGAN
 from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
@@ -140,25 +140,10 @@ class TrainResult:
     interrupted: bool
 
 
-def _atomic_write_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_model_atomically(model, path):
     """`model.save(path)` through a temporary file, so `path` is never half written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with fileio.atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def incompatible_changes(saved, requested):
@@ -259,10 +244,10 @@ def _prepare_run_folder(run_dir, config, data_spec, resume):
         if data_spec is None:
             raise ValueError("A new run needs data: pass a DataSpec.")
         os.makedirs(paths.root, exist_ok=True)
-    _atomic_write_text(paths.config, config.to_json() + "\n")
-    from tfcyclegan import __version__
+    fileio.atomic_write(paths.config, config.to_json() + "\n")
+    from tfcyclegan.version import __version__
 
-    _atomic_write_text(
+    fileio.atomic_write(
         paths.run,
         json.dumps({"data": data_spec.to_dict(), "tfcyclegan": __version__}, indent=2) + "\n",
     )
@@ -321,35 +306,88 @@ def train(
         raise ValueError(f"`config` must be a Config. Received: {type(config).__name__}")
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = distribute.make_strategy(strategy or config.train.strategy)
+    _check_batch_split(config, strategy)
+    chief = distribute.is_chief(strategy)
+    config = _with_seed(config)
+    paths, write_paths, data_spec = _run_folders(run_dir, config, data_spec, resume, chief)
+    verbose = verbose if chief else 0
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.train.seed)
+
+    data = _run_data(config, data_spec, verbose, chief)
+    model, step, checkpoint = _restorable_model(config, strategy, data.steps_per_epoch)
+    if resume:
+        _restore_latest(checkpoint, paths, step, verbose)
+    run_callbacks = _run_callbacks(
+        config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks
+    )
+    history, done = _fit(model, data, step, config, strategy, run_callbacks, verbose)
+
+    if chief:
+        save_model_atomically(model, paths.model)
+    else:
+        shutil.rmtree(write_paths.root, ignore_errors=True)
+    # Ctrl-C (GracefulStop) or any callback (e.g. EarlyStopping) may stop early.
+    total_steps = config.train.total_epochs * data.steps_per_epoch
+    interrupted = done < total_steps
+    if interrupted and chief:  # whatever the verbosity: say how to go on
+        print(
+            f"Stopped at step {done} of {total_steps}; saved a checkpoint and {paths.model}.\n"
+            f"Resume with: tfcyclegan train --resume {paths.root}",
+            file=sys.stderr,
+        )
+    elif verbose:
+        print(f"Finished at step {done} of {total_steps}. Model: {paths.model}")
+    return TrainResult(
+        run_dir=paths.root, model=model, history=history, step=done, interrupted=interrupted
+    )
+
+
+# --- The steps of `train`, in order ------------------------------------------
+
+
+def _check_batch_split(config, strategy):
     replicas = strategy.num_replicas_in_sync
     if config.data.batch_size % replicas:
         raise ValueError(
             f"The batch is split over {replicas} replicas, so batch_size must be a "
             f"multiple of {replicas}. Received: batch_size={config.data.batch_size}"
         )
-    chief = distribute.is_chief(strategy)
-    config = _with_seed(config)
-    train_config = config.train
+
+
+def _run_folders(run_dir, config, data_spec, resume, chief):
+    """(paths of the run, paths this process writes to, the DataSpec).
+
+    With several workers only the chief writes the run folder; the others
+    checkpoint into a temporary folder, as TensorFlow's multi-worker guide does.
+    """
     if chief:
         paths, data_spec = _prepare_run_folder(run_dir, config, data_spec, resume)
-        write_paths = paths
-    else:
-        paths = RunPaths(os.fspath(run_dir))
-        if data_spec is None:
-            data_spec = _saved_data_spec(paths)
-        write_paths = RunPaths(tempfile.mkdtemp(prefix="tfcyclegan-worker-"))
-        verbose = 0
-    if train_config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(train_config.seed)
+        return paths, paths, data_spec
+    paths = RunPaths(os.fspath(run_dir))
+    if data_spec is None:
+        data_spec = _saved_data_spec(paths)
+    return paths, RunPaths(tempfile.mkdtemp(prefix="tfcyclegan-worker-")), data_spec
 
+
+@dataclasses.dataclass
+class _RunData:
+    """The datasets of a run."""
+
+    training: object  # data.UnpairedData
+    validation: object  # data.UnpairedData or None
+    samples: tuple  # (x, y) numpy arrays for the sample grids, or None
+    steps_per_epoch: int
+
+
+def _run_data(config, data_spec, verbose, chief):
+    train_config = config.train
     channels = (config.model.input_channels, config.model.output_channels)
-    training_data = data_lib.unpaired_dataset(
+    training = data_lib.unpaired_dataset(
         *data_spec.domains("train"), config.data, training=True, seed=train_config.seed,
         progress=verbose not in (0, False), channels=channels,
     )
-    steps_per_epoch = train_config.steps_per_epoch or training_data.steps_per_epoch
-    total_epochs = train_config.total_epochs
     test_domains = data_spec.test_domains() if train_config.validate else None
     validation = (
         data_lib.unpaired_dataset(*test_domains, config.data, training=False, channels=channels)
@@ -357,55 +395,72 @@ def train(
         else None
     )
     samples = _sample_images(config, data_spec, train_config.num_samples, channels) if chief else None
-
-    model, step, checkpoint = _restorable_model(config, strategy, steps_per_epoch)
-
-    checkpointing = callbacks_lib.Checkpointing(
-        checkpoint,
-        write_paths.checkpoints,
-        step,
-        every_n_steps=train_config.checkpoint_every,
-        keep=train_config.keep_checkpoints,
+    return _RunData(
+        training=training,
+        validation=validation,
+        samples=samples,
+        steps_per_epoch=train_config.steps_per_epoch or training.steps_per_epoch,
     )
-    if resume:
-        latest = tf.train.latest_checkpoint(paths.checkpoints)
-        if latest is None:
-            raise FileNotFoundError(
-                f"{run_dir} has no checkpoint to resume from ({paths.checkpoints} is empty)."
-            )
-        checkpoint.read(latest).assert_existing_objects_matched()
-        if verbose:
-            print(f"Resumed {run_dir} from {latest} (step {int(step.numpy())}).")
 
+
+def _restore_latest(checkpoint, paths, step, verbose):
+    latest = tf.train.latest_checkpoint(paths.checkpoints)
+    if latest is None:
+        raise FileNotFoundError(
+            f"{paths.root} has no checkpoint to resume from ({paths.checkpoints} is empty)."
+        )
+    checkpoint.read(latest).assert_existing_objects_matched()
+    if verbose:
+        print(f"Resumed {paths.root} from {latest} (step {int(step.numpy())}).")
+
+
+def _run_callbacks(
+    config, paths, write_paths, checkpoint, step, samples, chief, resume, extra_callbacks
+):
+    """The run's callbacks, in the order they must run."""
+    train_config = config.train
+    # First: Checkpointing advances `step`, which the others read.
     run_callbacks = [
-        checkpointing,  # first: it advances `step`, which the others read
-        callbacks_lib.Throughput(config.data.batch_size),
-        callbacks_lib.GracefulStop(),
-        *extra_callbacks,
+        callbacks_lib.Checkpointing(
+            checkpoint,
+            write_paths.checkpoints,
+            step,
+            every_n_steps=train_config.checkpoint_every,
+            keep=train_config.keep_checkpoints,
+        )
     ]
-    if chief:
-        run_callbacks[2:2] = [
-            keras.callbacks.CSVLogger(paths.history, append=resume),
-            keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
-        ]
     if samples is not None:
-        run_callbacks.insert(
-            1,
+        run_callbacks.append(
             callbacks_lib.SampleGrid(
                 *samples,
                 paths.samples,
                 every_n_steps=train_config.sample_every,
                 log_dir=os.path.join(paths.logs, "samples"),
                 step=step,
-            ),
+            )
         )
+    run_callbacks.append(callbacks_lib.Throughput(config.data.batch_size))
+    if chief:
+        run_callbacks += [
+            keras.callbacks.CSVLogger(paths.history, append=resume),
+            keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
+        ]
+    return run_callbacks + [callbacks_lib.GracefulStop(), *extra_callbacks]
 
+
+def _fit(model, data, step, config, strategy, run_callbacks, verbose):
+    """Runs `fit` until the schedule's last step or a stop; (history, steps done).
+
+    Keras starts epochs at their beginning; a run stopped mid-epoch first
+    finishes that epoch with a shorter fit, then continues epoch by epoch.
+    Each fit starts the data stream where the previous one left it.
+    """
+    steps_per_epoch = data.steps_per_epoch
+    total_epochs = config.train.total_epochs
+    total_steps = total_epochs * steps_per_epoch
+    validation = data.validation
     history = {}
     done = int(step.numpy())
-    total_steps = total_epochs * steps_per_epoch
-    # Keras starts epochs at their beginning; a run stopped mid-epoch first
-    # finishes that epoch with a shorter fit, then continues epoch by epoch.
-    # Each fit starts the data stream where the previous run left it.
     model.stop_training = False
     while done < total_steps and not model.stop_training:
         epoch, offset = divmod(done, steps_per_epoch)
@@ -419,12 +474,12 @@ def train(
         )
         if distribute.is_multi_worker(strategy):
             fit_history = distribute.fit_distributed(
-                model, training_data.from_step(done), strategy=strategy,
+                model, data.training.from_step(done), strategy=strategy,
                 global_batch_size=config.data.batch_size, **fit_args,
             )
         else:
             fit_history = model.fit(
-                training_data.from_step(done),
+                data.training.from_step(done),
                 validation_steps=validation.steps_per_epoch if validation is not None else None,
                 shuffle=False,  # the stream shuffles itself, reproducibly
                 **fit_args,
@@ -432,23 +487,7 @@ def train(
         for key, values in fit_history.history.items():
             history.setdefault(key, []).extend(values)
         done = int(step.numpy())
-    if chief:
-        save_model_atomically(model, paths.model)
-    else:
-        shutil.rmtree(write_paths.root, ignore_errors=True)
-    # Ctrl-C (GracefulStop) or any callback (e.g. EarlyStopping) may stop early.
-    interrupted = done < total_steps
-    if interrupted and chief:  # whatever the verbosity: say how to go on
-        print(
-            f"Stopped at step {done} of {total_steps}; saved a checkpoint and {paths.model}.\n"
-            f"Resume with: tfcyclegan train --resume {paths.root}",
-            file=sys.stderr,
-        )
-    elif verbose:
-        print(f"Finished at step {done} of {total_steps}. Model: {paths.model}")
-    return TrainResult(
-        run_dir=paths.root, model=model, history=history, step=done, interrupted=interrupted
-    )
+    return history, done
 
 
 def load_run_model(run_dir):

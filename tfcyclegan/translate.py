@@ -85,7 +85,7 @@ def translate_files(
     if callable(model):
         translator = model
     else:
-        from tfcyclegan.export import load_translator
+        from tfcyclegan.export.runtime import load_translator
 
         translator = load_translator(model, direction=direction, num_threads=num_threads)
     channels = getattr(translator, "input_channels", 3)

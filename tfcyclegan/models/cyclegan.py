@@ -11,30 +11,17 @@ Names follow the paper (Zhu et al. 2017). X is domain A, Y is domain B.
 | lambda_a / lambda_b | lambda (one per cycle) | lambda_A / lambda_B |
 """
 
-import numpy as np
 import keras
 import tensorflow as tf
 
-from tfcyclegan import imaging
-from tfcyclegan.config import ModelConfig
+from tfcyclegan.config import ModelConfig, parse_direction
 from tfcyclegan.losses import AdversarialLoss, l1
+from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 from tfcyclegan.pool import ImagePool
 
 NETWORKS = ("G", "F", "D_X", "D_Y")
 METRICS = ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity", "D_X", "D_Y", "total")
-DIRECTIONS = ("x2y", "y2x")
-
-
-def _replica_scale(loss):
-    """Divides a per-replica loss by the number of replicas.
-
-    Under `tf.distribute` every replica computes the mean over its own share
-    of the global batch and the optimizer sums the replicas' gradients; this
-    scaling makes that sum the gradient of the mean over the global batch.
-    """
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss if replicas == 1 else loss * (1.0 / replicas)
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -150,7 +137,7 @@ class CycleGAN(keras.Model):
         # training step: variables created during a trace make TensorFlow
         # trace the (large) step a second time.
         if not self.built:
-            shape = _image_shape(x)
+            shape = base.image_shape(x)
             if shape is not None:
                 # In the model's strategy scope, so that the pools become
                 # per-replica variables under tf.distribute.
@@ -236,15 +223,15 @@ class CycleGAN(keras.Model):
                 (optimizers["D_Y"], [self.D_Y]),
             ]
         else:
-            generator_groups = [(generator_optimizer or _default_adam(), [self.G, self.F])]
+            generator_groups = [(generator_optimizer or base.default_adam(), [self.G, self.F])]
             discriminator_groups = [
-                (discriminator_optimizer or _default_adam(), [self.D_X, self.D_Y])
+                (discriminator_optimizer or base.default_adam(), [self.D_X, self.D_Y])
             ]
         mixed_float16 = any(
             network.dtype_policy.name == "mixed_float16" for network in self._networks()
         )
-        self.generator_groups = _prepare_groups(generator_groups, mixed_float16)
-        self.discriminator_groups = _prepare_groups(discriminator_groups, mixed_float16)
+        self.generator_groups = base.prepare_groups(generator_groups, mixed_float16)
+        self.discriminator_groups = base.prepare_groups(discriminator_groups, mixed_float16)
         self.objective = dict(gan_mode=gan_mode, **weights)
         self.adversarial = AdversarialLoss(gan_mode)
         # `model.optimizer` is the generators' (what Keras callbacks read);
@@ -283,8 +270,8 @@ class CycleGAN(keras.Model):
             raise ValueError(
                 "CycleGAN trains on batches of (x, y): unpaired images of X and of Y, "
                 "e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, "
-                f"y_images)`. Received: x={_describe(x)}, y={_describe(y)}, "
-                f"sample_weight={_describe(sample_weight)}"
+                f"y_images)`. Received: x={base.describe(x)}, y={base.describe(y)}, "
+                f"sample_weight={base.describe(sample_weight)}"
             )
         return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
 
@@ -337,8 +324,8 @@ class CycleGAN(keras.Model):
         x, y = self._unpack(data)
         with tf.GradientTape(persistent=len(self.generator_groups) > 1) as tape:
             terms, fake_x, fake_y = self._generator_terms(x, y, training=True)
-            losses = _scaled_losses(terms["total"], self.generator_groups)
-        _apply(tape, losses, self.generator_groups)
+            losses = base.scaled_losses(terms["total"], self.generator_groups)
+        base.apply_gradients(tape, losses, self.generator_groups)
         del tape
 
         if self.objective["lambda_gan"] > 0:
@@ -348,8 +335,8 @@ class CycleGAN(keras.Model):
             fake_y = self.pool_y(tf.stop_gradient(fake_y))
             with tf.GradientTape(persistent=len(self.discriminator_groups) > 1) as tape:
                 d_terms = self._discriminator_terms(x, y, fake_x, fake_y, training=True)
-                losses = _scaled_losses(d_terms["D_X"] + d_terms["D_Y"], self.discriminator_groups)
-            _apply(tape, losses, self.discriminator_groups)
+                losses = base.scaled_losses(d_terms["D_X"] + d_terms["D_Y"], self.discriminator_groups)
+            base.apply_gradients(tape, losses, self.discriminator_groups)
             del tape
             terms.update(d_terms)
         else:
@@ -376,16 +363,10 @@ class CycleGAN(keras.Model):
     # === Inference ===
 
     def generator(self, direction):
-        """G for `"x2y"` (also `"a2b"`), F for `"y2x"` (also `"b2a"`)."""
-        direction = {"a2b": "x2y", "b2a": "y2x"}.get(direction, direction)
-        if direction not in DIRECTIONS:
-            raise ValueError(
-                "`direction` must be 'x2y' (or 'a2b') or 'y2x' (or 'b2a'). "
-                f"Received: direction={direction!r}"
-            )
-        return self.G if direction == "x2y" else self.F
+        """G for "a2b" (the paper's "x2y"), F for "b2a" ("y2x")."""
+        return self.G if parse_direction(direction) == "a2b" else self.F
 
-    def translate(self, images, direction="x2y", batch_size=8):
+    def translate(self, images, direction="a2b", batch_size=8):
         """Translates a batch of images of any size, float32 in [-1, 1].
 
         Images whose height or width the generator cannot take are
@@ -393,14 +374,14 @@ class CycleGAN(keras.Model):
 
         Args:
             images: NHWC array or tensor in [-1, 1] (a single HWC image too).
-            direction: `"x2y"` uses G, `"y2x"` uses F.
+            direction: "a2b" uses G, "b2a" uses F (or the paper's "x2y" / "y2x").
             batch_size: images per generator call.
 
         Returns:
             A numpy array of the same height and width, in [-1, 1].
         """
         generator = self.generator(direction)
-        return translate_with(generator, images, batch_size=batch_size)
+        return base.translate_with(generator, images, batch_size=batch_size)
 
     # === Serialization ===
 
@@ -483,109 +464,3 @@ class CycleGAN(keras.Model):
             **optimizers,
             **extra,
         )
-
-
-def size_requirement(generator):
-    """`(multiple, min_size)`: the heights and widths `generator` takes.
-
-    Read from the "size_check" layer every tfcyclegan generator has; it
-    survives save/load and is also in plain functional generators (pix2pix
-    imports).
-    """
-    try:
-        layer = generator.get_layer("size_check")
-    except ValueError:
-        raise ValueError(
-            f"Cannot tell which image sizes the model {generator.name!r} takes: it has no "
-            "'size_check' layer (tfcyclegan generators have one)."
-        ) from None
-    return int(layer.multiple), int(layer.min_size)
-
-
-def translate_with(generator, images, batch_size=8):
-    """Runs `generator` over images of any size (see `CycleGAN.translate`)."""
-    images = np.asarray(images, dtype=np.float32)
-    single = images.ndim == 3
-    if single:
-        images = images[None]
-    if images.ndim != 4:
-        raise ValueError(
-            "Expected images of shape (batch, height, width, channels) or "
-            f"(height, width, channels). Received: shape={images.shape}"
-        )
-    channels = generator.input_shape[-1]
-    if images.shape[-1] != channels:
-        raise ValueError(
-            f"The generator takes {channels}-channel images. Received: shape={images.shape}"
-        )
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
-    multiple, min_size = size_requirement(generator)
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple, min_size)
-        outputs.append(np.asarray(imaging.crop_to(generator(batch, training=False), size)))
-    result = np.concatenate(outputs) if outputs else np.zeros_like(images)
-    return result[0] if single else result
-
-
-def _image_shape(data):
-    """The (batch, height, width, channels) of X in `data`, if known statically."""
-    if isinstance(data, tf.data.Dataset):
-        spec = data.element_spec
-        spec = spec[0] if isinstance(spec, (tuple, list)) else None
-        shape = getattr(spec, "shape", None)
-    else:
-        shape = getattr(data, "shape", None)
-    if shape is None or len(shape) != 4 or None in tuple(shape)[1:]:
-        return None
-    return tuple(shape)
-
-
-def _describe(value):
-    return "None" if value is None else f"{type(value).__name__} of shape {tuple(value.shape)}"
-
-
-def _default_adam():
-    # The paper's optimizer: Adam, lr 2e-4, beta_1 0.5 (section 7.1).
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
-
-
-def _prepare_groups(groups, mixed_float16):
-    """Wraps optimizers for float16 and builds them on their variables now.
-
-    Building here, not on the first step, matters twice: Keras 3 under
-    `MirroredStrategy` needs optimizer variables created in the strategy's
-    scope before `fit`, and a `tf.train.Checkpoint` restores optimizer moments
-    only into variables that exist.
-    """
-    prepared = []
-    for optimizer, networks in groups:
-        if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise ValueError(
-                f"Optimizers must be keras.optimizers.Optimizer instances. Received: {optimizer!r}"
-            )
-        if mixed_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        variables = [v for network in networks for v in network.trainable_variables]
-        if not optimizer.built:
-            optimizer.build(variables)
-        prepared.append((optimizer, networks))
-    return prepared
-
-
-def _scaled_losses(loss, groups):
-    """`loss` as each group's optimizer differentiates it (inside the tape).
-
-    Scaled for the replicas of a `tf.distribute` strategy and, under
-    `mixed_float16`, by the optimizer's dynamic loss scale.
-    """
-    loss = _replica_scale(loss)
-    return [optimizer.scale_loss(loss) for optimizer, _ in groups]
-
-
-def _apply(tape, losses, groups):
-    """One gradient per optimizer group, of its own scaled loss, applied to its networks only."""
-    for loss, (optimizer, networks) in zip(losses, groups):
-        variables = [v for network in networks for v in network.trainable_variables]
-        optimizer.apply(tape.gradient(loss, variables), variables)

@@ -1,0 +1,370 @@
+"""`export()`: what `tfcyclegan export` runs, and the report it writes."""
+
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import time
+
+from tfcyclegan.config import check_choice, check_choices
+from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
+from tfcyclegan.export.parity import FLOAT_TOLERANCE, parity_images, saved_model_parity, tflite_parity
+from tfcyclegan.export.runtime import REPORT_NAME
+from tfcyclegan.export.saved_model import (
+    DEFAULT_MAX_PIXELS,
+    SAVED_MODEL_DTYPES,
+    check_model_name,
+    check_version,
+    export_saved_model,
+    serving_config,
+)
+from tfcyclegan.export.tflite import (
+    TFLITE_IO,
+    TFLITE_MODES,
+    calibration_set,
+    check_input_size,
+    convert_variant,
+    gpu_compatibility,
+    tflite_saved_model,
+)
+from tfcyclegan.fileio import atomic_write
+from tfcyclegan.networks import size_requirement
+
+
+FORMATS = ("saved_model", "tflite")
+
+
+@dataclasses.dataclass
+class ExportReport:
+    """What `export` wrote and measured. `to_dict()` is `export_report.json`.
+
+    Attributes:
+        out_dir: the export folder.
+        saved_models: direction -> SavedModel version folder (relative to out_dir).
+        saved_model_dtype: the SavedModels' arithmetic ("float32" / "bfloat16").
+        tflite: direction -> variant ("fp32", "fp16_uint8", ...) -> {path, bytes,
+            ops, gpu, metadata}.
+        parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
+        parity_images: what the parity images were (source, shape).
+        seconds: time taken.
+    """
+
+    out_dir: str
+    saved_models: dict = dataclasses.field(default_factory=dict)
+    saved_model_dtype: str = "float32"
+    tflite: dict = dataclasses.field(default_factory=dict)
+    parity: dict = dataclasses.field(default_factory=dict)
+    parity_images: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self):
+        """All bounded parity checks passed."""
+        return all(
+            entry.get("ok", True) for checks in self.parity.values() for entry in checks.values()
+        )
+
+    def failures(self):
+        return [
+            f"{direction}/{name}: max abs {entry['max_abs']:.3g} > {entry['bound']:.3g}"
+            for direction, checks in self.parity.items()
+            for name, entry in checks.items()
+            if not entry.get("ok", True)
+        ]
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def summary(self):
+        """The report as a table a person reads."""
+        lines = [f"Exported to {self.out_dir} in {self.seconds:.1f}s"]
+        for direction, version_dir in self.saved_models.items():
+            lines.append(f"  SavedModel {direction}: {version_dir} ({self.saved_model_dtype})")
+        for direction, variants in self.tflite.items():
+            for name, info in variants.items():
+                gpu = info["gpu"]
+                cpu_ops = ", ".join(gpu["integer_ops"]) or "-"
+                lines.append(
+                    f"  TFLite {direction} {name:<18} {info['bytes'] / 1024:9.1f} KiB  "
+                    f"integer ops (CPU under GPU delegate): {cpu_ops}"
+                )
+        images = self.parity_images
+        if self.parity:
+            lines.append(
+                f"Parity vs Keras on {images.get('count')} images {images.get('shape')} "
+                f"({images.get('source')}):"
+            )
+            lines.append(f"  {'artifact':<32}{'max abs':>10}{'PSNR dB':>10}  bound")
+            for direction, checks in self.parity.items():
+                for name, entry in checks.items():
+                    bound = entry.get("bound")
+                    verdict = (
+                        ""
+                        if bound is None
+                        else f"<= {bound:.3g} {'ok' if entry['ok'] else 'FAILED'}"
+                    )
+                    db = "inf" if entry["psnr_db"] is None else f"{entry['psnr_db']:.2f}"
+                    lines.append(
+                        f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}"
+                    )
+        return "\n".join(lines)
+
+
+def export(
+    path_or_model,
+    out_dir,
+    formats=FORMATS,
+    direction="both",
+    tflite_modes=None,
+    tflite_io=TFLITE_IO,
+    representative_data=None,
+    version=1,
+    model_name="cyclegan",
+    overwrite=False,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    tflite_input_size=None,
+    saved_model_dtype="float32",
+    parity=True,
+    parity_size=None,
+    parity_count=4,
+    verbose=True,
+):
+    """Exports generators for deployment and checks every artifact against Keras.
+
+    Writes, under `out_dir`:
+
+        <model_name>_a2b/<version>/     SavedModel for TF Serving (and _b2a)
+        tflite/<model_name>_a2b_<mode>[_uint8].tflite
+        models.config                    TF Serving config serving the SavedModels
+        export_report.json               sizes, ops, GPU notes, parity
+
+    Args:
+        path_or_model: a `.keras` file (CycleGAN or generator), a run folder, or
+            a loaded CycleGAN / generator.
+        out_dir: the export folder.
+        formats: any of "saved_model", "tflite".
+        direction: "a2b", "b2a" or "both".
+        tflite_modes: subset of `TFLITE_MODES`. Default: fp32, fp16,
+            dynamic_int8, and int8 when `representative_data` is given.
+        tflite_io: "float32" (float [-1, 1] tensors) and/or "uint8" (pixels).
+        representative_data: folder of images: int8 calibration and the parity
+            images.
+        version: SavedModel version folder.
+        model_name: prefix of the artifact names ("cyclegan" -> "cyclegan_a2b").
+        overwrite: replace existing versions / files; otherwise they are an error.
+        max_pixels: the SavedModel's per-image size limit.
+        saved_model_dtype: the SavedModel's arithmetic, "float32" or "bfloat16"
+            (see `export_saved_model`; its parity is reported, not bounded).
+        tflite_input_size: None for dynamic height/width, or (H, W) for
+            fixed-size files (GPU delegates).
+        parity: run the parity checks (raises if SavedModel / fp32 exceed
+            `FLOAT_TOLERANCE`).
+        parity_size: (H, W) of the parity images; default the training size
+            when known, else 256 x 256 (rounded up to the size multiple).
+        parity_count: number of parity images.
+        verbose: print the report.
+
+    Returns:
+        An `ExportReport`; the same is written to `out_dir/export_report.json`.
+
+    Raises:
+        RuntimeError: a SavedModel or fp32 TFLite output differs from Keras by
+            more than `FLOAT_TOLERANCE` (the report is written first).
+    """
+    start = time.perf_counter()
+    formats, tflite_modes, tflite_io = _check_request(
+        formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name
+    )
+    model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
+    generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
+    out_dir = pathlib.Path(out_dir)
+    names = {d: f"{model_name}_{d}" for d in generators}
+    plans = _tflite_plans(out_dir, names, tflite_modes, tflite_io) if "tflite" in formats else []
+    _refuse_existing(out_dir, names, plans, formats, version, overwrite)
+
+    report = ExportReport(out_dir=os.fspath(out_dir))
+    images = {}
+    if parity:
+        trained = training_size(model)
+        if trained is None and _is_path(path_or_model):
+            trained = training_size(path_or_model)
+        images = _parity_images(report, generators, parity_size or trained, parity_count,
+                                representative_data)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "saved_model" in formats:
+        _export_saved_models(report, generators, names, images, version, overwrite, max_pixels,
+                             saved_model_dtype)
+    if plans:
+        _export_tflite(report, generators, plans, images, tflite_modes, representative_data,
+                       tflite_input_size)
+    report.seconds = round(time.perf_counter() - start, 2)
+    atomic_write(out_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    if verbose:
+        print(report.summary())
+    if not report.ok:
+        raise RuntimeError(
+            "Exported models differ from the Keras model beyond the stated bounds: "
+            + "; ".join(report.failures())
+            + f". See {out_dir / REPORT_NAME}."
+        )
+    return report
+
+
+# --- The steps of `export`, in order ----------------------------------------
+
+
+def _is_path(value):
+    return isinstance(value, (str, os.PathLike))
+
+
+def _check_request(
+    formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name
+):
+    """Validates what `export` was asked for before any work: (formats, modes, io)."""
+    formats = check_choices("formats", formats, FORMATS)
+    tflite_io = check_choices("tflite_io", tflite_io, TFLITE_IO)
+    if tflite_modes is None:
+        tflite_modes = ("fp32", "fp16", "dynamic_int8") + (("int8",) if representative_data else ())
+    tflite_modes = check_choices("tflite_modes", tflite_modes, TFLITE_MODES)
+    check_choice("saved_model_dtype", saved_model_dtype, SAVED_MODEL_DTYPES)
+    if "tflite" in formats and "int8" in tflite_modes and representative_data is None:
+        raise ValueError(
+            "tflite_modes includes 'int8', which needs representative_data: a folder of "
+            "images like those the model will translate (a sample is used for calibration)."
+        )
+    check_version(version)
+    check_model_name(model_name)
+    if representative_data is not None and not pathlib.Path(representative_data).is_dir():
+        raise FileNotFoundError(
+            f"representative_data must be a folder of images. Received: {representative_data}"
+        )
+    return formats, tflite_modes, tflite_io
+
+
+@dataclasses.dataclass(frozen=True)
+class _TFLitePlan:
+    """One .tflite file to write: a direction, a mode, float or uint8 tensors."""
+
+    direction: str
+    mode: str
+    uint8_io: bool
+    path: pathlib.Path
+
+    @property
+    def variant(self):
+        return self.mode + ("_uint8" if self.uint8_io else "")
+
+
+def _tflite_plans(out_dir, names, tflite_modes, tflite_io):
+    return [
+        _TFLitePlan(
+            d, mode, uint8_io,
+            out_dir / "tflite" / f"{names[d]}_{mode}{'_uint8' if uint8_io else ''}.tflite",
+        )
+        for d in names
+        for mode in tflite_modes
+        for uint8_io in (io_name == "uint8" for io_name in tflite_io)
+    ]
+
+
+def _refuse_existing(out_dir, names, plans, formats, version, overwrite):
+    """Refuses to replace earlier exports before any work, not halfway through."""
+    existing = [plan.path for plan in plans if plan.path.exists()]
+    if "saved_model" in formats:
+        existing += [
+            out_dir / name / str(version)
+            for name in names.values()
+            if (out_dir / name / str(version)).exists()
+        ]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"These exports exist: {[os.fspath(p) for p in existing]}. Replace them with "
+            "overwrite=True (--overwrite), or choose another version (--version) or out_dir."
+        )
+
+
+def _parity_images(report, generators, size, count, representative_data):
+    """The images each direction's artifacts are compared on; recorded in `report`."""
+    images = {}
+    for d, generator in generators.items():
+        multiple, min_size = size_requirement(generator)
+        size = tuple(max(-(-s // multiple) * multiple, min_size) for s in size or (256, 256))
+        images[d] = parity_images(
+            channels_of(generator)[0], size, count, d, folder=representative_data
+        )
+        report.parity[d] = {}
+    first = next(iter(images.values()))
+    report.parity_images = {
+        "source": (
+            os.fspath(representative_data)
+            if representative_data
+            else "synthetic (tfcyclegan.synthetic)"
+        ),
+        "count": int(first.shape[0]),
+        "shape": list(first.shape[1:]),
+    }
+    return images
+
+
+def _export_saved_models(
+    report, generators, names, images, version, overwrite, max_pixels, saved_model_dtype
+):
+    """One SavedModel per direction, their parity, and TF Serving's models.config."""
+    out_dir = pathlib.Path(report.out_dir)
+    report.saved_model_dtype = saved_model_dtype
+    for d, generator in generators.items():
+        version_dir = export_saved_model(
+            generator, out_dir, names[d], version, overwrite=overwrite,
+            max_pixels=max_pixels, compute_dtype=saved_model_dtype,
+        )
+        report.saved_models[d] = os.fspath(version_dir.relative_to(out_dir))
+        if d in images:
+            checks = saved_model_parity(
+                version_dir, generator, images[d], bounded=saved_model_dtype == "float32"
+            )
+            for name, entry in checks.items():
+                report.parity[d][f"saved_model/{name}"] = entry
+    atomic_write(out_dir / "models.config", serving_config(names.values()))
+
+
+def _export_tflite(
+    report, generators, plans, images, tflite_modes, representative_data, tflite_input_size
+):
+    """Every planned .tflite file, written atomically, with its ops, GPU notes and parity."""
+    out_dir = pathlib.Path(report.out_dir)
+    for d, generator in generators.items():
+        multiple, min_size = size_requirement(generator)
+        input_size = check_input_size(tflite_input_size, multiple, min_size)
+        calibration = None
+        if "int8" in tflite_modes:
+            calibration = calibration_set(
+                representative_data, channels_of(generator)[0], multiple, min_size
+            )
+        with contextlib.ExitStack() as stack:
+            saved_models = {}  # int8_pixels -> temporary SavedModel, made once
+            for plan in (plan for plan in plans if plan.direction == d):
+                int8_pixels = plan.mode == "int8" and plan.uint8_io
+                if int8_pixels not in saved_models:
+                    saved_models[int8_pixels] = stack.enter_context(
+                        tflite_saved_model(generator, input_size, int8_pixels)
+                    )
+                flatbuffer, ops, metadata = convert_variant(
+                    saved_models[int8_pixels], generator, plan.mode, calibration,
+                    plan.uint8_io, input_size, d,
+                )
+                plan.path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(plan.path, flatbuffer)
+                report.tflite.setdefault(d, {})[plan.variant] = {
+                    "path": os.fspath(plan.path.relative_to(out_dir)),
+                    "bytes": len(flatbuffer),
+                    "ops": ops,
+                    "gpu": gpu_compatibility(flatbuffer),
+                    "metadata": metadata,
+                }
+                if d in images:
+                    bound = FLOAT_TOLERANCE if plan.mode == "fp32" else None
+                    report.parity[d][f"tflite/{plan.variant}"] = tflite_parity(
+                        flatbuffer, generator, images[d], bound
+                    )

@@ -1,0 +1,209 @@
+"""Running a model on disk: what `tfcyclegan translate` and the parity checks use.
+
+`load_translator` opens any model form (run folder, `.keras`, SavedModel,
+`.tflite`, export folder) as a `Translator` that maps float32 images in
+[-1, 1] of any size to their translations. It imports none of the exporters.
+"""
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from tfcyclegan import imaging
+from tfcyclegan.config import parse_direction
+from tfcyclegan.export.loading import channels_of, is_saved_model_dir, load_generators, version_dirs
+from tfcyclegan.models import translate_with
+
+
+METADATA_NAME = "tfcyclegan"
+"""Name of the JSON metadata entry in exported .tflite files."""
+
+
+REPORT_NAME = "export_report.json"
+
+
+def read_tflite_metadata(tflite_bytes, name=METADATA_NAME):
+    """The JSON metadata entry `name` of a .tflite flatbuffer, or None."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == name:
+            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None
+
+
+def pad_numpy(images, multiple, min_size):
+    padded, _ = imaging.pad_to_multiple(np.asarray(images), multiple, min_size)
+    return padded.numpy()
+
+
+def _interpreter(model_content=None, model_path=None, num_threads=None):
+    """A LiteRT interpreter (ai-edge-litert, or TensorFlow's deprecated one)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
+
+
+class Translator:
+    """Translates float32 NHWC images in [-1, 1] of any size with a loaded model.
+
+    Call it with an (N, H, W, C) or (H, W, C) array; it returns the same shape.
+    `kind` says what runs: "keras", "saved_model" or "tflite".
+    """
+
+    def __init__(self, kind, fn, input_channels, source, batch_size=8):
+        self.kind = kind
+        self._fn = fn
+        self.input_channels = input_channels
+        self.source = source
+        self.batch_size = batch_size
+
+    def __call__(self, images):
+        images = np.asarray(images, dtype=np.float32)
+        single = images.ndim == 3
+        if single:
+            images = images[None]
+        if images.ndim != 4 or images.shape[-1] != self.input_channels:
+            raise ValueError(
+                f"Expected images of shape (batch, height, width, {self.input_channels}) or "
+                f"(height, width, {self.input_channels}). Received: shape={images.shape}"
+            )
+        outputs = [
+            np.asarray(self._fn(images[i : i + self.batch_size]))
+            for i in range(0, len(images), self.batch_size)
+        ]
+        result = np.concatenate(outputs) if outputs else np.zeros_like(images)
+        return result[0] if single else result
+
+    def __repr__(self):
+        return f"Translator(kind={self.kind!r}, source={os.fspath(self.source)!r})"
+
+
+class TFLiteRunner:
+    """Runs a .tflite generator on float images of any size: pads, resizes, crops."""
+
+    def __init__(self, tflite_bytes, num_threads=None, multiple=None):
+        self.metadata = read_tflite_metadata(tflite_bytes) or {}
+        self.multiple = multiple or self.metadata.get("size_multiple")
+        if not self.multiple:
+            raise ValueError(
+                "This .tflite file has no tfcyclegan metadata, so the size multiple it "
+                "needs is unknown; pass multiple= (4 for ResNet generators, 2**num_downs "
+                "for U-Nets)."
+            )
+        self.min_size = self.metadata.get("min_size", self.multiple)
+        self.interpreter = _interpreter(model_content=tflite_bytes, num_threads=num_threads)
+        signatures = self.interpreter.get_signature_list()
+        self.signature = next(iter(signatures))
+        self.input_name = signatures[self.signature]["inputs"][0]
+        self.output_name = signatures[self.signature]["outputs"][0]
+        detail = self.interpreter.get_input_details()[0]
+        self.input_index = detail["index"]
+        self.uint8 = detail["dtype"] == np.uint8
+        self.channels = int(detail["shape_signature"][-1])
+        signature = [int(d) for d in detail["shape_signature"]]
+        self.fixed_size = tuple(signature[1:3]) if min(signature) > 0 else None
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self._shape = None
+
+    def _invoke(self, batch):
+        if tuple(batch.shape) != self._shape:
+            self.interpreter.resize_tensor_input(self.input_index, list(batch.shape), strict=False)
+            self.interpreter.allocate_tensors()
+            self._shape = tuple(batch.shape)
+        self.interpreter.set_tensor(self.input_index, batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index)
+
+    def __call__(self, images):
+        height, width = images.shape[1:3]
+        padded = pad_numpy(images, self.multiple, self.min_size)
+        if self.uint8:
+            padded = imaging.to_uint8_array(padded)
+        if self.fixed_size:
+            if padded.shape[1:3] != self.fixed_size:
+                raise ValueError(
+                    f"This .tflite file takes only "
+                    f"{self.fixed_size[0]}x{self.fixed_size[1]} images "
+                    f"(exported with a fixed input size). Received: {height}x{width}. Resize the "
+                    "images, or use a file exported without tflite_input_size."
+                )
+            outputs = np.concatenate([self._invoke(padded[i : i + 1]) for i in range(len(padded))])
+        else:
+            outputs = self._invoke(np.ascontiguousarray(padded))
+        if outputs.dtype == np.uint8:
+            outputs = imaging.to_float_array(outputs)
+        return outputs[:, :height, :width]
+
+
+def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
+    """A callable translating float32 images in [-1, 1] of any size with a model on disk.
+
+    Args:
+        path: any of
+            - a run folder or `.keras` file (CycleGAN: `direction` picks G or F;
+              a single generator is used as is);
+            - a SavedModel: TF Serving's model folder (the highest numbered
+              version is used, as TF Serving does) or one version folder;
+            - a `.tflite` file from `convert_tflite` (its metadata gives the size
+              multiple);
+            - an export folder (`export_report.json`): its SavedModel for
+              `direction`.
+            SavedModels and .tflite files hold one direction; `direction` is
+            ignored for them.
+        direction: "a2b" or "b2a".
+        num_threads: TFLite interpreter threads (default: the runtime's).
+        batch_size: images per call.
+
+    Returns:
+        A `Translator`: `translator(images)` maps (N, H, W, C) or (H, W, C)
+        float32 arrays in [-1, 1] to the same shape; images are reflect-padded
+        to a size the generator takes and cropped back.
+    """
+    direction = parse_direction(direction)
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No model at {path}: expected a run folder, .keras, SavedModel folder or .tflite file."
+        )
+    if path.is_file() and path.suffix == ".tflite":
+        runner = TFLiteRunner(path.read_bytes(), num_threads=num_threads)
+        return Translator("tflite", runner, runner.channels, path, batch_size)
+    if path.is_dir() and (path / REPORT_NAME).is_file() and not (path / "model.keras").exists():
+        report = json.loads((path / REPORT_NAME).read_text())
+        saved = report.get("saved_models", {}).get(direction)
+        if saved is None:
+            raise ValueError(f"The export at {path} has no SavedModel for direction {direction!r}.")
+        return load_translator(path / saved, direction, num_threads, batch_size)
+    if path.is_dir() and (is_saved_model_dir(path) or version_dirs(path)):
+        version_dir = path if is_saved_model_dir(path) else version_dirs(path)[-1][1]
+        loaded = tf.saved_model.load(os.fspath(version_dir))
+        if "translate" not in loaded.signatures:
+            raise ValueError(
+                f"The SavedModel at {version_dir} has no 'translate' signature; it was not "
+                f"made by tfcyclegan.export. Signatures: {sorted(loaded.signatures)}"
+            )
+        signature = loaded.signatures["translate"]
+        channels = int(signature.structured_input_signature[1]["images"].shape[-1])
+
+        def run(images):
+            return signature(images=tf.constant(images))["output_images"].numpy()
+
+        translator = Translator("saved_model", run, channels, version_dir, batch_size)
+        translator._loaded = loaded  # keeps the variables alive
+        return translator
+    generator = load_generators(path, direction)[direction]
+    return Translator(
+        "keras",
+        lambda images: translate_with(generator, images),
+        channels_of(generator)[0],
+        path,
+        batch_size,
+    )

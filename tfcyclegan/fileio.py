@@ -1,0 +1,69 @@
+"""Atomic writes: a reader (or a crash) never sees half a file or half a folder.
+
+Every file tfcyclegan writes for a user (config.json, run.json, model.keras,
+sample grids, .tflite files, export reports, SavedModel versions) goes through
+here: it is written beside its target under a hidden temporary name, then
+renamed into place (`os.replace` is atomic within a file system).
+"""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+import uuid
+
+
+def _umask():
+    # os.umask can only be read by setting it; restore it at once.
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=".tmp"):
+    """Yields a temporary path beside `path`; renamed onto `path` if the block succeeds.
+
+    For writers that take a path (`model.save`, `Image.save`); `suffix` ends
+    the temporary name for writers that read the format from it (".keras").
+    The file gets the permissions a plain `open(path, "w")` would (mkstemp
+    alone makes it 0600), and is removed if the block raises.
+    """
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path, data):
+    """Writes `data` (bytes, or str as UTF-8) to `path` atomically."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+def replace_dir(tmp, target, overwrite):
+    """Moves folder `tmp` to `target` in one rename, so a reader never sees half a folder.
+
+    An existing `target` is refused unless `overwrite`; then it is swapped out
+    first and deleted after the new folder is in place.
+    """
+    tmp, target = pathlib.Path(tmp), pathlib.Path(target)
+    if target.exists():
+        if not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it.")
+        trash = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(target, trash)
+        os.replace(tmp, target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, target)

@@ -1,0 +1,114 @@
+"""What the models share: optimizer groups, replica-scaled losses, running a generator.
+
+CycleGAN, pix2pix and CUT each write their objective in their own module; the
+mechanics of applying it (one optimizer per group of networks, loss scaling
+for `mixed_float16` and `tf.distribute`) and of running a trained generator
+over images of any size live here, once.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcyclegan import imaging
+from tfcyclegan.networks import size_requirement
+
+
+def replica_scale(loss):
+    """Divides a per-replica loss by the number of replicas.
+
+    Under `tf.distribute` every replica computes the mean over its own share
+    of the global batch and the optimizer sums the replicas' gradients; this
+    scaling makes that sum the gradient of the mean over the global batch.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss if replicas == 1 else loss * (1.0 / replicas)
+
+
+def translate_with(generator, images, batch_size=8):
+    """Runs `generator` over images of any size (see `CycleGAN.translate`)."""
+    images = np.asarray(images, dtype=np.float32)
+    single = images.ndim == 3
+    if single:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(
+            "Expected images of shape (batch, height, width, channels) or "
+            f"(height, width, channels). Received: shape={images.shape}"
+        )
+    channels = generator.input_shape[-1]
+    if images.shape[-1] != channels:
+        raise ValueError(
+            f"The generator takes {channels}-channel images. Received: shape={images.shape}"
+        )
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1. Received: batch_size={batch_size!r}")
+    multiple, min_size = size_requirement(generator)
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch, size = imaging.pad_to_multiple(images[start : start + batch_size], multiple, min_size)
+        outputs.append(np.asarray(imaging.crop_to(generator(batch, training=False), size)))
+    result = np.concatenate(outputs) if outputs else np.zeros_like(images)
+    return result[0] if single else result
+
+
+def image_shape(data):
+    """The (batch, height, width, channels) of X in `data`, if known statically."""
+    if isinstance(data, tf.data.Dataset):
+        spec = data.element_spec
+        spec = spec[0] if isinstance(spec, (tuple, list)) else None
+        shape = getattr(spec, "shape", None)
+    else:
+        shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 4 or None in tuple(shape)[1:]:
+        return None
+    return tuple(shape)
+
+
+def describe(value):
+    return "None" if value is None else f"{type(value).__name__} of shape {tuple(value.shape)}"
+
+
+def default_adam():
+    # The paper's optimizer: Adam, lr 2e-4, beta_1 0.5 (section 7.1).
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999)
+
+
+def prepare_groups(groups, mixed_float16):
+    """Wraps optimizers for float16 and builds them on their variables now.
+
+    Building here, not on the first step, matters twice: Keras 3 under
+    `MirroredStrategy` needs optimizer variables created in the strategy's
+    scope before `fit`, and a `tf.train.Checkpoint` restores optimizer moments
+    only into variables that exist.
+    """
+    prepared = []
+    for optimizer, networks in groups:
+        if not isinstance(optimizer, keras.optimizers.Optimizer):
+            raise ValueError(
+                f"Optimizers must be keras.optimizers.Optimizer instances. Received: {optimizer!r}"
+            )
+        if mixed_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        variables = [v for network in networks for v in network.trainable_variables]
+        if not optimizer.built:
+            optimizer.build(variables)
+        prepared.append((optimizer, networks))
+    return prepared
+
+
+def scaled_losses(loss, groups):
+    """`loss` as each group's optimizer differentiates it (inside the tape).
+
+    Scaled for the replicas of a `tf.distribute` strategy and, under
+    `mixed_float16`, by the optimizer's dynamic loss scale.
+    """
+    loss = replica_scale(loss)
+    return [optimizer.scale_loss(loss) for optimizer, _ in groups]
+
+
+def apply_gradients(tape, losses, groups):
+    """One gradient per optimizer group, of its own scaled loss, applied to its networks only."""
+    for loss, (optimizer, networks) in zip(losses, groups):
+        variables = [v for network in networks for v in network.trainable_variables]
+        optimizer.apply(tape.gradient(loss, variables), variables)
