@@ -305,15 +305,56 @@ class InputSizeCheck(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class BatchNormalization(keras.layers.BatchNormalization):
+    """Keras's `BatchNormalization` with PyTorch's moving variance (pix2pix).
+
+    Both normalize a training batch with its biased variance (divided by the
+    n values per channel). PyTorch's `BatchNorm2d` then moves its running
+    variance towards the unbiased one (divided by n - 1), Keras towards the
+    biased one. With pix2pix's batches of one image the inner U-Net levels
+    have few values per channel (n = 4 at 2x2), so Keras's moving variance
+    would end up 25% low there, and inference with the moving statistics
+    would differ from the authors'. Outside training this is Keras's layer.
+
+    Args:
+        **kwargs: as `keras.layers.BatchNormalization`.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not (training and self.trainable) or mask is not None or self.renorm:
+            return super().call(inputs, training=training, mask=mask)
+        # Statistics in float32, as Keras's layer computes them.
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        mean, variance = self._moments(inputs, None)
+        count = ops.cast(ops.size(inputs), inputs.dtype) / ops.cast(ops.size(mean), inputs.dtype)
+        unbiased = variance * count / ops.maximum(count - 1.0, 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(
+            ops.cast(self.moving_mean, inputs.dtype) * momentum + mean * (1.0 - momentum)
+        )
+        self.moving_variance.assign(
+            ops.cast(self.moving_variance, inputs.dtype) * momentum + unbiased * (1.0 - momentum)
+        )
+        outputs = ops.batch_normalization(
+            inputs,
+            mean,
+            variance,
+            axis=self.axis,
+            offset=ops.cast(self.beta, inputs.dtype) if self.center else None,
+            scale=ops.cast(self.gamma, inputs.dtype) if self.scale else None,
+            epsilon=self.epsilon,
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+
 def normalization(norm, name, dtype=None):
     """The normalization layer for `norm` (`instance`, `batch`), or None for `none`."""
     if norm == "instance":
         return InstanceNormalization(epsilon=1e-5, dtype=dtype, name=name)
     if norm == "batch":
         # PyTorch's BatchNorm2d: momentum 0.1 of the new value = Keras's 0.9.
-        return keras.layers.BatchNormalization(
-            momentum=0.9, epsilon=1e-5, dtype=dtype, name=name
-        )
+        return BatchNormalization(momentum=0.9, epsilon=1e-5, dtype=dtype, name=name)
     if norm == "none":
         return None
     raise ValueError(

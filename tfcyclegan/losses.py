@@ -46,14 +46,20 @@ class AdversarialLoss:
 
     def discriminator_loss(self, real_logits, fake_logits):
         """What a discriminator minimises, halved: reals judged real, fakes fake."""
+        real, fake = self.discriminator_terms(real_logits, fake_logits)
+        return 0.5 * (real + fake)
+
+    def discriminator_terms(self, real_logits, fake_logits):
+        """The two terms of `discriminator_loss`, not halved: `(real, fake)`.
+
+        pix2pix reports them apart (the reference's `D_real`, `D_fake`).
+        """
         real, fake = _f32(real_logits), _f32(fake_logits)
         if self.gan_mode == "lsgan":
-            loss = ops.mean(ops.square(real - 1.0)) + ops.mean(ops.square(fake))
-        elif self.gan_mode == "vanilla":
-            loss = ops.mean(_bce_with_logits(real, 1.0)) + ops.mean(_bce_with_logits(fake, 0.0))
-        else:
-            loss = ops.mean(ops.relu(1.0 - real)) + ops.mean(ops.relu(1.0 + fake))
-        return 0.5 * loss
+            return ops.mean(ops.square(real - 1.0)), ops.mean(ops.square(fake))
+        if self.gan_mode == "vanilla":
+            return ops.mean(_bce_with_logits(real, 1.0)), ops.mean(_bce_with_logits(fake, 0.0))
+        return ops.mean(ops.relu(1.0 - real)), ops.mean(ops.relu(1.0 + fake))
 
     def __repr__(self):
         return f"AdversarialLoss({self.gan_mode!r})"

@@ -31,7 +31,7 @@ from tfcyclegan import callbacks as callbacks_lib
 from tfcyclegan import data as data_lib
 from tfcyclegan import distribute, fileio
 from tfcyclegan.config import Config
-from tfcyclegan.models import CycleGAN
+from tfcyclegan.models import CycleGAN, base
 from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
@@ -203,9 +203,7 @@ def compile_arguments(config, steps_per_epoch):
             decay_steps=train.epochs_decay * steps_per_epoch,
             update_every=steps_per_epoch,
         )
-        return keras.optimizers.Adam(
-            learning_rate=schedule, beta_1=train.beta_1, beta_2=train.beta_2, name=name
-        )
+        return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
 
     return dict(
         generator_optimizer=adam("generator_adam"),

@@ -167,7 +167,8 @@ class CycleGAN(keras.Model):
 
         Args:
             generator_optimizer: one optimizer for G and F together, as the
-                reference. Default: Adam(2e-4, beta_1=0.5, beta_2=0.999).
+                reference. Default: the authors' Adam (`base.default_adam`:
+                lr 2e-4, beta_1 0.5, beta_2 0.999, PyTorch's epsilon 1e-8).
             discriminator_optimizer: one optimizer for D_X and D_Y together.
                 Same default.
             optimizers: instead of the two above, a dict with one optimizer

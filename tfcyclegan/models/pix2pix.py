@@ -1,0 +1,357 @@
+"""pix2pix as one `keras.Model`: paired translation with a conditional GAN and L1.
+
+Names follow the paper (Isola et al. 2017, "Image-to-Image Translation with
+Conditional Adversarial Networks"). X is domain A (the input), Y is domain B
+(the target); training images come in aligned pairs (x, y).
+
+| here              | paper                     | reference code (`pix2pix_model.py`) |
+|-------------------|---------------------------|-------------------------------------|
+| G                 | G: x -> y                 | netG                                |
+| D                 | D, judges (x, y) pairs    | netD                                |
+| x, y              | x, y                      | real_A, real_B                      |
+| G(x)              | G(x, z) (z: dropout)      | fake_B                              |
+| lambda_l1         | lambda (100)              | lambda_L1                           |
+| G_GAN             | L_cGAN(G, D), G's side    | loss_G_GAN                          |
+| G_L1              | lambda * L_L1(G)          | loss_G_L1                           |
+| D_real, D_fake    | L_cGAN(G, D), D's side    | loss_D_real, loss_D_fake            |
+| conditional=False | L_GAN, eq. 2 (ablation)   | (not in the reference)              |
+"""
+
+import keras
+import tensorflow as tf
+
+from tfcyclegan.config import ModelConfig, parse_direction
+from tfcyclegan.losses import AdversarialLoss, l1
+from tfcyclegan.models import base
+from tfcyclegan.networks import build_discriminator, build_generator
+
+METRICS = ("G_GAN", "G_L1", "D_real", "D_fake", "total")
+
+# The authors' pix2pix (`--model pix2pix`): U-Net 256, batch norm, dropout.
+DEFAULT_CONFIG = ModelConfig(generator="unet_256", norm="batch", dropout=True)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class Pix2Pix(keras.Model):
+    """Paired image-to-image translation: a conditional GAN plus L1 (pix2pix).
+
+    The objective, with the paper's equation numbers:
+
+        L_cGAN(G, D) = E_x,y [log D(x, y)] + E_x,z [log(1 - D(x, G(x, z)))]    (eq. 1)
+        L_L1(G)      = E_x,y,z ||y - G(x, z)||_1                               (eq. 3)
+        G* = arg min_G max_D  lambda_gan * L_cGAN(G, D) + lambda_l1 * L_L1(G)  (eq. 4)
+
+    with `lambda_gan = 1` and `lambda_l1 = 100` (the paper's lambda). As in
+    the paper (section 3.3) and the reference, G maximises log D(x, G(x))
+    instead of minimising log(1 - D(x, G(x))), and D's loss is halved:
+    `0.5 * (D_real + D_fake)`. `gan_mode="lsgan"` or `"hinge"` swaps the log
+    terms for least squares or hinge ones. With `conditional=False` D judges
+    y alone, the paper's unconditional GAN (eq. 2) of its ablation (Table 1).
+
+    Each step follows the reference: G(x) once; then D is updated on
+    (x, G(x)) with G(x) held fixed, and on (x, y); then G is updated, its GAN
+    term judged by the already updated D. Batch norm runs in training mode in
+    every call of a training step, so its moving statistics move once per
+    step in G and three times in D (fake, real, fake again), as in PyTorch.
+
+    The paper's variants are weights, not code paths: "L1" alone is
+    `lambda_gan=0` (D is then neither called nor trained), "cGAN" alone is
+    `lambda_l1=0`, "L1+cGAN" the default; "L1+GAN" is `conditional=False`.
+
+    `fit` takes a dataset of aligned `(x, y)` batches. Calling the model
+    translates x -> y (so `predict` gives G(x)).
+
+    Args:
+        generator: G, X -> Y (a `UnetGenerator` in the paper; any network
+            mapping images to images of the same size).
+        discriminator: D. Takes `x_channels + y_channels` channels (x and y
+            concatenated) when `conditional`, else `y_channels`.
+        conditional: whether D sees the input x beside y (True, the paper).
+        **kwargs: standard model arguments.
+    """
+
+    def __init__(self, generator, discriminator, conditional=True, **kwargs):
+        super().__init__(**kwargs)
+        for arg, network in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(network, keras.Model):
+                raise ValueError(f"`{arg}` must be a keras.Model. Received: {arg}={network!r}")
+        if not isinstance(conditional, bool):
+            raise ValueError(f"`conditional` must be a bool. Received: conditional={conditional!r}")
+        x_channels, y_channels = generator.input_shape[-1], generator.output_shape[-1]
+        expected = x_channels + y_channels if conditional else y_channels
+        if discriminator.input_shape[-1] != expected:
+            judged = "concat(x, y)" if conditional else "y"
+            raise ValueError(
+                f"With conditional={conditional} the discriminator judges {judged}: "
+                f"{expected} channels (x has {x_channels}, y has {y_channels}). Received: a "
+                f"discriminator taking {discriminator.input_shape[-1]} channels"
+            )
+        self.G = generator
+        self.D = discriminator
+        self.conditional = conditional
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRICS}
+        self.objective = None
+        # G and D are functional networks, already built; nothing depends on
+        # the image size.
+        self.built = True
+
+    # === Construction ===
+
+    @classmethod
+    def from_model_config(
+        cls, config=None, conditional=True, seed=None, dtype=None, name="pix2pix"
+    ):
+        """Builds G and D as a `ModelConfig` describes them.
+
+        Without `config`, the authors' pix2pix: `unet_256`, batch norm,
+        dropout, the 70x70 PatchGAN.
+        """
+        config = DEFAULT_CONFIG if config is None else config
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"`config` must be a ModelConfig. Received: {type(config).__name__}")
+        seeds = (None, None) if seed is None else (2 * seed, 2 * seed + 1)
+        x_channels, y_channels = config.input_channels, config.output_channels
+        d_channels = x_channels + y_channels if conditional else y_channels
+        return cls(
+            build_generator(config, x_channels, y_channels, seeds[0], dtype, name="G"),
+            build_discriminator(config, d_channels, seeds[1], dtype, name="D"),
+            conditional=conditional,
+            name=name,
+        )
+
+    def call(self, inputs, training=False):
+        return self.G(inputs, training=training)
+
+    # === Compilation ===
+
+    def compile(
+        self,
+        generator_optimizer=None,
+        discriminator_optimizer=None,
+        *,
+        gan_mode="vanilla",
+        lambda_l1=100.0,
+        lambda_gan=1.0,
+        jit_compile=False,
+        steps_per_execution=1,
+        run_eagerly=False,
+    ):
+        """Sets the optimizers and the objective's weights.
+
+        Args:
+            generator_optimizer: G's optimizer. Default: the authors',
+                `TorchAdam(2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-8)`.
+            discriminator_optimizer: D's optimizer. Same default.
+            gan_mode: adversarial loss, `vanilla` (the paper's, cross-entropy
+                on logits), `lsgan` or `hinge`.
+            lambda_l1: weight of the L1 term (the paper's lambda, 100).
+            lambda_gan: weight of G's adversarial term (1); 0 trains G by L1
+                alone and leaves D untouched.
+
+        Under the `mixed_float16` policy both optimizers are wrapped in a
+        `LossScaleOptimizer`.
+        """
+        weights = dict(lambda_l1=lambda_l1, lambda_gan=lambda_gan)
+        for name, value in weights.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        if lambda_l1 == 0 and lambda_gan == 0:
+            raise ValueError(
+                "With both weights 0 the generator has nothing to learn: set `lambda_l1` or "
+                f"`lambda_gan` above 0. Received: lambda_l1={lambda_l1!r}, "
+                f"lambda_gan={lambda_gan!r}"
+            )
+        adversarial = AdversarialLoss(gan_mode)
+        mixed_float16 = any(
+            network.dtype_policy.name == "mixed_float16" for network in (self.G, self.D)
+        )
+        self.generator_groups = base.prepare_groups(
+            [(generator_optimizer or base.default_adam(), [self.G])], mixed_float16
+        )
+        self.discriminator_groups = base.prepare_groups(
+            [(discriminator_optimizer or base.default_adam(), [self.D])], mixed_float16
+        )
+        self.objective = dict(gan_mode=gan_mode, **weights)
+        self.adversarial = adversarial
+        # `model.optimizer` is G's (what Keras callbacks read).
+        super().compile(
+            optimizer=self.generator_groups[0][0],
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
+            auto_scale_loss=False,
+        )
+
+    @property
+    def optimizers(self):
+        """G's optimizer, then D's."""
+        return [self.generator_groups[0][0], self.discriminator_groups[0][0]]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # === Training ===
+
+    def _unpack(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None or sample_weight is not None:
+            raise ValueError(
+                "Pix2Pix trains on batches of aligned pairs (x, y): an input and its "
+                "target, e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, "
+                f"y_images)`. Received: x={base.describe(x)}, y={base.describe(y)}, "
+                f"sample_weight={base.describe(sample_weight)}"
+            )
+        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+
+    def _judge(self, x, image, training):
+        """D's logits for `image` (a real or generated y), given the input x."""
+        judged = tf.concat([x, tf.cast(image, x.dtype)], axis=-1) if self.conditional else image
+        return self.D(judged, training=training)
+
+    def _discriminator_terms(self, x, y, fake_y, training):
+        # Fake first, then real, each its own call as in the reference: batch
+        # norm statistics differ per call, and the order fixes the moving ones.
+        fake_logits = self._judge(x, fake_y, training)
+        real_logits = self._judge(x, y, training)
+        real, fake = self.adversarial.discriminator_terms(real_logits, fake_logits)
+        return {"D_real": real, "D_fake": fake}
+
+    def _generator_terms(self, x, y, fake_y, training):
+        w = self.objective
+        terms = {"G_L1": w["lambda_l1"] * l1(fake_y, y)}
+        if w["lambda_gan"] > 0:
+            logits = self._judge(x, fake_y, training)
+            terms["G_GAN"] = w["lambda_gan"] * self.adversarial.generator_loss(logits)
+        else:
+            terms["G_GAN"] = tf.constant(0.0)
+        terms["total"] = terms["G_GAN"] + terms["G_L1"]
+        return terms
+
+    def train_step(self, data):
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before training the Pix2Pix model.")
+        x, y = self._unpack(data)
+        # G(x) once, recorded for G's update below.
+        g_tape = tf.GradientTape()
+        with g_tape:
+            fake_y = self.G(x, training=True)
+
+        # D first, on G(x) held fixed: the tape above is paused, so nothing
+        # of D's update reaches G's gradient.
+        if self.objective["lambda_gan"] > 0:
+            with tf.GradientTape() as tape:
+                d_terms = self._discriminator_terms(x, y, tf.stop_gradient(fake_y), training=True)
+                d_loss = 0.5 * (d_terms["D_real"] + d_terms["D_fake"])
+                losses = base.scaled_losses(d_loss, self.discriminator_groups)
+            base.apply_gradients(tape, losses, self.discriminator_groups)
+        else:
+            d_terms = {"D_real": tf.constant(0.0), "D_fake": tf.constant(0.0)}
+
+        # Then G, judged by the D just updated (the reference's order).
+        with g_tape:
+            terms = self._generator_terms(x, y, fake_y, training=True)
+            losses = base.scaled_losses(terms["total"], self.generator_groups)
+        base.apply_gradients(g_tape, losses, self.generator_groups)
+        terms.update(d_terms)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        """The same losses on held-out data, without updates."""
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before evaluating the Pix2Pix model.")
+        x, y = self._unpack(data)
+        fake_y = self.G(x, training=False)
+        terms = self._generator_terms(x, y, fake_y, training=False)
+        if self.objective["lambda_gan"] > 0:
+            terms.update(self._discriminator_terms(x, y, fake_y, training=False))
+        else:
+            terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
+        return self._update_metrics(terms)
+
+    def _update_metrics(self, terms):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Inference ===
+
+    def generator(self, direction="a2b"):
+        """G for "a2b" (the paper's "x2y"): pix2pix learns one direction only."""
+        if parse_direction(direction) != "a2b":
+            raise ValueError(
+                "Pix2Pix translates one way only, A -> B: `direction` must be 'a2b' (or "
+                "'x2y'); for B -> A train another model with --direction BtoA. "
+                f"Received: direction={direction!r}"
+            )
+        return self.G
+
+    def translate(self, images, direction="a2b", batch_size=8):
+        """Translates a batch of images of any size, float32 in [-1, 1].
+
+        Images whose height or width G cannot take are reflect-padded to the
+        next valid size and the result cropped back. Batch norm uses its
+        moving statistics (`training=False`, PyTorch's `eval()`); the
+        authors' `test.py` normalizes each image by its own statistics
+        instead (see `torch_import`, `bn_statistics="image"`).
+
+        Args:
+            images: NHWC array or tensor in [-1, 1] (a single HWC image too).
+            direction: "a2b" (or "x2y"), the only one pix2pix learns.
+            batch_size: images per generator call.
+
+        Returns:
+            A numpy array of the same height and width, in [-1, 1].
+        """
+        return base.translate_with(self.generator(direction), images, batch_size=batch_size)
+
+    # === Serialization ===
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "generator": keras.layers.serialize(self.G),
+            "discriminator": keras.layers.serialize(self.D),
+            "conditional": self.conditional,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            if isinstance(config[key], dict):
+                config[key] = keras.layers.deserialize(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        # Saved in .keras files so `load_model` recompiles the model; Keras then
+        # restores the optimizers' state too.
+        if self.objective is None:
+            return None
+        return dict(
+            self.objective,
+            jit_compile=self.jit_compile,
+            steps_per_execution=self.steps_per_execution,
+            generator_optimizer=keras.optimizers.serialize(self.optimizers[0]),
+            discriminator_optimizer=keras.optimizers.serialize(self.optimizers[1]),
+        )
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("generator_optimizer", "discriminator_optimizer"):
+            if key in config:
+                config[key] = keras.optimizers.deserialize(config[key])
+        self.compile(**config)
+
+    def training_checkpoint(self, **extra):
+        """A `tf.train.Checkpoint` of everything training needs to resume exactly.
+
+        Holds G and D (with batch norm's moving statistics), both optimizers
+        (moments, step counters, loss scales) and `extra` trackables (e.g. an
+        epoch counter). Compile the model before restoring.
+        """
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before making a training checkpoint.")
+        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
+        return tf.train.Checkpoint(G=self.G, D=self.D, **optimizers, **extra)
