@@ -43,6 +43,13 @@ setup(
             "ai-edge-litert>=2.0",
             "tensorflow-serving-api>=2.21,<2.22",
             "safetensors>=0.4",
+            # FID fidelity tests: our Keras FID network against pytorch-fid's, KID against
+            # clean-fid. torchvision 0.28 is the release for torch 2.13; pytorch-fid 0.3.0
+            # calls scipy's sqrtm(disp=False), removed in scipy 1.18.
+            "torchvision==0.28.0",
+            "pytorch-fid==0.3.0",
+            "clean-fid==0.1.35",
+            "scipy<1.18",
         ],
     },
     entry_points={"console_scripts": ["tfcyclegan=tfcyclegan.cli:main"]},
