@@ -1,4 +1,4 @@
-"""A small generated dataset, so the demo runs offline from a fresh clone.
+"""Small generated datasets, so the demo runs offline from a fresh clone.
 
 `make_demo_dataset` draws two domains of simple landscapes in the authors'
 layout (`trainA/`, `trainB/`, `testA/`, `testB/`):
@@ -12,6 +12,12 @@ distribution, independently per image, so the data is unpaired and the
 difference between domains is colour and surface only, never geometry: the
 kind of translation CycleGAN learns in minutes on a CPU at 32-64 px, and one a
 person sees at a glance in a sample grid.
+
+`make_paired_dataset` draws paired data for pix2pix: each scene twice, from
+one layout, as summer (A) and as winter (B), so x and y differ in style only
+and y is (up to the sun's tint) a function of x. It writes the authors'
+aligned layout (`train/`, `test/`, A|B side by side) or two folders of
+matching names (`A/train/`, `B/train/`, ...).
 """
 
 import os
@@ -60,14 +66,18 @@ def _jitter(rng, colour, brightness=12, tint=4):
     )
 
 
-def draw_scene(rng, season, width, height):
+def draw_scene(rng, season, width, height, *, layout_rng=None):
     """Draws one landscape.
 
     Args:
-        rng: a `numpy.random.Generator`; the layout and colour jitter come from it.
+        rng: a `numpy.random.Generator`; the colour jitter comes from it, and
+            the layout too unless `layout_rng` is given.
         season: `"summer"` (domain A) or `"winter"` (domain B).
         width: image width in pixels.
         height: image height in pixels.
+        layout_rng: a `numpy.random.Generator` for the layout (horizon, sun,
+            hills, trees) alone: two generators in the same state draw the
+            same scene in either season.
 
     Returns:
         A Pillow RGB image.
@@ -75,6 +85,9 @@ def draw_scene(rng, season, width, height):
     if season not in _PALETTES:
         raise ValueError(f"`season` must be one of {list(SEASONS)}. Received: season={season!r}")
     palette = {k: None if v is None else _jitter(rng, v) for k, v in _PALETTES[season].items()}
+    # The colours are drawn first, so with one generator for both the
+    # sequence of draws is the demo's, unchanged.
+    rng = rng if layout_rng is None else layout_rng
     w, h = width * _SUPERSAMPLE, height * _SUPERSAMPLE
 
     # Sky: a vertical gradient, built with numpy (one call, not h lines).
@@ -131,6 +144,16 @@ def draw_scene(rng, season, width, height):
     return image.resize((width, height), Image.Resampling.BOX)
 
 
+def _check_arguments(n_train, n_test, size, seed):
+    for name, value, minimum in (("n_train", n_train, 1), ("n_test", n_test, 0), ("size", size, 8)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(
+                f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
+            )
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+
+
 def make_demo_dataset(root, n_train=200, n_test=20, size=64, seed=0, overwrite=False):
     """Writes the summer (A) / winter (B) demo dataset as PNGs.
 
@@ -151,11 +174,7 @@ def make_demo_dataset(root, n_train=200, n_test=20, size=64, seed=0, overwrite=F
     Returns:
         `root` as a `pathlib.Path`.
     """
-    for name, value, minimum in (("n_train", n_train, 1), ("n_test", n_test, 0), ("size", size, 8)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+    _check_arguments(n_train, n_test, size, seed)
     root = pathlib.Path(root)
     jobs = []
     for split_index, (split, count) in enumerate((("train", n_train), ("test", n_test))):
@@ -177,4 +196,106 @@ def make_demo_dataset(root, n_train=200, n_test=20, size=64, seed=0, overwrite=F
             image = draw_scene(rng, season, size, size)
             # Light compression: these files are small and written often.
             image.save(os.path.join(folder, f"{season}_{i:04d}.png"), compress_level=1)
+    return root
+
+
+PAIRED_LAYOUTS = ("aligned", "folders")
+
+
+def draw_pair(seed, width, height):
+    """One scene as summer (A) and as winter (B): the same layout, two styles.
+
+    Args:
+        seed: anything `numpy.random.default_rng` takes; the same seed gives
+            the same pair.
+        width: image width in pixels.
+        height: image height in pixels.
+
+    Returns:
+        `(summer, winter)` Pillow RGB images.
+    """
+    seed = list(np.atleast_1d(seed))
+    # One layout stream for both images: the same horizon, hills, sun and
+    # trees. One colour stream too, so both get the same brightness jitter and
+    # y stays (up to the sun's tint) a function of x, which pix2pix can learn.
+    return tuple(
+        draw_scene(
+            np.random.default_rng(seed + [1]),
+            season,
+            width,
+            height,
+            layout_rng=np.random.default_rng(seed + [0]),
+        )
+        for season in SEASONS
+    )
+
+
+def make_paired_dataset(
+    root, n_train=200, n_test=20, size=64, seed=0, layout="aligned", overwrite=False
+):
+    """Writes paired summer (A) / winter (B) scenes for pix2pix, as PNGs.
+
+    Each pair is one scene drawn twice (`draw_pair`): the same geometry in
+    both styles. Layouts:
+
+    - `"aligned"`: the authors' aligned layout, `root/{train,test}/scene_NNNN.png`,
+      each `2 * size` wide with A (summer) left and B (winter) right;
+    - `"folders"`: `root/{A,B}/{train,test}/scene_NNNN.png`, files of the same
+      name in the two folders (the input of the authors' `combine_A_and_B.py`).
+
+    Both load with `data.resolve_pairs(data=root, split=...)`. Every pair has
+    its own random stream derived from `seed`, its split and its number, so
+    the test pairs do not change when `n_train` does, and the same arguments
+    give the same files.
+
+    Args:
+        root: folder to write into (created if needed).
+        n_train: pairs in the train split.
+        n_test: pairs in the test split (0: no test split).
+        size: width and height of A and of B in pixels (32-64 trains in
+            minutes on a CPU).
+        seed: the random seed.
+        layout: `"aligned"` or `"folders"`.
+        overwrite: replace the PNGs of an earlier paired dataset in `root`;
+            otherwise a non-empty split folder is an error.
+
+    Returns:
+        `root` as a `pathlib.Path`.
+    """
+    _check_arguments(n_train, n_test, size, seed)
+    if layout not in PAIRED_LAYOUTS:
+        raise ValueError(
+            f"`layout` must be one of {list(PAIRED_LAYOUTS)}. Received: layout={layout!r}"
+        )
+    root = pathlib.Path(root)
+    splits = [(index, split, count) for index, (split, count)
+              in enumerate((("train", n_train), ("test", n_test))) if count]
+    folders = {
+        split: [root / split] if layout == "aligned" else [root / "A" / split, root / "B" / split]
+        for _, split, _ in splits
+    }
+    for folder in (f for fs in folders.values() for f in fs):
+        if folder.is_dir() and any(folder.iterdir()):
+            if not overwrite:
+                raise FileExistsError(
+                    f"{folder} is not empty. Pass overwrite=True to replace an "
+                    "earlier paired dataset, or choose another root."
+                )
+            for old in folder.glob("scene_*.png"):
+                old.unlink()
+    for split_index, split, count in splits:
+        for folder in folders[split]:
+            folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            summer, winter = draw_pair([seed, split_index, i], size, size)
+            name = f"scene_{i:04d}.png"
+            if layout == "aligned":
+                pair = Image.new("RGB", (2 * size, size))
+                pair.paste(summer, (0, 0))
+                pair.paste(winter, (size, 0))
+                # Light compression: these files are small and written often.
+                pair.save(folders[split][0] / name, compress_level=1)
+            else:
+                summer.save(folders[split][0] / name, compress_level=1)
+                winter.save(folders[split][1] / name, compress_level=1)
     return root

@@ -1,7 +1,7 @@
-"""Images in, unpaired training batches out.
+"""Images in, training batches out: unpaired (CycleGAN) or paired (pix2pix).
 
 A CycleGAN learns from two unpaired sets of images, domain A (the paper's X) and
-domain B (Y). This package turns either set, given as
+domain B (Y). `unpaired_dataset` turns either set, given as
 
 - a folder of images (searched recursively),
 - the authors' dataset layout (`root/trainA`, `root/trainB`, `root/testA`,
@@ -10,6 +10,18 @@ domain B (Y). This package turns either set, given as
 
 into a `tf.data.Dataset` of `(x, y)` batches for `model.fit`: float32 in [-1, 1],
 NHWC, each domain shuffled and repeated on its own.
+
+pix2pix learns from aligned pairs. `paired_dataset` reads them (`resolve_pairs`
+finds them) from
+
+- the authors' aligned layout: one image per pair, A in the left half and B
+  in the right, in `root/train`, `root/val`, `root/test` (e.g. `facades/`), or
+- two folders whose files pair by name (`a/001.jpg` with `b/001.png`),
+
+into `(x, y)` batches where y is x's partner, both cropped and flipped alike;
+`direction="BtoA"` swaps the sides. It runs the same steps as below, with a
+pair where they have an image (`paired`), and `check_pairs` reports what makes
+a pair unusable.
 
 How an image becomes a training example, in order, and the module that does it:
 
@@ -50,18 +62,25 @@ enlarged images at WARNING.
 
 from tfcyclegan.data.decoding import load_image
 from tfcyclegan.data.geometry import load_eval_images, preprocess_for_eval
+from tfcyclegan.data.paired import PairedData, paired_dataset
 from tfcyclegan.data.pipeline import UnpairedData, unpaired_dataset
 from tfcyclegan.data.sources import (
     IMAGE_EXTENSIONS,
     Domains,
     ImageSource,
+    PairedSource,
+    as_paired_source,
     as_source,
+    has_split,
     list_images,
     resolve_domains,
+    resolve_pairs,
 )
 from tfcyclegan.data.validation import (
     BadImage,
     ImageReport,
+    PairReport,
     check_images,
+    check_pairs,
     format_report,
 )

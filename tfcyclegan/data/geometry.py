@@ -1,11 +1,11 @@
 """The deterministic part of the reference's `get_transform`: resize and crop.
 
-Sizes (`output_size`, `is_enlarged`) are worked out from `(width, height)`
-alone, so files can be judged from their headers; `resize` applies the resize
-of `DataConfig.preprocess` (and, for evaluation, the centre crop) to a Pillow
-image. `preprocess_for_eval` and `load_eval_images` prepare images outside
-tf.data exactly as the evaluation pipeline does. Training's random crop and
-flip run in tf.data (`pipeline`).
+Sizes (`resized_size`, `output_size`, `is_enlarged`) are worked out from
+`(width, height)` alone, so files can be judged from their headers; `resize`
+applies the resize of `DataConfig.preprocess` (and, for evaluation, the centre
+crop) to a Pillow image. `preprocess_for_eval` and `load_eval_images` prepare
+images outside tf.data exactly as the evaluation pipeline does. Training's
+random crop and flip run in tf.data (`pipeline`).
 """
 
 import numpy as np
@@ -20,7 +20,7 @@ from tfcyclegan.data import decoding
 CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
-def _resized_size(width, height, config):
+def resized_size(width, height, config):
     """The (width, height) the deterministic resize gives, before any crop."""
     mode, load, crop = config.preprocess, config.load_size, config.crop_size
     if mode == "resize_and_crop":
@@ -49,7 +49,7 @@ def output_size(width, height, config):
     """(width, height) of the finished example."""
     if config.preprocess in CROP_MODES:
         return config.crop_size, config.crop_size
-    return _resized_size(width, height, config)
+    return resized_size(width, height, config)
 
 
 def is_enlarged(width, height, config):
@@ -59,7 +59,7 @@ def is_enlarged(width, height, config):
 
 def resize(image, config, centre_crop):
     """Applies the deterministic resize (and, for evaluation, the centre crop)."""
-    size = _resized_size(image.width, image.height, config)
+    size = resized_size(image.width, image.height, config)
     if size != image.size:
         image = image.resize(size, Image.Resampling.BICUBIC)
     if centre_crop and config.preprocess in CROP_MODES:

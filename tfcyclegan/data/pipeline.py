@@ -1,12 +1,16 @@
 """The tf.data pipeline: two domains in, `(x, y)` batches for `model.fit` out.
 
 `unpaired_dataset` checks each domain's files (`validation`), then draws
-images by index: a new seeded permutation every epoch (`_epoch_orders`), each
+images by index: a new seeded permutation every epoch (`epoch_orders`), each
 image decoded and resized by Pillow in parallel (`decoding`, `geometry`) or
-taken from the in-memory cache, then, for training, randomly cropped and
-flipped with stateless ops seeded by the image's position in the stream, and
-scaled to [-1, 1]. A seed gives the same batches on every run, and
-`UnpairedData.from_step` resumes the stream where it stopped.
+taken from the in-memory cache (`cache_decoded`), then, for training, randomly
+cropped and flipped with stateless ops seeded by the image's position in the
+stream (`make_augment`), and scaled to [-1, 1]. A seed gives the same batches
+on every run, and `UnpairedData.from_step` resumes the stream where it stopped.
+
+The paired pipeline (`paired`) is built from the same pieces; there an
+example is a tuple of images (x, y), decoded together, cached together and
+cropped and flipped together.
 """
 
 import dataclasses
@@ -52,13 +56,52 @@ class UnpairedData:
     def from_step(self, step):
         """The seeded training stream from batch `step` on, exactly as an
         uninterrupted stream continues there; no image is decoded to skip."""
-        if self._build is None:
-            raise ValueError(
-                "from_step needs a seeded training stream (training=True, seed=...)."
-            )
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise ValueError(f"`step` must be an integer >= 0. Received: step={step!r}")
-        return self._build(step)
+        return resume(self._build, step)
+
+
+def resume(build, step):
+    """`build(step)`: the `from_step` of both pipelines' results. `build` is
+    None for streams that cannot resume (unseeded, or evaluation)."""
+    if build is None:
+        raise ValueError(
+            "from_step needs a seeded training stream (training=True, seed=...)."
+        )
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"`step` must be an integer >= 0. Received: step={step!r}")
+    return build(step)
+
+
+def check_arguments(config, seed, training, start_step):
+    """Rejects what no pipeline can use: shared by the unpaired and paired ones."""
+    if not isinstance(config, DataConfig):
+        raise ValueError(
+            f"`config` must be a DataConfig. Received: {type(config).__name__}"
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+    ):
+        raise ValueError(
+            f"`seed` must be a non-negative int or None. Received: seed={seed!r}"
+        )
+    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+        raise ValueError(f"`start_step` must be an integer >= 0. Received: start_step={start_step!r}")
+    if start_step and (not training or seed is None):
+        raise ValueError(
+            "`start_step` resumes a seeded training stream; it needs training=True "
+            f"and a seed. Received: training={training}, seed={seed}"
+        )
+
+
+def check_channels(channels, config, sides="(A, B)"):
+    """`channels` as a checked pair; None means `config.channels` for both."""
+    if channels is None:
+        return (config.channels, config.channels)
+    if not isinstance(channels, (tuple, list)) or len(channels) != 2:
+        raise ValueError(
+            f"`channels` must be a pair {sides}, e.g. (1, 3). Received: channels={channels!r}"
+        )
+    # DataConfig checks each value (1 or 3) when the pipeline copies it.
+    return tuple(channels)
 
 
 def _checked_paths(source, config, letter, decode, progress):
@@ -97,8 +140,11 @@ def _checked_paths(source, config, letter, decode, progress):
     return report.good, report.sizes, report.bad
 
 
-def _check_batchable(sizes, paths, config, letter):
-    """Without a crop, images keep their own sizes and cannot share a batch."""
+def check_batchable(sizes, paths, config, what):
+    """Without a crop, images keep their own sizes and cannot share a batch.
+
+    `what` names the images in the message, e.g. "domain A".
+    """
     if config.batch_size == 1 or config.preprocess in geometry.CROP_MODES:
         return
     outputs = {}
@@ -110,11 +156,25 @@ def _check_batchable(sizes, paths, config, letter):
         )
         raise ValueError(
             f"preprocess={config.preprocess!r} keeps each image's aspect ratio, so "
-            f"domain {letter} gives {len(outputs)} different sizes (e.g. {examples}), "
+            f"{what} gives {len(outputs)} different sizes (e.g. {examples}), "
             f"which cannot be stacked into batches. Received: batch_size="
             f"{config.batch_size}. Use batch_size=1, or a cropping mode such as "
             "preprocess='scale_width_and_crop'."
         )
+
+
+def read_image(name, data, channels, max_pixels):
+    """Decodes an image's bytes inside `tf.numpy_function`: (name, bytes) -> Pillow.
+
+    A file that has become unreadable since the start-up check (or an
+    unchecked TFDS record) raises a ValueError naming it, which surfaces as
+    `tf.errors.InvalidArgumentError` with this message.
+    """
+    name = name.decode("utf-8", "replace")
+    try:
+        return decoding.decode(io.BytesIO(data), channels, max_pixels)
+    except decoding.BadImageError as error:
+        raise ValueError(f"Cannot read image {name}: {error.reason}") from None
 
 
 def _make_loader(config, training, warn_enlarged, letter):
@@ -122,14 +182,8 @@ def _make_loader(config, training, warn_enlarged, letter):
     warned = threading.Event()
 
     def load(name, data):
+        image = read_image(name, data, config.channels, config.max_pixels)
         name = name.decode("utf-8", "replace")
-        try:
-            image = decoding.decode(
-                io.BytesIO(data), config.channels, config.max_pixels
-            )
-        except decoding.BadImageError as error:
-            # Surfaces as tf.errors.InvalidArgumentError with this message.
-            raise ValueError(f"Cannot read image {name}: {error.reason}") from None
         if (
             warn_enlarged
             and not warned.is_set()
@@ -201,7 +255,7 @@ def _prepare(source, config, letter, decode_check, progress):
         paths, sizes, skipped = _checked_paths(
             source, config, letter, decode_check, progress
         )
-        _check_batchable(sizes, paths, config, letter)
+        check_batchable(sizes, paths, config, f"domain {letter}")
         source = dataclasses.replace(source, paths=tuple(paths))
         found = f"{len(paths)} image{'s' if len(paths) != 1 else ''} in {source.name}"
         if source.ignored or source.hidden:
@@ -212,7 +266,7 @@ def _prepare(source, config, letter, decode_check, progress):
     return _Prepared(letter, names, blobs, size, tuple(skipped), source.is_tfds)
 
 
-def _epoch_orders(size, seed, start):
+def epoch_orders(size, seed, start):
     """Indices into a domain: a new permutation every epoch, from `start` on.
 
     Epoch e's order is a pure function of (seed, e), unlike
@@ -247,30 +301,53 @@ def _decoder(prepared, config, training):
 
 
 def _cached_decoder(prepared, config, training):
-    """Like `_decoder`, from images decoded once, up front, into memory.
-
-    The images live in one flat variable (plus offsets and shapes), so images
-    of different sizes fit and the dataset graph stays small: a captured
-    constant would be copied into every serialized copy of the graph.
-    """
+    """Like `_decoder`, from images decoded once, up front, into memory."""
     decode = _decoder(prepared, config, training)
-    decoded = tf.data.Dataset.range(prepared.size).map(
-        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    arrays = [image for image in decoded.as_numpy_iterator()]
+    return cache_decoded(decode, prepared.size, f"Domain {prepared.letter}", "images")
+
+
+def _store(arrays):
+    """index -> arrays[index], from one flat variable (plus offsets and shapes)."""
     shapes = np.array([a.shape for a in arrays], np.int64)
     offsets = np.concatenate([[0], np.cumsum([a.size for a in arrays])]).astype(np.int64)
     with tf.init_scope():
         store = tf.Variable(np.concatenate([a.ravel() for a in arrays]), trainable=False)
-    logger.info(
-        "Domain %s: cached %d decoded images (%.1f MB).",
-        prepared.letter, len(arrays), offsets[-1] / 2**20,
-    )
+    channels = arrays[0].shape[-1]  # The same for all: decoded to one mode.
     shapes, offsets = tf.constant(shapes), tf.constant(offsets)
 
-    def from_cache(index):
+    def lookup(index):
         flat = store[offsets[index] : offsets[index + 1]]
-        return tf.reshape(flat, tf.gather(shapes, index))
+        image = tf.reshape(flat, tf.gather(shapes, index))
+        image.set_shape([None, None, channels])
+        return image
+
+    return lookup, int(offsets[-1])
+
+
+def cache_decoded(decode, size, what, noun):
+    """`decode` (index -> uint8 image, or a tuple of images), from examples
+    decoded once, up front, into memory.
+
+    Each image of an example lives in one flat variable (plus offsets and
+    shapes), so images of different sizes fit and the dataset graph stays
+    small: a captured constant would be copied into every serialized copy of
+    the graph. `what` and `noun` word the log line ("Domain A", "images").
+    """
+    decoded = tf.data.Dataset.range(size).map(
+        decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    items = list(decoded.as_numpy_iterator())
+    single = not isinstance(items[0], tuple)
+    columns = [items] if single else list(zip(*items))
+    stores = [_store(column) for column in columns]
+    logger.info(
+        "%s: cached %d decoded %s (%.1f MB).",
+        what, len(items), noun, sum(nbytes for _, nbytes in stores) / 2**20,
+    )
+
+    def from_cache(index):
+        images = tuple(lookup(index) for lookup, _ in stores)
+        return images[0] if single else images
 
     return from_cache
 
@@ -278,46 +355,93 @@ def _cached_decoder(prepared, config, training):
 def _domain_pipeline(prepared, config, training, shuffle_seed, augment_seed, length, start=0):
     """One domain's images as a dataset of float32 HxWxC in [-1, 1]."""
     if training:
-        indices = _epoch_orders(prepared.size, shuffle_seed, start)
+        indices = epoch_orders(prepared.size, shuffle_seed, start)
     else:
         # The shorter domain cycles so both give `length` images.
         indices = tf.data.Dataset.range(length).map(lambda i: i % prepared.size)
-    make = _cached_decoder if config.cache else _decoder
-    images = indices.map(make(prepared, config, training), num_parallel_calls=tf.data.AUTOTUNE)
+    decode = (_cached_decoder if config.cache else _decoder)(prepared, config, training)
+    return example_stream(indices, decode, config, training, augment_seed, start)
+
+
+def example_stream(indices, decode, config, training, augment_seed, start):
+    """Indices -> decoded examples -> (training) crop and flip -> [-1, 1].
+
+    `decode` gives a uint8 image or a tuple of images (a pair) per index.
+    """
+    images = indices.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         # The element's position in the endless stream (across epochs) seeds
         # its crop and flip, so augmentation after the cache differs every
         # epoch and a resumed stream repeats an uninterrupted one exactly.
-        augment = _make_augment(config, augment_seed)
+        augment = make_augment(config, augment_seed)
         return images.enumerate(start=start).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return images.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _to_float(*images):
     # The reference's ToTensor() + Normalize(0.5, 0.5): [0, 255] -> [-1, 1].
-    return images.map(imaging.to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    scaled = tuple(imaging.to_float(image) for image in images)
+    return scaled[0] if len(scaled) == 1 else scaled
 
 
-def _make_augment(config, key):
+def make_augment(config, key):
+    """(stream position, image or tuple of images) -> cropped, flipped, in [-1, 1].
+
+    The images of a tuple (a pair's x and y, of one height and width) get one
+    crop position and one flip decision, like the reference's `get_params`
+    for aligned pairs: they are cropped and flipped as one image, stacked
+    along channels, so they cannot drift apart.
+    """
     crop = config.crop_size if config.preprocess in geometry.CROP_MODES else None
 
-    def augment(index, image):
+    def augment(index, images):
+        single = not isinstance(images, tuple)
+        if single:
+            image, depths = images, [config.channels]
+        else:
+            image, depths = tf.concat(images, axis=-1), [im.shape[-1] for im in images]
         seed = tf.stack([tf.constant(key, tf.int64), index])
         crop_seed, flip_seed = tf.unstack(
             tf.random.experimental.stateless_split(seed, num=2)
         )
         if crop is not None:
             image = tf.image.stateless_random_crop(
-                image, [crop, crop, config.channels], seed=crop_seed
+                image, [crop, crop, sum(depths)], seed=crop_seed
             )
         if config.flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-        return imaging.to_float(image)
+        if single:
+            return imaging.to_float(image)
+        return _to_float(*tf.split(image, depths, axis=-1))
 
     return augment
 
 
-def _derive_seeds(seed):
-    """Four independent 32-bit seeds (shuffle and augment, per domain)."""
+def derive_seeds(seed, count=4):
+    """`count` independent 32-bit seeds from `seed` (fresh entropy if None).
+
+    The unpaired pipeline takes four (shuffle and augment, per domain), the
+    paired one two.
+    """
     entropy = np.random.SeedSequence().entropy if seed is None else seed
-    words = np.random.SeedSequence(entropy).generate_state(4)
+    words = np.random.SeedSequence(entropy).generate_state(count)
     return [int(w) for w in words]
+
+
+def batched(ds, config, training, seed):
+    """Batches of `config.batch_size`, prefetched, with the pipelines' options."""
+    # Training streams are endless, so dropping the remainder loses nothing
+    # and gives a static batch dimension (XLA, even splits across replicas).
+    ds = ds.batch(config.batch_size, drop_remainder=training)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = seed is not None or not training
+    # Elements come from Python-decoded files, not from a file-reading
+    # dataset, so FILE sharding has nothing to split: shard by data.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return ds.with_options(options)
 
 
 def unpaired_dataset(
@@ -381,53 +505,20 @@ def unpaired_dataset(
     Returns:
         An `UnpairedData`.
     """
-    if not isinstance(config, DataConfig):
-        raise ValueError(
-            f"`config` must be a DataConfig. Received: {type(config).__name__}"
-        )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
-    ):
-        raise ValueError(
-            f"`seed` must be a non-negative int or None. Received: seed={seed!r}"
-        )
+    check_arguments(config, seed, training, start_step)
     source_a, source_b = sources.as_source(source_a), sources.as_source(source_b)
-    if channels is None:
-        channels = (config.channels, config.channels)
-    if not isinstance(channels, (tuple, list)) or len(channels) != 2:
-        raise ValueError(
-            f"`channels` must be a pair (A, B), e.g. (1, 3). Received: channels={channels!r}"
-        )
+    channels = check_channels(channels, config)
     config_a, config_b = (dataclasses.replace(config, channels=c) for c in channels)
     a = _prepare(source_a, config_a, "A", decode_check, progress)
     b = _prepare(source_b, config_b, "B", decode_check, progress)
     longest = max(a.size, b.size)
-    shuffle_a, augment_a, shuffle_b, augment_b = _derive_seeds(seed)
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
-        raise ValueError(f"`start_step` must be an integer >= 0. Received: start_step={start_step!r}")
-    if start_step and (not training or seed is None):
-        raise ValueError(
-            "`start_step` resumes a seeded training stream; it needs training=True "
-            f"and a seed. Received: training={training}, seed={seed}"
-        )
+    shuffle_a, augment_a, shuffle_b, augment_b = derive_seeds(seed)
 
     def build(step):
         start = step * config.batch_size
         x = _domain_pipeline(a, config_a, training, shuffle_a, augment_a, longest, start)
         y = _domain_pipeline(b, config_b, training, shuffle_b, augment_b, longest, start)
-        ds = tf.data.Dataset.zip((x, y))
-        # Training streams are endless, so dropping the remainder loses nothing
-        # and gives a static batch dimension (XLA, even splits across replicas).
-        ds = ds.batch(config.batch_size, drop_remainder=training)
-        ds = ds.prefetch(tf.data.AUTOTUNE)
-        options = tf.data.Options()
-        options.deterministic = seed is not None or not training
-        # Elements come from Python-decoded files, not from a file-reading
-        # dataset, so FILE sharding has nothing to split: shard by data.
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA
-        )
-        return ds.with_options(options)
+        return batched(tf.data.Dataset.zip((x, y)), config, training, seed)
 
     if training:
         steps = max(1, longest // config.batch_size)

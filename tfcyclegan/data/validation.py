@@ -3,7 +3,10 @@
 `check_images` opens every file once, in threads, and returns an
 `ImageReport`: the good files with their sizes, a `BadImage` (path and reason)
 for every file that cannot be used, and the images small enough to be
-enlarged. `format_report` makes it printable.
+enlarged. `check_pairs` does the same for paired data (`PairReport`), and
+also finds what makes a pair unusable though its files are fine: an A|B image
+of odd width, a file without a partner, A and B that come out of the resize
+in different sizes. `format_report` makes either printable.
 """
 
 import concurrent.futures
@@ -46,6 +49,10 @@ class ImageReport:
     bad: tuple
     enlarged: tuple = ()
     crop_size: int = 0
+
+    # How `format_report` words it: "Checked 5 image files: 4 readable, 1 bad."
+    unit = "image file"
+    good_word = "readable"
 
     @property
     def ok(self):
@@ -136,10 +143,11 @@ def check_images(paths, config=None, *, decode=True, workers=None, progress=Fals
 
 
 def format_report(report, title=None, max_listed=None):
-    """Printable text for an `ImageReport`: counts, then every bad file.
+    """Printable text for an `ImageReport` or `PairReport`: counts, then every
+    bad file.
 
     Args:
-        report: from `check_images`.
+        report: from `check_images` or `check_pairs`.
         title: a first line, e.g. the domain's name.
         max_listed: list at most this many bad files (all by default).
 
@@ -148,9 +156,9 @@ def format_report(report, title=None, max_listed=None):
     """
     lines = [title] if title else []
     lines.append(
-        f"Checked {report.num_checked} image file"
-        f"{'s' if report.num_checked != 1 else ''}: {len(report.good)} readable, "
-        f"{len(report.bad)} bad."
+        f"Checked {report.num_checked} {report.unit}"
+        f"{'s' if report.num_checked != 1 else ''}: {len(report.good)} "
+        f"{report.good_word}, {len(report.bad)} bad."
     )
     listed = report.bad if max_listed is None else report.bad[:max_listed]
     lines.extend(f"  {bad.path}: {bad.reason}" for bad in listed)
@@ -162,3 +170,139 @@ def format_report(report, title=None, max_listed=None):
             f"{report.crop_size} px will be enlarged, e.g. {report.enlarged[0]}"
         )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Paired data
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class PairReport:
+    """What `check_pairs` found.
+
+    Args:
+        good: the usable pairs, `((path_a, path_b), ...)` in the source's
+            order (one file twice in the aligned layout).
+        sizes: `(width, height)` of each good pair's A image (in the aligned
+            layout, of each half), aligned with `good`.
+        bad: a `BadImage` for every pair that cannot be used, naming the file
+            at fault, and for every file without a partner.
+        enlarged: A images (or A|B files) of good pairs smaller than
+            `crop_size`, which the pipeline enlarges.
+        crop_size: the crop size `enlarged` was judged against.
+    """
+
+    good: tuple
+    sizes: tuple
+    bad: tuple
+    enlarged: tuple = ()
+    crop_size: int = 0
+
+    unit = "pair"
+    good_word = "usable"
+
+    @property
+    def ok(self):
+        """True when every pair is usable and every file has a partner."""
+        return not self.bad
+
+    @property
+    def num_checked(self):
+        return len(self.good) + len(self.bad)
+
+
+def _odd_width(path, width, height):
+    # The authors split at w2 = int(w / 2), so B would get one column more
+    # than A: their resize then hides it (resize_and_crop) or it shifts B
+    # against A by a fraction of a pixel. We refuse rather than guess.
+    return BadImage(
+        path,
+        f"odd width: {width}x{height} px cannot be split into equal A|B halves "
+        f"(A would be {width // 2} px wide, B {width - width // 2}); crop or pad it "
+        "to an even width",
+    )
+
+
+def _size_mismatch(path_a, path_b, size_a, size_b, config):
+    out_a = geometry.resized_size(*size_a, config)
+    out_b = geometry.resized_size(*size_b, config)
+    return BadImage(
+        path_a,
+        f"A is {size_a[0]}x{size_a[1]} px but its partner {path_b} is "
+        f"{size_b[0]}x{size_b[1]} px, which preprocess={config.preprocess!r} "
+        f"resizes to {out_a[0]}x{out_a[1]} and {out_b[0]}x{out_b[1]}; a pair "
+        "must come out in one size: use files of one aspect ratio, or "
+        "preprocess='resize_and_crop' (both resized to load_size)",
+    )
+
+
+def check_pairs(source, config=None, *, decode=True, workers=None, progress=False):
+    """Opens every file of paired data once and reports each unusable pair.
+
+    Finds what `check_images` finds in any of a pair's files, and what makes
+    a pair unusable though its files are fine:
+
+    - aligned layout: an image of odd width, whose halves A and B would
+      differ in size;
+    - folders layout: a file without a partner in the other folder, and a
+      pair whose A and B come out of `config.preprocess`'s resize in
+      different sizes (A 256x256 with B 512x512 is fine with
+      `resize_and_crop`, which resizes both to `load_size` as the authors
+      do, but not with `crop`, `scale_width` or `none`, which keep sizes or
+      aspect ratios).
+
+    Args:
+        source: a `PairedSource` (or what `sources.as_paired_source` takes).
+        config: a `DataConfig` (for `max_pixels`, `channels`, `crop_size`,
+            `preprocess`); defaults to `DataConfig()`.
+        decode: decode every image (finds truncated files); `False` reads
+            headers only.
+        workers: threads; defaults to the number of CPUs.
+        progress: show a progress bar (for the command line).
+
+    Returns:
+        A `PairReport`; `format_report(report)` makes it printable.
+    """
+    config = DataConfig() if config is None else config
+    source = sources.as_paired_source(source)
+    files = sorted({path for pair in source.pairs for path in pair})
+    report = check_images(files, config, decode=decode, workers=workers, progress=progress)
+    sizes = dict(zip(report.good, report.sizes))
+    reasons = {bad.path: bad.reason for bad in report.bad}
+    good, good_sizes, bad, enlarged = [], [], [], []
+    for path_a, path_b in source.pairs:
+        if source.layout == "aligned":  # One A|B image: path_a == path_b.
+            if path_a in reasons:
+                bad.append(BadImage(path_a, reasons[path_a]))
+                continue
+            width, height = sizes[path_a]
+            if width % 2:
+                bad.append(_odd_width(path_a, width, height))
+                continue
+            size = (width // 2, height)
+        else:
+            if path_a in reasons or path_b in reasons:
+                at_fault = path_a if path_a in reasons else path_b
+                partner = path_b if at_fault == path_a else path_a
+                reason = reasons[at_fault] + f" (pair of {partner})"
+                if path_a in reasons and path_b in reasons:
+                    reason = f"{reasons[path_a]}; its partner {path_b} too: {reasons[path_b]}"
+                bad.append(BadImage(at_fault, reason))
+                continue
+            size, size_b = sizes[path_a], sizes[path_b]
+            if geometry.resized_size(*size, config) != geometry.resized_size(*size_b, config):
+                bad.append(_size_mismatch(path_a, path_b, size, size_b, config))
+                continue
+        good.append((path_a, path_b))
+        good_sizes.append(size)
+        if geometry.is_enlarged(*size, config):
+            enlarged.append(path_a)
+    bad.extend(BadImage(path, reason) for path, reason in source.unmatched)
+    return PairReport(
+        good=tuple(good),
+        sizes=tuple(good_sizes),
+        bad=tuple(bad),
+        enlarged=tuple(enlarged),
+        crop_size=config.crop_size,
+    )
