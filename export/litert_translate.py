@@ -31,14 +31,27 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".ti
 
 
 def read_metadata(model_bytes, name=METADATA_NAME):
-    """The JSON metadata entry `name` of a .tflite flatbuffer, or None."""
+    """The JSON metadata entry `name` of a .tflite flatbuffer, or None.
+
+    Besides the size multiple, it holds "default_input_size": the input shape
+    stored in the file, at which it runs without resizing the input first.
+
+    Raises:
+        ValueError: not a TFLite file, or a truncated or corrupt one.
+    """
     from ai_edge_litert import schema_py_generated as schema
 
-    model = schema.Model.GetRootAs(bytearray(model_bytes), 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name().decode() == name:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    data = bytearray(model_bytes)
+    if data[4:8] != b"TFL3":  # every TFLite flatbuffer's file identifier
+        raise ValueError("not a TFLite model (no 'TFL3' identifier)")
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name().decode() == name:
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except Exception as error:  # struct.error, IndexError, UnicodeDecodeError, JSONDecodeError
+        raise ValueError(f"a truncated or corrupt TFLite model ({type(error).__name__})") from None
     return None
 
 
@@ -81,7 +94,10 @@ class LiteRTTranslator:
 
     def __init__(self, model_path, num_threads=None, xnnpack=True, multiple=None):
         model_bytes = pathlib.Path(model_path).read_bytes()
-        self.metadata = read_metadata(model_bytes) or {}
+        try:
+            self.metadata = read_metadata(model_bytes) or {}
+        except ValueError as error:
+            raise ValueError(f"{model_path} is {error}.") from None
         self.multiple = multiple or self.metadata.get("size_multiple")
         if not self.multiple:
             raise ValueError(

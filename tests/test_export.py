@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcyclegan import export
+from tfcyclegan.export import report as export_report
 from tfcyclegan.export import saved_model
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.layers import InputSizeCheck
@@ -246,6 +248,9 @@ def test_report_summary_lists_every_artifact(exported):
     _, report = exported
     summary = report.summary()
     assert "a2b/tflite/int8_uint8" in summary and "SavedModel b2a" in summary
+    # Why dynamic_int8 is slow on CPUs, in the report and its summary.
+    assert report.notes == [export_report.DYNAMIC_INT8_NOTE]
+    assert "Note: dynamic_int8 files are for size, not speed" in summary
 
 
 def test_export_refuses_to_overwrite(exported, trained):
@@ -376,6 +381,61 @@ def test_fixed_size_must_be_valid(generators):
         export.convert_tflite(generators["a2b"], input_size=(30, 32))
 
 
+def test_dynamic_tflite_runs_at_its_default_size_without_resizing(exported, generators):
+    """The plain LiteRT example: load, allocate, set an image of the default size, invoke.
+
+    The converter stores a 1 x 1 input, at which XNNPACK fails to allocate;
+    export stores the training size instead, keeping height and width dynamic.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    out, report = exported
+    for variant, info in report.tflite["a2b"].items():
+        assert info["metadata"]["default_input_size"] == [SIZE, SIZE], variant  # trained on 32
+        interpreter = Interpreter(model_path=os.fspath(out / info["path"]), num_threads=2)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        assert list(detail["shape"]) == [1, SIZE, SIZE, 3], variant
+        assert list(detail["shape_signature"]) == [-1, -1, -1, 3], variant
+        images = scenes(1, "summer", seed=7)
+        batch = to_pixels(images) if detail["dtype"] == np.uint8 else images
+        interpreter.set_tensor(detail["index"], batch)
+        interpreter.invoke()
+        output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+        assert output.shape == (1, SIZE, SIZE, 3), variant
+        if variant == "fp32":
+            np.testing.assert_allclose(
+                output, generators["a2b"](images).numpy(), atol=export.FLOAT_TOLERANCE
+            )
+            # Still dynamic: another size after resizing.
+            images = scenes(2, "summer", 24, 40, seed=8)
+            interpreter.resize_tensor_input(detail["index"], list(images.shape))
+            interpreter.allocate_tensors()
+            interpreter.set_tensor(detail["index"], images)
+            interpreter.invoke()
+            output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+            np.testing.assert_allclose(
+                output, generators["a2b"](images).numpy(), atol=export.FLOAT_TOLERANCE
+            )
+
+
+def test_default_input_size_of_convert_tflite(generators):
+    from ai_edge_litert.interpreter import Interpreter
+
+    flatbuffer = export.convert_tflite(generators["a2b"], default_input_size=(16, 24))
+    metadata = export.read_tflite_metadata(flatbuffer)
+    assert (metadata["default_input_size"], metadata["input_size"]) == ([16, 24], None)
+    detail = Interpreter(model_content=flatbuffer).get_input_details()[0]
+    assert (list(detail["shape"]), list(detail["shape_signature"])) == (
+        [1, 16, 24, 3],
+        [-1, -1, -1, 3],
+    )
+    with pytest.raises(ValueError, match=r"`default_input_size` must be multiples of 4.*\(18, 24\)"):
+        export.convert_tflite(generators["a2b"], default_input_size=(18, 24))
+    with pytest.raises(ValueError, match="leave `default_input_size` unset"):
+        export.convert_tflite(generators["a2b"], input_size=(32, 32), default_input_size=(16, 16))
+
+
 # --- SavedModel signatures ----------------------------------------------------
 
 
@@ -416,13 +476,82 @@ def test_serving_default_mixed_formats_and_sizes(loaded, generators):
         "output_bytes"
     ].numpy()
     assert len(outputs) == 3
-    decoded_inputs = [tf.io.decode_image(r, channels=3).numpy() for r in requests]
+    # Decoded as training decodes (Pillow): the signature's JPEG decoding matches it.
+    decoded_inputs = [np.asarray(Image.open(io.BytesIO(r)).convert("RGB")) for r in requests]
     for output, pixels in zip(outputs, decoded_inputs):
         assert output[:8] == b"\x89PNG\r\n\x1a\n"
         result = tf.io.decode_png(output).numpy()
         expected = to_pixels(translate_with(generators["a2b"], pixels[None] / 127.5 - 1.0)[0])
         assert result.shape == pixels.shape
         assert np.abs(result.astype(int) - expected).max() <= 1
+
+
+def exif_jpeg(image, orientation, byte_order):
+    """JPEG bytes of a Pillow image with EXIF orientation `orientation` in IFD0.
+
+    "big": written by Pillow (a JFIF APP0 first, then Exif with Make and Model
+    before Orientation, as cameras write them); "little": an "II" TIFF header,
+    as most phones write.
+    """
+    buffer = io.BytesIO()
+    if byte_order == "big":
+        exif = Image.Exif()
+        exif[0x010F], exif[0x0110], exif[0x0112] = "Phone", "X", orientation
+        image.save(buffer, "JPEG", quality=90, exif=exif)
+    else:
+        entries = struct.pack("<HHI4s", 0x010F, 2, 4, b"Cam\0") + struct.pack(
+            "<HHIHH", 0x0112, 3, 1, orientation, 0
+        )
+        tiff = b"II*\0" + struct.pack("<IH", 8, 2) + entries + struct.pack("<I", 0)
+        image.save(buffer, "JPEG", quality=90, exif=b"Exif\0\0" + tiff)
+    return buffer.getvalue()
+
+
+def test_serving_default_applies_exif_orientation_like_training(loaded, generators, tmp_path):
+    from tfcyclegan.data import load_image
+
+    image = draw_scene(np.random.default_rng(5), "summer", 40, 24)  # not square: 5-8 swap sides
+    requests, expected = [], []
+    for orientation in range(1, 9):
+        for byte_order in ("big", "little"):
+            data = exif_jpeg(image, orientation, byte_order)
+            path = tmp_path / f"{orientation}_{byte_order}.jpg"
+            path.write_bytes(data)
+            pixels = load_image(path)  # what training sees: Pillow, exif_transpose
+            assert pixels.shape == ((40, 24, 3) if orientation >= 5 else (24, 40, 3))
+            requests.append(data)
+            expected.append(to_pixels(translate_with(generators["a2b"], pixels[None] / 127.5 - 1)[0]))
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(requests))[
+        "output_bytes"
+    ].numpy()
+    for i, (output, pixels) in enumerate(zip(outputs, expected)):
+        result = tf.io.decode_png(output).numpy()
+        assert result.shape == pixels.shape, i
+        # JPEGs are decoded as Pillow decodes them (the accurate integer IDCT),
+        # so up to float rounding the pixels are training's.
+        assert np.abs(result.astype(int) - pixels).max() <= 1, i
+
+
+def test_exif_orientation_of_broken_or_missing_exif_is_upright():
+    from tfcyclegan.export.signatures import _exif_orientation
+
+    def app1(tiff):
+        return b"\xff\xd8\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\0\0" + tiff
+
+    entry = struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0)
+    assert int(_exif_orientation(app1(b"MM\0*" + struct.pack(">IH", 8, 1) + entry))) == 6
+    # More entries than bytes: what is there is read, reads past the end are zeros.
+    assert int(_exif_orientation(app1(b"MM\0*" + struct.pack(">IH", 8, 0xFFFF) + entry))) == 6
+    for data in (
+        b"",
+        b"\xff\xd8",
+        app1(b"MM\0*")[:-2],  # truncated in the TIFF header
+        app1(b"MM\0*" + struct.pack(">IH", 0xFFFFFFF0, 1) + entry),  # IFD far past the end
+        app1(b"XX\0*" + struct.pack(">IH", 8, 1) + entry),  # no byte order
+        app1(b"MM\0*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 9, 0)),
+        b"\xff\xd8\xff\xe1\x00\x01" + b"Exif\0\0" * 4,  # a length that goes backwards
+    ):
+        assert int(_exif_orientation(data)) == 1, data
 
 
 def test_serving_default_tiny_image(loaded):
@@ -455,19 +584,56 @@ def test_translate_rejects_wrong_dtype_and_channels(loaded):
         loaded.signatures["translate"](images=tf.zeros([1, 8, 8, 4]))
 
 
-def test_max_pixels_guard(generators, tmp_path):
-    version = export.export_saved_model(generators["a2b"], tmp_path, "small", max_pixels=1000)
-    signatures = tf.saved_model.load(os.fspath(version)).signatures
+@pytest.fixture(scope="module")
+def limited(generators, tmp_path_factory):
+    """The signatures of a SavedModel taking at most 1000 pixels and 2 images per request."""
+    version = export.export_saved_model(
+        generators["a2b"], tmp_path_factory.mktemp("limited"), "small", max_pixels=1000,
+        max_batch_size=2,
+    )
+    loaded = tf.saved_model.load(os.fspath(version))
+    signatures = dict(loaded.signatures)
+    signatures["_loaded"] = loaded  # keeps the variables alive
+    return signatures
+
+
+def test_max_pixels_guard(limited):
+    signatures = limited
     # 37 x 50 = 1850 pixels: refused from the PNG header, before decoding.
     big = png_bytes(np.zeros((37, 50, 3), np.uint8))
     with pytest.raises(
         tf.errors.InvalidArgumentError, match="too large: height x width must be at most 1000"
     ):
         signatures["serving_default"](image_bytes=tf.constant([big]))
+    # A JPEG's size comes from its header too.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
+        signatures["serving_default"](image_bytes=tf.constant([jpeg_bytes(np.zeros((37, 50, 3), np.uint8))]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="too large"):
         signatures["translate"](images=tf.zeros([1, 40, 40, 3]))
     ok = png_bytes(np.zeros((20, 30, 3), np.uint8))
     assert len(signatures["serving_default"](image_bytes=tf.constant([ok]))["output_bytes"]) == 1
+
+
+def test_max_batch_size_guard(limited):
+    signatures = limited
+    message = r"too many images.*at most 2 per request.*Received batch size:\] \[3\]"
+    ok = png_bytes(np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        signatures["serving_default"](image_bytes=tf.constant([ok] * 3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        signatures["translate"](images=tf.zeros([3, 8, 8, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        signatures["translate_uint8"](pixels=tf.zeros([3, 8, 8, 3], tf.uint8))
+    assert signatures["translate"](images=tf.zeros([2, 8, 8, 3]))["output_images"].shape[0] == 2
+    assert len(signatures["serving_default"](image_bytes=tf.constant([ok] * 2))["output_bytes"]) == 2
+
+
+@pytest.mark.parametrize("name", ["max_batch_size", "max_pixels"])
+def test_bad_limits(generators, tmp_path, name):
+    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer. Received: {name}=0"):
+        export.export_saved_model(generators["a2b"], tmp_path, **{name: 0})
+    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer"):
+        export.export(generators["a2b"], tmp_path, verbose=False, **{name: 0})
 
 
 def _op_dtypes(concrete, op_type):
@@ -540,6 +706,59 @@ def test_crashed_export_leaves_no_version(generators, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         export.export_saved_model(generators["a2b"], tmp_path, "m", version=1)
     assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_exporting_another_model_keeps_the_earlier_one(generators, tmp_path):
+    """Exports into one folder: each model keeps its artifacts, report entry and TF Serving config."""
+    out = tmp_path / "exported"
+    small = dict(direction="a2b", tflite_modes=("fp32",), tflite_io=("float32",), parity=False,
+                 verbose=False)
+    export.export(generators["a2b"], out, model_name="horse", **small)
+    # An export from before reports had "models": its entry is kept under its model name.
+    report = json.loads((out / "export_report.json").read_text())
+    old_style = {k: v for k, v in report.items() if k not in ("models", "model_name")}
+    (out / "export_report.json").write_text(json.dumps(old_style))
+    assert export.load_translator(out).source == out / "horse_a2b" / "1"
+
+    export.export(generators["b2a"], out, model_name="zebra", formats=("saved_model",), **small)
+    config = (out / "models.config").read_text()
+    assert saved_model.served_model_names(config) == ["horse_a2b", "zebra_a2b"]
+    report = json.loads((out / "export_report.json").read_text())
+    assert list(report["models"]) == ["horse", "zebra"]
+    assert report["models"]["horse"]["saved_models"] == {"a2b": "horse_a2b/1"}
+    assert report["models"]["horse"]["tflite"]["a2b"]["fp32"]["path"] == "tflite/horse_a2b_fp32.tflite"
+    # The top level is the latest export, as the report was before (readers of it still work).
+    assert report["model_name"] == "zebra" and report["saved_models"] == {"a2b": "zebra_a2b/1"}
+    with pytest.raises(ValueError, match=r"holds several models: \['horse', 'zebra'\]\. Choose one with model_name"):
+        export.load_translator(out)
+    with pytest.raises(ValueError, match="has no model 'mule'"):
+        export.load_translator(out, model_name="mule")
+    assert export.load_translator(out, model_name="zebra").source == out / "zebra_a2b" / "1"
+
+    # Re-exporting horse with overwrite replaces horse's artifacts only; its
+    # entry keeps the fp32 file this export did not write (it is still there).
+    zebra_files = {p: p.stat().st_mtime_ns for p in (out / "zebra_a2b").rglob("*") if p.is_file()}
+    horse_pb = (out / "horse_a2b" / "1" / "saved_model.pb").stat().st_ino
+    export.export(generators["a2b"], out, model_name="horse", overwrite=True,
+                  **{**small, "tflite_modes": ("fp16",)})
+    assert (out / "horse_a2b" / "1" / "saved_model.pb").stat().st_ino != horse_pb
+    assert {p: p.stat().st_mtime_ns for p in (out / "zebra_a2b").rglob("*") if p.is_file()} == zebra_files
+    after = json.loads((out / "export_report.json").read_text())
+    assert after["models"]["zebra"] == report["models"]["zebra"]
+    assert sorted(after["models"]["horse"]["tflite"]["a2b"]) == ["fp16", "fp32"]
+    assert after["models"]["horse"] == {k: v for k, v in after.items() if k != "models"}
+    assert saved_model.served_model_names((out / "models.config").read_text()) == [
+        "horse_a2b", "zebra_a2b"
+    ]
+    assert not list(out.rglob(".*")), "temporary files left behind"
+
+
+def test_unreadable_earlier_report_stops_the_export_before_any_work(generators, tmp_path):
+    (tmp_path / "export_report.json").write_text("{not json")
+    with pytest.raises(ValueError, match="Cannot read the report of the earlier exports"):
+        export.export(generators["a2b"], tmp_path, formats=("saved_model",), parity=False,
+                      verbose=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json"]
 
 
 @pytest.mark.parametrize("version", [0, -1, "2", True])

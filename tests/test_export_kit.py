@@ -371,6 +371,33 @@ def test_litert_runner_pads_like_the_library():
         np.testing.assert_array_equal(litert_translate.pad_reflect(image[0], 4, 8), reference.numpy()[0])
 
 
+def test_plain_litert_example_runs_at_the_default_size(models, generator):
+    """README's LiteRT example, no resizing: the file stores 256 x 256, the default size."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    assert litert_translate.read_metadata(models[1]["fp32"].read_bytes())["default_input_size"] == [
+        256,
+        256,
+    ]
+    interpreter = Interpreter(model_path=os.fspath(models[1]["fp32"]), num_threads=2)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    images = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype(np.float32)
+    interpreter.set_tensor(detail["index"], images)
+    interpreter.invoke()
+    output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(output, generator(images).numpy(), atol=export.FLOAT_TOLERANCE)
+
+
+def test_litert_runner_refuses_a_truncated_file(models, tmp_path, capsys):
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(models[1]["fp32"].read_bytes()[:300])
+    image = tmp_path / "photo.png"
+    image.write_bytes(photos()[0])
+    assert litert_translate.main([os.fspath(path), os.fspath(image), "--out", os.fspath(tmp_path)]) == 2
+    assert f"error: {path} is a truncated or corrupt TFLite model" in capsys.readouterr().err
+
+
 def test_litert_runner_reads_the_metadata(models):
     translator = litert_translate.LiteRTTranslator(models[1]["fp32_uint8"], num_threads=1)
     assert (translator.multiple, translator.min_size, translator.uint8, translator.channels) == (

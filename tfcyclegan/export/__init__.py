@@ -11,8 +11,10 @@ What a trained generator becomes, and what each artifact takes:
   | `translate`       | `images`: float32 [N, H, W, C], [-1,1]| `output_images`: same, [-1, 1] |
   | `translate_uint8` | `pixels`: uint8 [N, H, W, C]          | `output_pixels`: uint8         |
 
-  Encoded images may be JPEG, PNG, GIF, BMP or WebP, each of its own size;
-  H x W of the float and uint8 signatures may be any size.
+  Encoded images may be JPEG, PNG, GIF, BMP or WebP, each of its own size
+  (JPEGs turned upright by their EXIF orientation, as the training pipeline
+  does); H x W of the float and uint8 signatures may be any size. Requests
+  are bounded: at most `max_pixels` per image and `max_batch_size` images.
 
   Decoding, reflect-padding to the size the generator needs, normalisation,
   cropping back and PNG encoding are all in the graph, written with TensorFlow
@@ -31,14 +33,17 @@ What a trained generator becomes, and what each artifact takes:
   tensor to any multiple of the model's size multiple. The .tflite does not pad;
   its runner does (`load_translator`, `export/litert_translate.py`). The multiple
   and the rest of what a runner needs are stored in the file as metadata
-  `"tfcyclegan"` (JSON, `read_tflite_metadata`).
+  `"tfcyclegan"` (JSON, `read_tflite_metadata`). The stored default input
+  shape is the training size, so `allocate_tensors()` works before any resize.
 
 - **Parity** (`export` writes `export_report.json`): every artifact against the
   Keras model on the same images; max abs error and PSNR (peak-to-peak 2 for
   [-1, 1] images, which equals PSNR on 0-255 pixels). Bounds: SavedModel and
   fp32 TFLite within `FLOAT_TOLERANCE` (1e-4) of Keras, checked on every
   export; fp16 and int8 are reported, not bounded, because their error depends
-  on the weights and images.
+  on the weights and images. Exporting another model into the same folder
+  merges `models.config` and the report (one entry per model name); nothing
+  an earlier export wrote is replaced unless `overwrite`.
 
 The modules, one job each (the runtime imports none of the exporters):
 
@@ -62,7 +67,7 @@ _PUBLIC = {
     "parity": ("FLOAT_TOLERANCE", "parity_images", "psnr", "saved_model_parity", "tflite_parity"),
     "report": ("FORMATS", "ExportReport", "export"),
     "runtime": ("METADATA_NAME", "REPORT_NAME", "Translator", "load_translator", "read_tflite_metadata"),
-    "saved_model": ("DEFAULT_MAX_PIXELS", "SAVED_MODEL_DTYPES", "export_saved_model", "serving_config"),
+    "saved_model": ("DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_PIXELS", "SAVED_MODEL_DTYPES", "export_saved_model", "serving_config"),
     "tflite": (
         "TFLITE_IO",
         "TFLITE_MODES",

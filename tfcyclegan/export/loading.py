@@ -9,10 +9,13 @@ import json
 import logging
 import os
 import pathlib
+import zipfile
 
 import keras
 
 from tfcyclegan.config import parse_direction
+from tfcyclegan.data import list_images, load_image
+from tfcyclegan.models import CycleGAN, Pix2Pix
 from tfcyclegan.networks import PatchDiscriminator, PixelDiscriminator, size_requirement
 
 logger = logging.getLogger(__name__)
@@ -65,32 +68,38 @@ def is_generator(model):
 
 
 def generators_of(model, direction="both"):
-    """The generators in an already loaded model: a `CycleGAN` or one generator.
+    """The generators in an already loaded model: a `CycleGAN`, a `Pix2Pix` or one generator.
 
-    A single generator has no direction of its own; it is keyed by `direction`
-    ("a2b" when `direction="both"`).
+    A CycleGAN has G ("a2b") and F ("b2a"); pix2pix only G ("a2b"). A single
+    generator has no direction of its own; it is keyed by `direction` ("a2b"
+    when `direction="both"`).
     """
     direction = parse_direction(direction, allow_both=True)
-    from tfcyclegan.models import CycleGAN
-
-    if isinstance(model, CycleGAN):
-        found = {"a2b": model.G, "b2a": model.F}
-        return found if direction == "both" else {direction: found[direction]}
+    if isinstance(model, (CycleGAN, Pix2Pix)):
+        found = {"a2b": model.G, "b2a": model.F} if isinstance(model, CycleGAN) else {"a2b": model.G}
+        if direction == "both":
+            return found
+        if direction not in found:
+            raise ValueError(
+                f"{_describe_model(model)} translates A -> B only (pix2pix learns one "
+                f"direction). Received: direction={direction!r}"
+            )
+        return {direction: found[direction]}
     if isinstance(model, (PatchDiscriminator, PixelDiscriminator)):
         raise ValueError(
             f"This is a discriminator ({_describe_model(model)}), which has nothing to "
-            "deploy: export a CycleGAN (.keras or run folder) or a generator."
+            "deploy: export a CycleGAN or pix2pix model (.keras or run folder) or a generator."
         )
     if is_generator(model):
         return {"a2b" if direction == "both" else direction: model}
     if isinstance(model, keras.Model):
         raise ValueError(
-            f"{_describe_model(model)} is not a tfcyclegan CycleGAN or generator (it has no "
-            "'size_check' layer). Export a CycleGAN, a ResnetGenerator / UnetGenerator, or a "
-            "generator from `tfcyclegan import-torch`."
+            f"{_describe_model(model)} is not a tfcyclegan model or generator (it has no "
+            "'size_check' layer). Export a CycleGAN, a Pix2Pix, a ResnetGenerator / "
+            "UnetGenerator, or a generator from `tfcyclegan import-torch`."
         )
     raise ValueError(
-        f"Expected a keras.Model (CycleGAN or generator) or a path. Received: {model!r}"
+        f"Expected a keras.Model (CycleGAN, Pix2Pix or generator) or a path. Received: {model!r}"
     )
 
 
@@ -112,11 +121,20 @@ def load_generators(path, direction="both"):
             tfcyclegan model.
     """
     direction = parse_direction(direction, allow_both=True)
-    return generators_of(load_keras(path), direction)
+    try:
+        return generators_of(load_keras(path), direction)
+    except ValueError as error:
+        if os.fspath(keras_file(path)) in str(error):
+            raise
+        raise ValueError(f"{keras_file(path)}: {error}") from None
 
 
 def load_keras(path):
     keras_path = keras_file(path)
+    if not zipfile.is_zipfile(keras_path):
+        raise ValueError(
+            f"{keras_path} is not a .keras archive (a .keras file is a zip): truncated or corrupt?"
+        )
     try:
         # compile=False: deployment needs no optimizer state, and skipping it is faster.
         return keras.saving.load_model(keras_path, compile=False)
@@ -207,8 +225,6 @@ def version_dirs(path):
 
 def sample_folder(folder, count, channels):
     """Up to `count` images spread evenly over `folder`'s sorted files, as uint8 arrays."""
-    from tfcyclegan.data import list_images, load_image
-
     paths = list_images(folder)
     step = max(1, len(paths) // count)
     return [load_image(p, channels=channels) for p in paths[::step][:count]]

@@ -16,6 +16,7 @@ from tfcyclegan import imaging
 from tfcyclegan.export.loading import sample_folder
 from tfcyclegan.export.runtime import TFLiteRunner
 from tfcyclegan.models import translate_with
+from tfcyclegan.synthetic import draw_scene
 
 
 FLOAT_TOLERANCE = 1e-4
@@ -62,8 +63,6 @@ def parity_images(
             images.append(np.asarray(image.resize((width, height), Image.Resampling.BICUBIC)))
         pixels = np.stack(images)
     else:
-        from tfcyclegan.synthetic import draw_scene
-
         rng = np.random.default_rng(seed)
         season = "summer" if direction == "a2b" else "winter"
         images = []

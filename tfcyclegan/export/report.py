@@ -1,4 +1,10 @@
-"""`export()`: what `tfcyclegan export` runs, and the report it writes."""
+"""`export()`: what `tfcyclegan export` runs, and the report it writes.
+
+Several models may be exported into one folder (different `model_name`s):
+`export_report.json` keeps one entry per model name under "models" (its top
+level repeats the latest export's entry, the report's form before), and
+`models.config` serves them all. An export replaces only what it writes.
+"""
 
 import contextlib
 import dataclasses
@@ -10,14 +16,16 @@ import time
 from tfcyclegan.config import check_choice, check_choices
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
 from tfcyclegan.export.parity import FLOAT_TOLERANCE, parity_images, saved_model_parity, tflite_parity
-from tfcyclegan.export.runtime import REPORT_NAME
+from tfcyclegan.export.runtime import REPORT_MODELS, REPORT_NAME, report_entries
 from tfcyclegan.export.saved_model import (
+    DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_PIXELS,
     SAVED_MODEL_DTYPES,
     check_model_name,
+    check_positive,
     check_version,
     export_saved_model,
-    serving_config,
+    write_serving_config,
 )
 from tfcyclegan.export.tflite import (
     TFLITE_IO,
@@ -25,14 +33,23 @@ from tfcyclegan.export.tflite import (
     calibration_set,
     check_input_size,
     convert_variant,
+    default_input_size_of,
     gpu_compatibility,
     tflite_saved_model,
+    valid_size,
 )
 from tfcyclegan.fileio import atomic_write
+from tfcyclegan.models import Pix2Pix
 from tfcyclegan.networks import size_requirement
 
 
 FORMATS = ("saved_model", "tflite")
+
+
+DYNAMIC_INT8_NOTE = (
+    "dynamic_int8 files are for size, not speed: they quantize activations on the fly "
+    "in every op, and on CPUs the fp32/fp16 XNNPACK path is faster (measured ~4x)."
+)
 
 
 @dataclasses.dataclass
@@ -41,21 +58,27 @@ class ExportReport:
 
     Attributes:
         out_dir: the export folder.
+        model_name: the artifacts' name prefix; the key of this export's entry
+            in `export_report.json`'s "models".
         saved_models: direction -> SavedModel version folder (relative to out_dir).
         saved_model_dtype: the SavedModels' arithmetic ("float32" / "bfloat16").
         tflite: direction -> variant ("fp32", "fp16_uint8", ...) -> {path, bytes,
             ops, gpu, metadata}.
         parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
         parity_images: what the parity images were (source, shape).
+        notes: what a reader of the numbers should know (e.g. why dynamic_int8
+            is slow on CPUs).
         seconds: time taken.
     """
 
     out_dir: str
+    model_name: str = "cyclegan"
     saved_models: dict = dataclasses.field(default_factory=dict)
     saved_model_dtype: str = "float32"
     tflite: dict = dataclasses.field(default_factory=dict)
     parity: dict = dataclasses.field(default_factory=dict)
     parity_images: dict = dataclasses.field(default_factory=dict)
+    notes: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -108,6 +131,7 @@ class ExportReport:
                     lines.append(
                         f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}"
                     )
+        lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -120,7 +144,7 @@ def export(
     tflite_io=TFLITE_IO,
     representative_data=None,
     version=1,
-    model_name="cyclegan",
+    model_name=None,
     overwrite=False,
     max_pixels=DEFAULT_MAX_PIXELS,
     tflite_input_size=None,
@@ -129,6 +153,7 @@ def export(
     parity_size=None,
     parity_count=4,
     verbose=True,
+    max_batch_size=DEFAULT_MAX_BATCH_SIZE,
 ):
     """Exports generators for deployment and checks every artifact against Keras.
 
@@ -138,6 +163,11 @@ def export(
         tflite/<model_name>_a2b_<mode>[_uint8].tflite
         models.config                    TF Serving config serving the SavedModels
         export_report.json               sizes, ops, GPU notes, parity
+
+    Exporting into a folder that holds other models (other `model_name`s)
+    keeps them: models.config gains the new SavedModels and the report an
+    entry under "models" (see the module docstring). Every file is written
+    atomically.
 
     Args:
         path_or_model: a `.keras` file (CycleGAN or generator), a run folder, or
@@ -151,22 +181,28 @@ def export(
         representative_data: folder of images: int8 calibration and the parity
             images.
         version: SavedModel version folder.
-        model_name: prefix of the artifact names ("cyclegan" -> "cyclegan_a2b").
-        overwrite: replace existing versions / files; otherwise they are an error.
+        model_name: prefix of the artifact names ("cyclegan" -> "cyclegan_a2b");
+            default "pix2pix" for a Pix2Pix model, else "cyclegan".
+        overwrite: replace existing versions / files of this model; otherwise
+            they are an error. Other models in `out_dir` are never touched.
         max_pixels: the SavedModel's per-image size limit.
         saved_model_dtype: the SavedModel's arithmetic, "float32" or "bfloat16"
             (see `export_saved_model`; its parity is reported, not bounded).
         tflite_input_size: None for dynamic height/width, or (H, W) for
-            fixed-size files (GPU delegates).
+            fixed-size files (GPU delegates). Dynamic files store the training
+            size (else `parity_size`, else 256 x 256), rounded up to the size
+            multiple, as their default input shape.
         parity: run the parity checks (raises if SavedModel / fp32 exceed
             `FLOAT_TOLERANCE`).
         parity_size: (H, W) of the parity images; default the training size
             when known, else 256 x 256 (rounded up to the size multiple).
         parity_count: number of parity images.
         verbose: print the report.
+        max_batch_size: the SavedModel's most images per request.
 
     Returns:
-        An `ExportReport`; the same is written to `out_dir/export_report.json`.
+        The `ExportReport` of this export; `out_dir/export_report.json` holds
+        it as the entry of `model_name` (merged with that model's earlier one).
 
     Raises:
         RuntimeError: a SavedModel or fp32 TFLite output differs from Keras by
@@ -174,33 +210,41 @@ def export(
     """
     start = time.perf_counter()
     formats, tflite_modes, tflite_io = _check_request(
-        formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name
+        formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version,
+        model_name or "cyclegan",
     )
+    check_positive("max_pixels", max_pixels)
+    check_positive("max_batch_size", max_batch_size)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
+    if model_name is None:
+        model_name = "pix2pix" if isinstance(model, Pix2Pix) else "cyclegan"
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}
     plans = _tflite_plans(out_dir, names, tflite_modes, tflite_io) if "tflite" in formats else []
     _refuse_existing(out_dir, names, plans, formats, version, overwrite)
+    earlier = _earlier_entries(out_dir)
+    trained = training_size(model)
+    if trained is None and _is_path(path_or_model):
+        trained = training_size(path_or_model)
 
-    report = ExportReport(out_dir=os.fspath(out_dir))
+    report = ExportReport(out_dir=os.fspath(out_dir), model_name=model_name)
     images = {}
     if parity:
-        trained = training_size(model)
-        if trained is None and _is_path(path_or_model):
-            trained = training_size(path_or_model)
         images = _parity_images(report, generators, parity_size or trained, parity_count,
                                 representative_data)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if "saved_model" in formats:
         _export_saved_models(report, generators, names, images, version, overwrite, max_pixels,
-                             saved_model_dtype)
+                             saved_model_dtype, max_batch_size)
     if plans:
         _export_tflite(report, generators, plans, images, tflite_modes, representative_data,
-                       tflite_input_size)
+                       tflite_input_size, trained or parity_size)
+        if "dynamic_int8" in tflite_modes:
+            report.notes.append(DYNAMIC_INT8_NOTE)
     report.seconds = round(time.perf_counter() - start, 2)
-    atomic_write(out_dir / REPORT_NAME, json.dumps(report.to_dict(), indent=2) + "\n")
+    _write_report(out_dir, earlier, report)
     if verbose:
         print(report.summary())
     if not report.ok:
@@ -285,12 +329,55 @@ def _refuse_existing(out_dir, names, plans, formats, version, overwrite):
         )
 
 
+def _earlier_entries(out_dir):
+    """model name -> report entry of the exports already in `out_dir` (read before any work)."""
+    path = out_dir / REPORT_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return report_entries(json.loads(path.read_text()))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValueError(
+            f"Cannot read the report of the earlier exports, {path} ({error}); exporting "
+            "would lose it. Repair or move it, then export again."
+        ) from None
+
+
+def _merged_entry(earlier, entry):
+    """This export's report `entry` over the `earlier` one of the same model name.
+
+    Artifacts this export did not write (another direction, format, mode or
+    version) are still on disk: their entries stay.
+    """
+    if earlier is None:
+        return entry
+    merged = dict(entry)
+    merged["saved_models"] = {**earlier.get("saved_models", {}), **entry["saved_models"]}
+    for key in ("tflite", "parity"):
+        old, new = earlier.get(key, {}), entry[key]
+        merged[key] = {d: {**old.get(d, {}), **new.get(d, {})} for d in {**old, **new}}
+    if not entry["saved_models"]:
+        merged["saved_model_dtype"] = earlier.get("saved_model_dtype", entry["saved_model_dtype"])
+    if not entry["parity_images"]:
+        merged["parity_images"] = earlier.get("parity_images", {})
+    merged["notes"] = list(dict.fromkeys([*earlier.get("notes", []), *entry["notes"]]))
+    return merged
+
+
+def _write_report(out_dir, earlier, report):
+    """export_report.json: every model's entry under "models", the latest at the top level."""
+    entry = _merged_entry(earlier.get(report.model_name), report.to_dict())
+    entries = {**earlier, report.model_name: entry}
+    content = {**entry, REPORT_MODELS: entries}
+    atomic_write(out_dir / REPORT_NAME, json.dumps(content, indent=2) + "\n")
+
+
 def _parity_images(report, generators, size, count, representative_data):
     """The images each direction's artifacts are compared on; recorded in `report`."""
     images = {}
     for d, generator in generators.items():
         multiple, min_size = size_requirement(generator)
-        size = tuple(max(-(-s // multiple) * multiple, min_size) for s in size or (256, 256))
+        size = valid_size(size or (256, 256), multiple, min_size)
         images[d] = parity_images(
             channels_of(generator)[0], size, count, d, folder=representative_data
         )
@@ -309,7 +396,8 @@ def _parity_images(report, generators, size, count, representative_data):
 
 
 def _export_saved_models(
-    report, generators, names, images, version, overwrite, max_pixels, saved_model_dtype
+    report, generators, names, images, version, overwrite, max_pixels, saved_model_dtype,
+    max_batch_size,
 ):
     """One SavedModel per direction, their parity, and TF Serving's models.config."""
     out_dir = pathlib.Path(report.out_dir)
@@ -318,6 +406,7 @@ def _export_saved_models(
         version_dir = export_saved_model(
             generator, out_dir, names[d], version, overwrite=overwrite,
             max_pixels=max_pixels, compute_dtype=saved_model_dtype,
+            max_batch_size=max_batch_size,
         )
         report.saved_models[d] = os.fspath(version_dir.relative_to(out_dir))
         if d in images:
@@ -326,17 +415,23 @@ def _export_saved_models(
             )
             for name, entry in checks.items():
                 report.parity[d][f"saved_model/{name}"] = entry
-    atomic_write(out_dir / "models.config", serving_config(names.values()))
+    write_serving_config(out_dir, names.values())
 
 
 def _export_tflite(
-    report, generators, plans, images, tflite_modes, representative_data, tflite_input_size
+    report, generators, plans, images, tflite_modes, representative_data, tflite_input_size,
+    default_size,
 ):
-    """Every planned .tflite file, written atomically, with its ops, GPU notes and parity."""
+    """Every planned .tflite file, written atomically, with its ops, GPU notes and parity.
+
+    Dynamic-size files store `default_size` (the training size when known),
+    rounded up to a valid size, as their default input shape.
+    """
     out_dir = pathlib.Path(report.out_dir)
     for d, generator in generators.items():
         multiple, min_size = size_requirement(generator)
         input_size = check_input_size(tflite_input_size, multiple, min_size)
+        default = input_size or default_input_size_of(generator, default_size)
         calibration = None
         if "int8" in tflite_modes:
             calibration = calibration_set(
@@ -352,7 +447,7 @@ def _export_tflite(
                     )
                 flatbuffer, ops, metadata = convert_variant(
                     saved_models[int8_pixels], generator, plan.mode, calibration,
-                    plan.uint8_io, input_size, d,
+                    plan.uint8_io, input_size, d, default,
                 )
                 plan.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(plan.path, flatbuffer)

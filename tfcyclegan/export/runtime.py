@@ -25,16 +25,57 @@ METADATA_NAME = "tfcyclegan"
 REPORT_NAME = "export_report.json"
 
 
+REPORT_MODELS = "models"
+"""Key of `export_report.json` holding one entry per model name exported into the folder."""
+
+
 def read_tflite_metadata(tflite_bytes, name=METADATA_NAME):
-    """The JSON metadata entry `name` of a .tflite flatbuffer, or None."""
+    """The JSON metadata entry `name` of a .tflite flatbuffer, or None.
+
+    Raises:
+        ValueError: the bytes are not a TFLite flatbuffer, or a truncated or
+            corrupt one.
+    """
     from tensorflow.lite.python import schema_py_generated as schema
 
-    model = schema.Model.GetRootAs(bytearray(tflite_bytes), 0)
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        if entry.Name().decode() == name:
-            return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    data = bytearray(tflite_bytes)
+    # Every TFLite flatbuffer has the file identifier "TFL3" at bytes 4-7.
+    if data[4:8] != b"TFL3":
+        raise ValueError("not a TFLite model (no 'TFL3' identifier)")
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name().decode() == name:
+                return json.loads(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    except Exception as error:  # struct.error, IndexError, UnicodeDecodeError, JSONDecodeError
+        raise ValueError(
+            f"a truncated or corrupt TFLite model ({type(error).__name__}: {error})"
+        ) from None
     return None
+
+
+def report_entries(report):
+    """model name -> entry of an `export_report.json` (a dict), oldest first.
+
+    Since several models may be exported into one folder, the report keeps one
+    entry per model name under "models"; its top level repeats the latest
+    export's entry, as reports did before there were several (such a report is
+    read as one model).
+    """
+    if REPORT_MODELS in report:
+        return dict(report[REPORT_MODELS])
+    return {report.get("model_name") or model_name_of(report): report}
+
+
+def model_name_of(entry):
+    """The model name of a report entry written before entries named their model."""
+    for folder in entry.get("saved_models", {}).values():
+        name = pathlib.PurePosixPath(folder).parts[0]
+        for direction in ("a2b", "b2a"):
+            if name.endswith("_" + direction):
+                return name[: -len(direction) - 1]
+    return "cyclegan"  # export()'s default
 
 
 def pad_numpy(images, multiple, min_size):
@@ -87,19 +128,32 @@ class Translator:
 
 
 class TFLiteRunner:
-    """Runs a .tflite generator on float images of any size: pads, resizes, crops."""
+    """Runs a .tflite generator on float images of any size: pads, resizes, crops.
 
-    def __init__(self, tflite_bytes, num_threads=None, multiple=None):
-        self.metadata = read_tflite_metadata(tflite_bytes) or {}
+    `source` names the file in error messages.
+    """
+
+    def __init__(self, tflite_bytes, num_threads=None, multiple=None, source=None):
+        what = "This .tflite file" if source is None else os.fspath(source)
+        try:
+            self.metadata = read_tflite_metadata(tflite_bytes) or {}
+        except ValueError as error:
+            raise ValueError(f"{what} is {error}.") from None
         self.multiple = multiple or self.metadata.get("size_multiple")
         if not self.multiple:
             raise ValueError(
-                "This .tflite file has no tfcyclegan metadata, so the size multiple it "
-                "needs is unknown; pass multiple= (4 for ResNet generators, 2**num_downs "
-                "for U-Nets)."
+                f"{what} is not a tfcyclegan generator: it has no '{METADATA_NAME}' "
+                "metadata, which `tfcyclegan export` / `convert_tflite` write (the size "
+                "multiple the model needs is unknown)."
             )
         self.min_size = self.metadata.get("min_size", self.multiple)
-        self.interpreter = _interpreter(model_content=tflite_bytes, num_threads=num_threads)
+        try:
+            self.interpreter = _interpreter(model_content=tflite_bytes, num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ValueError(
+                f"{what} cannot be loaded by LiteRT (truncated or corrupt?): {first_line}"
+            ) from None
         signatures = self.interpreter.get_signature_list()
         self.signature = next(iter(signatures))
         self.input_name = signatures[self.signature]["inputs"][0]
@@ -143,7 +197,7 @@ class TFLiteRunner:
         return outputs[:, :height, :width]
 
 
-def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
+def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model_name=None):
     """A callable translating float32 images in [-1, 1] of any size with a model on disk.
 
     Args:
@@ -154,18 +208,27 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
               version is used, as TF Serving does) or one version folder;
             - a `.tflite` file from `convert_tflite` (its metadata gives the size
               multiple);
-            - an export folder (`export_report.json`): its SavedModel for
-              `direction`.
+            - an export folder (`export_report.json`): the SavedModel of
+              `model_name` for `direction`.
             SavedModels and .tflite files hold one direction; `direction` is
             ignored for them.
         direction: "a2b" or "b2a".
         num_threads: TFLite interpreter threads (default: the runtime's).
         batch_size: images per call.
+        model_name: for an export folder holding several models (exports
+            with different `model_name`s): which one. Not needed when it
+            holds one.
 
     Returns:
         A `Translator`: `translator(images)` maps (N, H, W, C) or (H, W, C)
         float32 arrays in [-1, 1] to the same shape; images are reflect-padded
         to a size the generator takes and cropped back.
+
+    Raises:
+        FileNotFoundError: nothing at `path`.
+        ValueError: `path` is not a model tfcyclegan can run (a file of
+            another model, truncated, corrupt), or the export folder has no
+            such model / direction; the message names the file.
     """
     direction = parse_direction(direction)
     path = pathlib.Path(path)
@@ -174,13 +237,16 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
             f"No model at {path}: expected a run folder, .keras, SavedModel folder or .tflite file."
         )
     if path.is_file() and path.suffix == ".tflite":
-        runner = TFLiteRunner(path.read_bytes(), num_threads=num_threads)
+        runner = TFLiteRunner(path.read_bytes(), num_threads=num_threads, source=path)
         return Translator("tflite", runner, runner.channels, path, batch_size)
     if path.is_dir() and (path / REPORT_NAME).is_file() and not (path / "model.keras").exists():
-        report = json.loads((path / REPORT_NAME).read_text())
-        saved = report.get("saved_models", {}).get(direction)
+        entry = _report_entry(path, model_name)
+        saved = entry.get("saved_models", {}).get(direction)
         if saved is None:
-            raise ValueError(f"The export at {path} has no SavedModel for direction {direction!r}.")
+            raise ValueError(
+                f"The export at {path} has no SavedModel for direction {direction!r} "
+                f"(it has: {sorted(entry.get('saved_models', {})) or 'none'})."
+            )
         return load_translator(path / saved, direction, num_threads, batch_size)
     if path.is_dir() and (is_saved_model_dir(path) or version_dirs(path)):
         version_dir = path if is_saved_model_dir(path) else version_dirs(path)[-1][1]
@@ -207,3 +273,31 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8):
         path,
         batch_size,
     )
+
+
+def _report_entry(export_dir, model_name):
+    """The report entry of `model_name` in an export folder (the only one when None)."""
+    report_path = export_dir / REPORT_NAME
+    try:
+        entries = report_entries(json.loads(report_path.read_text()))
+    except (ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"Cannot read {report_path}: {error}") from None
+    if model_name is None:
+        if len(entries) > 1:
+            folders = [
+                pathlib.PurePosixPath(folder).parts[0]
+                for entry in entries.values()
+                for folder in entry.get("saved_models", {}).values()
+            ]
+            example = f" (e.g. {export_dir / folders[0]})" if folders else ""
+            raise ValueError(
+                f"The export at {export_dir} holds several models: {sorted(entries)}. Choose "
+                f"one with model_name=..., or pass its SavedModel folder{example}."
+            )
+        return next(iter(entries.values()))
+    if model_name not in entries:
+        raise ValueError(
+            f"The export at {export_dir} has no model {model_name!r}. It has: "
+            f"{sorted(entries)}. Received: model_name={model_name!r}"
+        )
+    return entries[model_name]

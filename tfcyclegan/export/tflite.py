@@ -4,7 +4,7 @@
 dynamic-range int8, full int8 calibrated on representative images), with
 float or uint8 tensors, checks that every operator is a TFLite builtin (phone
 runtimes ship without the Flex delegate) and stores what a runner needs (the
-size multiple, tensor names, range) as JSON metadata "tfcyclegan".
+size multiple, tensor names, range, default size) as JSON metadata "tfcyclegan".
 """
 
 import contextlib
@@ -31,6 +31,13 @@ TFLITE_MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 
 
 TFLITE_IO = ("float32", "uint8")
+
+
+DEFAULT_INPUT_SIDE = 256
+"""Side of the default input size of dynamic-size files when the training size is unknown.
+
+The paper's crop size; rounded up to the generator's size multiple.
+"""
 
 
 class NonBuiltinOpsError(ValueError):
@@ -152,7 +159,7 @@ def _check_mode(mode):
     check_choice("mode", mode, TFLITE_MODES)
 
 
-def check_input_size(input_size, multiple, min_size):
+def check_input_size(input_size, multiple, min_size, name="input_size"):
     if input_size is None:
         return None
     if (
@@ -161,14 +168,44 @@ def check_input_size(input_size, multiple, min_size):
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in input_size)
     ):
         raise ValueError(
-            f"`input_size` must be None or (height, width). Received: input_size={input_size!r}"
+            f"`{name}` must be None or (height, width). Received: {name}={input_size!r}"
         )
     if any(v % multiple or v < min_size for v in input_size):
         raise ValueError(
-            f"`input_size` must be multiples of {multiple}, at least {min_size}. "
-            f"Received: input_size={tuple(input_size)}"
+            f"`{name}` must be multiples of {multiple}, at least {min_size}. "
+            f"Received: {name}={tuple(input_size)}"
         )
     return tuple(input_size)
+
+
+def valid_size(size, multiple, min_size):
+    """(height, width) `size` rounded up to a size the generator takes."""
+    return tuple(max(-(-int(v) // multiple) * multiple, min_size) for v in size)
+
+
+def with_default_shape(tflite_bytes, size):
+    """`tflite_bytes` whose input and output tensors store shape [1, H, W, C].
+
+    The converter stores a dynamic-size file's input as [1, 1, 1, C], and
+    allocating tensors at that shape fails in XNNPACK ("failed to reshape
+    runtimeNode"): a 1 x 1 image is smaller than the generator's padding, so
+    every runner had to resize the input first. With a valid default shape,
+    `Interpreter(model_path=...).allocate_tensors()` works as it does for any
+    other model. The shape signature stays [-1, -1, -1, C], so resizing to
+    other sizes works as before: only the stored default changes, the graph
+    does not (intermediate tensors get their shapes when tensors are allocated).
+    """
+    utils = _flatbuffer_utils()
+    model = utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    height, width = size
+    for signature in model.signatureDefs or []:
+        subgraph = model.subgraphs[signature.subgraphIndex]
+        for entry in list(signature.inputs or []) + list(signature.outputs or []):
+            tensor = subgraph.tensors[entry.tensorIndex]
+            dims = None if tensor.shapeSignature is None else list(tensor.shapeSignature)
+            if dims is not None and len(dims) == 4 and dims[1] < 0 and dims[2] < 0:
+                tensor.shape = np.array([1, height, width, dims[3]], np.int32)
+    return bytes(utils.convert_object_to_bytearray(model))
 
 
 def _converter_error(error):
@@ -285,7 +322,7 @@ def _quiet_tf():
         absl_logger.setLevel(level)
 
 
-def _metadata(generator, mode, uint8_io, input_size, direction=None):
+def _metadata(generator, mode, uint8_io, input_size, default_size, direction=None):
     multiple, min_size = size_requirement(generator)
     in_channels, out_channels = channels_of(generator)
     io_name = "uint8" if uint8_io else "float32"
@@ -301,6 +338,7 @@ def _metadata(generator, mode, uint8_io, input_size, direction=None):
         "input_channels": in_channels,
         "output_channels": out_channels,
         "input_size": None if input_size is None else list(input_size),
+        "default_input_size": list(default_size),
         "mode": mode,
         "direction": direction,
         "generator": generator.name,
@@ -337,6 +375,7 @@ def convert_tflite(
     uint8_io=False,
     input_size=None,
     direction=None,
+    default_input_size=None,
 ):
     """Converts a generator to a TFLite / LiteRT flatbuffer of builtin ops only.
 
@@ -356,10 +395,15 @@ def convert_tflite(
             any valid size), or (height, width) for a fixed-size, batch-1 model,
             which GPU delegates prefer (no shape arithmetic in the graph).
         direction: recorded in the metadata ("a2b" / "b2a").
+        default_input_size: (height, width) a dynamic-size file stores as its
+            input shape, so that it runs without resizing first (its shape
+            signature stays dynamic); best the training size. Default:
+            `input_size` for fixed-size files, else 256 x 256 rounded up to
+            the size multiple. Recorded in the metadata as "default_input_size".
 
     Returns:
         The .tflite flatbuffer (bytes), with metadata "tfcyclegan" (JSON: size
-        multiple, tensor names, dtype, range, ...).
+        multiple, tensor names, dtype, range, default input size, ...).
 
     Raises:
         NonBuiltinOpsError: the generator needs non-builtin (Flex/custom) ops.
@@ -370,6 +414,7 @@ def convert_tflite(
     generator = as_float32(generator)
     multiple, min_size = size_requirement(generator)
     input_size = check_input_size(input_size, multiple, min_size)
+    default_size = _check_default_size(generator, input_size, default_input_size)
     calibration = None
     if mode == "int8":
         calibration = calibration_set(
@@ -377,19 +422,46 @@ def convert_tflite(
         )
     with tflite_saved_model(generator, input_size, mode == "int8" and uint8_io) as saved_model_dir:
         flatbuffer, _, _ = convert_variant(
-            saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
+            saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction,
+            default_size,
         )
         return flatbuffer
 
 
+def _check_default_size(generator, input_size, default_input_size):
+    """The default input size to store: valid, and the fixed size of a fixed-size file."""
+    multiple, min_size = size_requirement(generator)
+    default_input_size = check_input_size(
+        default_input_size, multiple, min_size, name="default_input_size"
+    )
+    if input_size is not None:
+        if default_input_size not in (None, input_size):
+            raise ValueError(
+                "A fixed-size file takes only its `input_size`, which is also its default: "
+                f"leave `default_input_size` unset. Received: input_size={input_size}, "
+                f"default_input_size={default_input_size}"
+            )
+        return input_size
+    return default_input_size or default_input_size_of(generator)
+
+
+def default_input_size_of(generator, size=None):
+    """`size` (e.g. the training size), else `DEFAULT_INPUT_SIDE` squared, rounded up
+    to a size the generator takes."""
+    multiple, min_size = size_requirement(generator)
+    return valid_size(size or (DEFAULT_INPUT_SIDE, DEFAULT_INPUT_SIDE), multiple, min_size)
+
+
 def convert_variant(
-    saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction
+    saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction, default_size
 ):
     """(flatbuffer with metadata, its operator names, the metadata)."""
     signature = "translate_uint8" if uint8_io else "translate"
     flatbuffer = _convert(saved_model_dir, signature, mode, calibration, uint8_io)
     ops = check_builtin_ops(flatbuffer)
-    metadata = _metadata(generator, mode, uint8_io, input_size, direction)
+    if input_size is None:
+        flatbuffer = with_default_shape(flatbuffer, default_size)
+    metadata = _metadata(generator, mode, uint8_io, input_size, default_size, direction)
     return add_tflite_metadata(flatbuffer, metadata), ops, metadata
 
 
