@@ -29,9 +29,10 @@ steps = 2 if tiny else data.steps_per_epoch
 
 model = tfcyclegan.CycleGAN.from_model_config(model_config)
 schedule = tfcyclegan.LinearDecay(2e-4, args.epochs * steps, args.epochs * steps, update_every=steps)
+# TorchAdam is Adam as the authors' PyTorch computes it (epsilon after the bias correction).
 model.compile(
-    generator_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5),
-    discriminator_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5),
+    generator_optimizer=tfcyclegan.TorchAdam(schedule, beta_1=0.5),
+    discriminator_optimizer=tfcyclegan.TorchAdam(schedule, beta_1=0.5),
 )
 x, y = next(iter(data.dataset))  # fixed images for the sample grids
 model.fit(

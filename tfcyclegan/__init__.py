@@ -1,10 +1,14 @@
-"""tfcyclegan: CycleGAN (Zhu et al. 2017) for TensorFlow / Keras 3.
+"""tfcyclegan: CycleGAN (Zhu et al. 2017) and pix2pix (Isola et al. 2017) for TensorFlow / Keras 3.
 
     import tfcyclegan
     model = tfcyclegan.CycleGAN.from_model_config(tfcyclegan.ModelConfig())
     model.compile()
     data = tfcyclegan.unpaired_dataset("horses/", "zebras/", tfcyclegan.DataConfig())
     model.fit(data.dataset, steps_per_epoch=data.steps_per_epoch, epochs=200)
+
+    pairs = tfcyclegan.resolve_pairs(data="facades/", split="train")
+    data = tfcyclegan.paired_dataset(pairs, tfcyclegan.DataConfig())
+    model = tfcyclegan.Pix2Pix.from_model_config()   # the authors' pix2pix
 
 Importing the package registers its Keras classes, so `keras.saving.load_model`
 reloads saved models after `import tfcyclegan`.
@@ -22,7 +26,9 @@ from tfcyclegan.data import (
     check_images,
     list_images,
     load_image,
+    paired_dataset,
     resolve_domains,
+    resolve_pairs,
     unpaired_dataset,
 )
 from tfcyclegan.layers import (
@@ -31,7 +37,8 @@ from tfcyclegan.layers import (
     ResidualBlock,
 )
 from tfcyclegan.losses import AdversarialLoss
-from tfcyclegan.models import CycleGAN
+from tfcyclegan.models import CycleGAN, Pix2Pix
+from tfcyclegan.models.base import TorchAdam
 from tfcyclegan.networks import (
     PatchDiscriminator,
     PixelDiscriminator,
@@ -40,7 +47,7 @@ from tfcyclegan.networks import (
 )
 from tfcyclegan.pool import ImagePool
 from tfcyclegan.schedules import LinearDecay
-from tfcyclegan.synthetic import make_demo_dataset
+from tfcyclegan.synthetic import make_demo_dataset, make_paired_dataset
 from tfcyclegan.torch_import import import_generator
 from tfcyclegan.training import DataSpec, load_run_model, train
 from tfcyclegan.translate import translate_files

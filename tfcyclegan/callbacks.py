@@ -19,23 +19,21 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw
 
 from tfcyclegan import fileio, imaging
 
-GRID_COLUMNS = ("x", "G(x)", "F(G(x))", "y", "F(y)", "G(F(y))")
-_LABEL_HEIGHT = 14
 
 
 def sample_grid(model, x, y, labels=True):
     """A picture of what the model does, as a uint8 HxWx3 array.
 
-    One row per sample: x, G(x), F(G(x)) | y, F(y), G(F(y)). The first three
-    columns show the forward cycle, the last three the backward one. With
-    `labels`, a header names the columns.
+    One row per sample, the columns the model chooses (`sample_columns`): for
+    a CycleGAN x, G(x), F(G(x)) | y, F(y), G(F(y)) (the forward cycle, then
+    the backward one); for pix2pix x, G(x), y. With `labels`, a header names
+    the columns.
 
     Args:
-        model: a `CycleGAN`.
+        model: a `CycleGAN` or `Pix2Pix` (any model with `sample_columns`).
         x: images of X, float32 NHWC in [-1, 1].
         y: images of Y, the same number and size as `x`.
     """
@@ -46,31 +44,8 @@ def sample_grid(model, x, y, labels=True):
             "sample_grid needs as many x as y images, of one size. Received: "
             f"x of shape {x.shape}, y of shape {y.shape}"
         )
-    fake_y = model.translate(x, "a2b")
-    fake_x = model.translate(y, "b2a")
-    columns = [x, fake_y, model.translate(fake_y, "b2a"), y, fake_x, model.translate(fake_x, "a2b")]
-    columns = [_rgb(np.asarray(imaging.to_uint8(c))) for c in columns]
-    rows = [np.concatenate([c[i] for c in columns], axis=1) for i in range(x.shape[0])]
-    grid = np.concatenate(rows, axis=0)
-    return _with_header(grid, x.shape[2]) if labels else grid
-
-
-def _rgb(images):
-    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
-
-
-def _with_header(grid, column_width):
-    header = Image.new("RGB", (grid.shape[1], _LABEL_HEIGHT), "white")
-    draw = ImageDraw.Draw(header)
-    for i, label in enumerate(GRID_COLUMNS):
-        draw.text((i * column_width + 2, 1), label, fill="black")
-    return np.concatenate([np.asarray(header), grid], axis=0)
-
-
-def write_png(path, image):
-    """Writes a uint8 image to `path` atomically (a reader never sees half a file)."""
-    with fileio.atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
+    named = model.sample_columns(x, y)
+    return imaging.grid([images for _, images in named], [label for label, _ in named] if labels else None)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -106,8 +81,8 @@ class SampleGrid(keras.callbacks.Callback):
     def _write(self, name, step):
         os.makedirs(self.directory, exist_ok=True)
         grid = sample_grid(self.model, self.x, self.y)
-        write_png(os.path.join(self.directory, name), grid)
-        write_png(os.path.join(self.directory, "latest.png"), grid)
+        fileio.write_png(os.path.join(self.directory, name), grid)
+        fileio.write_png(os.path.join(self.directory, "latest.png"), grid)
         if self.log_dir is not None:
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(os.fspath(self.log_dir))
@@ -171,6 +146,67 @@ class Checkpointing(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.save()
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Runs `tfcyclegan.evaluate` on a test split every few epochs; TensorBoard scalars.
+
+    The test split is loaded once; every `every_n_epochs` epochs the model
+    translates it and PSNR / SSIM / L1 (with ground truth) and FID / KID
+    (with `fid_weights`) are written as scalars `evaluation/<metric>` to
+    `log_dir` and printed.
+
+    Args:
+        data: a dataset root with a test split (see `evaluate.load_test_split`).
+        every_n_epochs: how often (epochs).
+        log_dir: TensorBoard folder, or None for printing only.
+        direction: "a2b" or "b2a".
+        image_size: test images are resized to this.
+        fid_weights: FID Inception weights file; None: no FID / KID.
+        max_images: at most this many test images.
+        step: a `tf.Variable` step counter for the x axis (default: the epoch).
+    """
+
+    def __init__(self, data, every_n_epochs, log_dir=None, direction="a2b", image_size=256,
+                 fid_weights=None, max_images=None, step=None):
+        super().__init__()
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(
+                f"`every_n_epochs` must be an integer >= 1. Received: every_n_epochs={every_n_epochs!r}"
+            )
+        self.data = data
+        self.every_n_epochs = every_n_epochs
+        self.direction = direction
+        self.image_size = image_size
+        self.fid_weights = fid_weights
+        self.max_images = max_images
+        self.step = step
+        self.writer = None if log_dir is None else tf.summary.create_file_writer(log_dir)
+        self._split = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        from tfcyclegan import evaluate
+
+        if self._split is None:
+            self._split = evaluate.load_test_split(
+                self.data, self.direction, self.image_size, max_images=self.max_images
+            )
+        report = evaluate.evaluate(
+            lambda images: self.model.translate(images, self.direction), self._split,
+            fid=self.fid_weights is not None, fid_weights=self.fid_weights, verbose=False,
+        )
+        scalars = {f"{name}": stats["mean"] for name, stats in (report.paired or {}).items()}
+        if report.fid is not None:
+            scalars.update(fid=report.fid, kid=report.kid["mean"])
+        step = epoch + 1 if self.step is None else int(self.step.numpy())
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, value in scalars.items():
+                    tf.summary.scalar(f"evaluation/{name}", value, step=step)
+            self.writer.flush()
+        print(f"\nEvaluation after epoch {epoch + 1}: {report.summary()}")
 
 
 class Throughput(keras.callbacks.Callback):

@@ -18,10 +18,12 @@ import os
 import sys
 
 from tfcyclegan.config import (
+    DATA_DIRECTIONS,
     DISCRIMINATORS,
     GAN_MODES,
     GENERATORS,
     INIT_TYPES,
+    METHODS,
     MIXED_PRECISION,
     NORMS,
     PREPROCESS_MODES,
@@ -34,6 +36,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Flags of `train` that set a config field: (flag, "section.field", argparse kwargs).
 # Defaults stay None so that only flags the user gives override the config.
 CONFIG_FLAGS = (
+    ("--model", "model.method", dict(choices=METHODS, help="cyclegan (unpaired, default) or pix2pix (aligned pairs); "
+                                                           "each starts from its authors' defaults")),
     ("--netG", "model.generator", dict(metavar="NAME", help=f"generator: {', '.join(GENERATORS)} or resnet_<n>blocks")),
     ("--ngf", "model.ngf", dict(type=int, help="generator filters in the first layer (64)")),
     ("--ndf", "model.ndf", dict(type=int, help="discriminator filters in the first layer (64)")),
@@ -45,10 +49,13 @@ CONFIG_FLAGS = (
     ("--init-gain", "model.init_gain", dict(type=float)),
     ("--input-nc", "model.input_channels", dict(type=int, help="channels of domain A images")),
     ("--output-nc", "model.output_channels", dict(type=int, help="channels of domain B images")),
+    ("--conditional", "model.conditional", dict(action=argparse.BooleanOptionalAction,
+                                                help="pix2pix: D judges (x, y) (default) or y alone")),
     ("--load-size", "data.load_size", dict(type=int, help="resize to this before cropping (286)")),
     ("--crop-size", "data.crop_size", dict(type=int, help="training image size (256)")),
     ("--preprocess", "data.preprocess", dict(choices=PREPROCESS_MODES)),
     ("--flip", "data.flip", dict(action=argparse.BooleanOptionalAction, help="random horizontal flips")),
+    ("--direction", "data.direction", dict(choices=DATA_DIRECTIONS, help="AtoB (default) or BtoA: swap the sides")),
     ("--batch-size", "data.batch_size", dict(type=int, help="image pairs per step (1)")),
     ("--cache", "data.cache", dict(action=argparse.BooleanOptionalAction, help="keep decoded images in memory")),
     ("--skip-bad-files", "data.skip_bad_files", dict(action=argparse.BooleanOptionalAction,
@@ -57,6 +64,8 @@ CONFIG_FLAGS = (
     ("--lambda-a", "train.lambda_a", dict(type=float, help="forward cycle weight (10)")),
     ("--lambda-b", "train.lambda_b", dict(type=float, help="backward cycle weight (10)")),
     ("--lambda-identity", "train.lambda_identity", dict(type=float, help="identity weight, fraction of lambda (0.5)")),
+    ("--lambda-gan", "train.lambda_gan", dict(type=float, help="adversarial weight (1); 0: cycle alone / L1 alone")),
+    ("--lambda-l1", "train.lambda_l1", dict(type=float, help="pix2pix: weight of ||y - G(x)||_1 (100)")),
     ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
     ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
     ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),
@@ -74,6 +83,9 @@ CONFIG_FLAGS = (
     ("--sample-every", "train.sample_every", dict(type=int, help="steps between sample grids; epoch ends always")),
     ("--num-samples", "train.num_samples", dict(type=int, help="test images in the sample grids (4)")),
     ("--validate", "train.validate", dict(action=argparse.BooleanOptionalAction, help="test-split losses after each epoch")),
+    ("--evaluate-every", "train.evaluate_every", dict(type=int, metavar="EPOCHS",
+                                                      help="evaluate on the test split every N epochs (TensorBoard)")),
+    ("--fid-weights", "train.fid_weights", dict(help="with --evaluate-every: FID/KID with these weights")),
     ("--strategy", "train.strategy", dict(choices=STRATEGIES, help="tf.distribute strategy (default: one device)")),
 )
 
@@ -85,7 +97,10 @@ def _dest(flag):
 def config_from_args(args, base=None):
     """The Config that `base` (or --config, or the defaults) and the flags describe."""
     if base is None:
-        base = Config.load(args.config) if getattr(args, "config", None) else Config()
+        if getattr(args, "config", None):
+            base = Config.load(args.config)
+        else:
+            base = Config.for_method(getattr(args, "model", None) or "cyclegan")
     sections = {name: getattr(base, name).to_dict() for name in ("model", "data", "train")}
     image_size = getattr(args, "image_size", None)
     if image_size is not None:
@@ -108,12 +123,13 @@ def config_from_args(args, base=None):
 def _add_train(subparsers):
     p = subparsers.add_parser(
         "train",
-        help="train a CycleGAN on two unpaired image collections",
-        description="Train a CycleGAN with model.fit. Defaults are the paper's settings.",
+        help="train a CycleGAN (unpaired) or pix2pix (paired) model",
+        description="Train with model.fit. Defaults are the papers' settings (--model picks the method).",
     )
     source = p.add_argument_group("data (one of)")
-    source.add_argument("--data", help="dataset root with trainA/ trainB/ (testA/ testB/), or tfds:<name>")
-    source.add_argument("--domain-a", help="folder of domain A (X) images")
+    source.add_argument("--data", help="dataset root: trainA/ trainB/ (testA/ testB/); for pix2pix the "
+                                       "aligned layout train/ (val/ test/) of A|B images; or tfds:<name>")
+    source.add_argument("--domain-a", help="folder of domain A (X) images (pix2pix: pairs by file name)")
     source.add_argument("--domain-b", help="folder of domain B (Y) images")
     source.add_argument("--tfds", help="TFDS dataset, e.g. cycle_gan/horse2zebra (needs a network)")
     run = p.add_argument_group("run")
@@ -211,7 +227,7 @@ def _add_export(subparsers):
         description="Export G and/or F for deployment. Every artifact is compared with the Keras "
         "model; the report is printed and saved as OUT/export_report.json.",
     )
-    p.add_argument("--model", required=True, help="a run folder or .keras file (CycleGAN or one generator)")
+    p.add_argument("--model", required=True, help="a run folder or .keras file (CycleGAN, pix2pix or one generator)")
     p.add_argument("--out", required=True, help="export folder")
     p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite"),
                    help="repeat for several; default both")
@@ -224,12 +240,13 @@ def _add_export(subparsers):
     p.add_argument("--representative-data", help="folder of images for int8 calibration and the parity check")
     p.add_argument("--tflite-input-size", type=_size_pair, metavar="HxW",
                    help="fixed input size (GPU delegates); default dynamic")
-    p.add_argument("--model-name", default="cyclegan", help="artifact name prefix (cyclegan -> cyclegan_a2b)")
+    p.add_argument("--model-name", help="artifact name prefix (default: cyclegan or pix2pix -> cyclegan_a2b)")
     p.add_argument("--version", type=int, default=1, help="SavedModel version folder (TF Serving)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version or file")
     p.add_argument("--no-parity", dest="parity", action="store_false", help="skip the parity check")
     p.add_argument("--parity-size", type=_size_pair, metavar="HxW", help="parity image size (default: training size)")
     p.add_argument("--max-pixels", type=int, help="the SavedModel refuses larger images (default 2048x2048)")
+    p.add_argument("--max-batch-size", type=int, help="the SavedModel refuses larger requests (default 64)")
     p.add_argument("--saved-model-dtype", default="float32", choices=("float32", "bfloat16"),
                    help="the SavedModel's arithmetic: bfloat16 is ~2x faster on CPUs with AVX512_BF16/AMX "
                    "(slower without), PSNR vs float32 reported (default float32)")
@@ -252,6 +269,8 @@ def _export(args):
     )
     if args.max_pixels is not None:
         kwargs["max_pixels"] = args.max_pixels
+    if args.max_batch_size is not None:
+        kwargs["max_batch_size"] = args.max_batch_size
     if args.formats:
         kwargs["formats"] = tuple(args.formats)
     if args.tflite_modes:
@@ -264,6 +283,93 @@ def _export(args):
         print(f"tfcyclegan export: {error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# === evaluate ===
+
+
+def _add_evaluate(subparsers):
+    p = subparsers.add_parser(
+        "evaluate",
+        help="measure a model on a test split: FID/KID, and PSNR/SSIM/L1 with ground truth",
+        description="Translate the test split of --data with any model form (run folder, .keras, "
+        "SavedModel, .tflite) and measure it. Writes evaluation.json, evaluation.md, "
+        "per_image.csv and cases.png (the worst and best translations).",
+    )
+    p.add_argument("--model", required=True, help="a run folder, .keras file, SavedModel or .tflite")
+    p.add_argument("--data", required=True, help="dataset root with test/ (aligned A|B) or testA/ testB/")
+    p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="a2b: A -> B (G), b2a: F")
+    p.add_argument("--out", help="folder for the results (default: RUN/evaluation for a run folder, "
+                                 "else ./evaluation)")
+    p.add_argument("--image-size", type=int, help="test images are resized to this (default: training size)")
+    p.add_argument("--fid-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or .npz / "
+                                         ".safetensors of it); default: downloaded once into the Keras cache")
+    p.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID and KID")
+    p.add_argument("--max-images", type=int, help="evaluate at most this many test images")
+    p.set_defaults(run=_evaluate)
+
+
+def _evaluate(args):
+    from tfcyclegan import evaluate
+
+    out = args.out
+    if out is None:
+        is_run = os.path.isfile(os.path.join(args.model, "config.json"))
+        out = os.path.join(args.model, "evaluation") if is_run else "evaluation"
+    evaluate.evaluate(
+        args.model, args.data, args.direction, out_dir=out, image_size=args.image_size,
+        fid=args.fid, fid_weights=args.fid_weights, max_images=args.max_images,
+    )
+    print(f"Wrote {out}/")
+    return EXIT_OK
+
+
+# === ablate ===
+
+
+def _add_ablate(subparsers):
+    from tfcyclegan.ablate import DEFAULT_VARIANTS, VARIANTS
+
+    p = subparsers.add_parser(
+        "ablate",
+        help="the paper's ablation study: train and evaluate each variant with the same budget",
+        description="Train each variant (CycleGAN and its ablations, pix2pix) on a paired dataset with "
+        "the same budget and seed, evaluate each on the test split, and write ablation.md and "
+        f"ablation.png. Variants: {', '.join(VARIANTS)}.",
+    )
+    p.add_argument("--data", required=True, help="paired dataset root (aligned layout: train/ test/)")
+    p.add_argument("--out", default="ablation", help="the study's folder (ablation)")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated (default: {','.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--fid", action="store_true", help="also compute FID/KID (needs the weights)")
+    p.add_argument("--fid-weights", help="pytorch-fid's weights file (default: downloaded once)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    options = p.add_argument_group("settings shared by every variant (override each method's defaults)")
+    for flag, _, kwargs in CONFIG_FLAGS:
+        if flag not in _NOT_SHARED:
+            options.add_argument(flag, default=None, **kwargs)
+    p.set_defaults(run=_ablate)
+
+
+# Flags of `train` that an ablation does not share between its variants.
+_NOT_SHARED = ("--model", "--fid-weights", "--evaluate-every")
+
+
+def _ablate(args):
+    from tfcyclegan import ablate
+
+    settings = {
+        target: getattr(args, _dest(flag))
+        for flag, target, _ in CONFIG_FLAGS
+        if flag not in _NOT_SHARED and getattr(args, _dest(flag), None) is not None
+    }
+    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    ablate.ablate(
+        args.data, args.out, variants, settings=settings, fid=args.fid or bool(args.fid_weights),
+        fid_weights=args.fid_weights, verbose=0 if args.quiet else 1,
+    )
+    print(f"Wrote {os.path.join(args.out, 'ablation.md')} and ablation.png")
+    return EXIT_OK
 
 
 # === check-data ===
@@ -362,7 +468,8 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"tfcyclegan {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_translate, _add_export, _add_import_torch, _add_check_data, _add_demo):
+    for add in (_add_train, _add_translate, _add_evaluate, _add_ablate, _add_export,
+                _add_import_torch, _add_check_data, _add_demo):
         add(subparsers)
     return parser
 
@@ -376,7 +483,7 @@ def main(argv=None):
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
+    except (ValueError, OSError, ImportError) as error:
         print(f"tfcyclegan {args.command}: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

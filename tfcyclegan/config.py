@@ -31,6 +31,10 @@ PREPROCESS_MODES = (
 )
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+METHODS = ("cyclegan", "pix2pix")
+"""Translation methods: CycleGAN (unpaired X, Y) and pix2pix (aligned (x, y) pairs)."""
+PAIRED_METHODS = ("pix2pix",)
+DATA_DIRECTIONS = ("AtoB", "BtoA")
 
 _RESNET_NAME = re.compile(r"^resnet_(\d+)blocks$")
 
@@ -138,9 +142,12 @@ class _Section:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Section):
-    """The four networks. Defaults are the paper's 256 px configuration.
+    """The networks. Defaults are the CycleGAN paper's 256 px configuration.
 
     Args:
+        method: `cyclegan` (G, F, D_X, D_Y; unpaired data) or `pix2pix` (G and
+            a conditional D; aligned pairs). `Config.for_method` gives each
+            method's published defaults.
         generator: `resnet_9blocks` (paper, 256 px), `resnet_6blocks` (paper,
             128 px), `resnet_<n>blocks`, `unet_256` or `unet_128` (pix2pix's).
         ngf: filters in the generators' first layer (64 in the paper).
@@ -154,8 +161,11 @@ class ModelConfig(_Section):
         init_gain: scale of `init_type`.
         input_channels: channels of domain X images (3 RGB, 1 grayscale).
         output_channels: channels of domain Y images.
+        conditional: pix2pix's D judges (x, y) concatenated (the paper);
+            False judges y alone (the paper's unconditional ablation).
     """
 
+    method: str = "cyclegan"
     generator: str = "resnet_9blocks"
     ngf: int = 64
     ndf: int = 64
@@ -167,8 +177,10 @@ class ModelConfig(_Section):
     init_gain: float = 0.02
     input_channels: int = 3
     output_channels: int = 3
+    conditional: bool = True
 
     def __post_init__(self):
+        check_choice("method", self.method, METHODS)
         parse_generator(self.generator)
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
         check_choice("norm", self.norm, NORMS)
@@ -179,8 +191,11 @@ class ModelConfig(_Section):
         _check_int("input_channels", self.input_channels, 1)
         _check_int("output_channels", self.output_channels, 1)
         _check_positive("init_gain", self.init_gain)
-        if not isinstance(self.dropout, bool):
-            raise ValueError(f"`dropout` must be a bool. Received: dropout={self.dropout!r}")
+        for name in ("dropout", "conditional"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
+                )
 
     @property
     def d_layers(self):
@@ -204,6 +219,8 @@ class DataConfig(_Section):
             afterwards, so every epoch sees new crops).
         skip_bad_files: drop unreadable images (and say how many) instead of stopping.
         max_pixels: images with more pixels than this are refused (decompression bombs).
+        direction: `AtoB` (x from A, y from B) or `BtoA` (the sides swapped),
+            as the authors' `--direction`.
     """
 
     load_size: int = 286
@@ -215,9 +232,11 @@ class DataConfig(_Section):
     cache: bool = False
     skip_bad_files: bool = False
     max_pixels: int = 89_478_485  # PIL's own decompression-bomb threshold.
+    direction: str = "AtoB"
 
     def __post_init__(self):
         check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
+        check_choice("direction", self.direction, DATA_DIRECTIONS)
         _check_int("load_size", self.load_size, 1)
         _check_int("crop_size", self.crop_size, 1)
         _check_int("batch_size", self.batch_size, 1)
@@ -251,6 +270,9 @@ class TrainConfig(_Section):
         lambda_b: weight of the backward cycle ||G(F(y)) - y||_1 (10).
         lambda_identity: identity loss weight as a fraction of lambda (0.5 in the
             paper: the identity terms are weighted 0.5 * lambda). 0 disables it.
+        lambda_gan: weight of the generators' adversarial terms (1); 0 is the
+            CycleGAN paper's "cycle alone" and pix2pix's "L1 alone".
+        lambda_l1: pix2pix's weight of ||y - G(x)||_1 (100).
         pool_size: history of generated images per direction shown to D (50); 0 disables.
         learning_rate: Adam's initial learning rate (2e-4).
         beta_1: Adam's beta_1 (0.5).
@@ -275,12 +297,17 @@ class TrainConfig(_Section):
             when the dataset has one.
         strategy: `default` (one device), `mirrored` (all local GPUs, or
             CPUs), `multi_worker` (`TF_CONFIG`) or `tpu`.
+        evaluate_every: run `tfcyclegan evaluate`'s metrics on the test split
+            every this many epochs, as TensorBoard scalars (0: off).
+        fid_weights: with `evaluate_every`, also FID/KID with these weights.
     """
 
     gan_mode: str = "lsgan"
     lambda_a: float = 10.0
     lambda_b: float = 10.0
     lambda_identity: float = 0.5
+    lambda_gan: float = 1.0
+    lambda_l1: float = 100.0
     pool_size: int = 50
     learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -298,6 +325,8 @@ class TrainConfig(_Section):
     num_samples: int = 4
     validate: bool = True
     strategy: str = "default"
+    evaluate_every: int = 0
+    fid_weights: Optional[str] = None
 
     def __post_init__(self):
         check_choice("gan_mode", self.gan_mode, GAN_MODES)
@@ -308,8 +337,9 @@ class TrainConfig(_Section):
         _check_int("keep_checkpoints", self.keep_checkpoints, 1)
         _check_int("sample_every", self.sample_every, 0)
         _check_int("num_samples", self.num_samples, 0)
+        _check_int("evaluate_every", self.evaluate_every, 0)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        for name in ("lambda_a", "lambda_b", "lambda_identity"):
+        for name in ("lambda_a", "lambda_b", "lambda_identity", "lambda_gan", "lambda_l1"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("learning_rate", self.learning_rate)
         for name in ("beta_1", "beta_2"):
@@ -361,6 +391,31 @@ class Config:
                     f"`{name}` must be a {cls.__name__}. "
                     f"Received: {type(getattr(self, name)).__name__}"
                 )
+
+    @classmethod
+    def for_method(cls, method="cyclegan"):
+        """The published defaults of `method`.
+
+        `cyclegan`: the CycleGAN paper's (the dataclasses' defaults).
+        `pix2pix`: the authors' pix2pix (`--model pix2pix` of their code):
+        U-Net 256 with batch norm and dropout, a conditional 70x70 PatchGAN,
+        vanilla GAN, lambda_L1 100, no image pool; the same Adam, schedule
+        (100 + 100 epochs), batch 1 and load 286 / crop 256 / flip.
+        """
+        check_choice("method", method, METHODS)
+        if method == "pix2pix":
+            return cls(
+                model=ModelConfig(
+                    method="pix2pix", generator="unet_256", norm="batch", dropout=True
+                ),
+                train=TrainConfig(gan_mode="vanilla", pool_size=0),
+            )
+        return cls()
+
+    @property
+    def paired(self):
+        """Whether the method trains on aligned (x, y) pairs."""
+        return self.model.method in PAIRED_METHODS
 
     def to_dict(self):
         return {name: getattr(self, name).to_dict() for name in self._SECTIONS}

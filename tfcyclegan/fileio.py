@@ -51,6 +51,14 @@ def atomic_write(path, data):
             f.write(data)
 
 
+def write_png(path, image):
+    """Writes a uint8 HxW(xC) image to `path` as a PNG, atomically."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+
+
 def replace_dir(tmp, target, overwrite):
     """Moves folder `tmp` to `target` in one rename, so a reader never sees half a folder.
 

@@ -76,3 +76,43 @@ def crop_to(images, size):
     """Crops NHWC `images` back to `size` = (height, width) from the top left."""
     height, width = size
     return images[:, :height, :width, :]
+
+
+_LABEL_HEIGHT = 14
+
+
+def grid(columns, labels=None):
+    """A picture of image columns side by side, one row per image, as uint8 HxWx3.
+
+    Args:
+        columns: sequences of NHWC images in [-1, 1] (arrays or tensors), the
+            same N, height and width; grayscale is shown as RGB.
+        labels: one caption per column, drawn in a white header; None: no header.
+    """
+    from PIL import Image, ImageDraw
+
+    cells = [to_uint8_array(np.asarray(column, np.float32)) for column in columns]
+    cells = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in cells]
+    rows = [np.concatenate([c[i] for c in cells], axis=1) for i in range(len(cells[0]))]
+    picture = np.concatenate(rows, axis=0)
+    if labels is None:
+        return picture
+    width = cells[0].shape[2]
+    lines = [_wrap(str(label), max(1, (width - 2) // 6)) for label in labels]
+    header = Image.new("RGB", (picture.shape[1], _LABEL_HEIGHT * max(map(len, lines))), "white")
+    draw = ImageDraw.Draw(header)
+    for i, label_lines in enumerate(lines):
+        for j, line in enumerate(label_lines):
+            draw.text((i * width + 2, 1 + j * _LABEL_HEIGHT), line, fill="black")
+    return np.concatenate([np.asarray(header), picture], axis=0)
+
+
+def _wrap(label, chars):
+    """`label` in lines of at most `chars` characters (Pillow's default font: 6 px each),
+    broken after "_" or "+" where possible."""
+    lines = []
+    while len(label) > chars:
+        cut = max(label.rfind("_", 0, chars), label.rfind("+", 0, chars)) + 1 or chars
+        lines.append(label[:cut])
+        label = label[cut:]
+    return lines + [label]

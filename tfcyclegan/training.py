@@ -10,10 +10,10 @@ A run lives in one folder:
       samples/           PNG grids: x, G(x), F(G(x)) | y, F(y), G(F(y))
       logs/              TensorBoard: losses and sample grids
       history.csv        the per-epoch loss averages
-      model.keras        the trained CycleGAN (written at the end and on Ctrl-C)
+      model.keras        the trained model (written at the end and on Ctrl-C)
 
 `train` is what `tfcyclegan train` runs; `load_run_model` gives back the
-latest state of a run as a `CycleGAN`.
+latest state of a run as a compiled model (`CycleGAN` or `Pix2Pix`).
 """
 
 import dataclasses
@@ -31,8 +31,9 @@ from tfcyclegan import callbacks as callbacks_lib
 from tfcyclegan import data as data_lib
 from tfcyclegan import distribute, fileio
 from tfcyclegan.config import Config
-from tfcyclegan.models import CycleGAN, base
+from tfcyclegan.models import CycleGAN, Pix2Pix, base
 from tfcyclegan.schedules import LinearDecay
+from tfcyclegan.version import __version__
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -108,7 +109,7 @@ class DataSpec:
             )
 
     def domains(self, split):
-        """The two `ImageSource`s of `split` ("train" or "test")."""
+        """The two `ImageSource`s of `split` ("train" or "test"), unpaired."""
         if self.domain_a is not None:
             if split != "train":
                 return None
@@ -125,6 +126,45 @@ class DataSpec:
                 return None
         return self.domains("test")
 
+    def pairs(self, split):
+        """The aligned pairs of `split` (pix2pix), or None when there is no such split."""
+        if self.tfds is not None or (self.data or "").startswith("tfds:"):
+            raise ValueError(
+                "Paired training (pix2pix) reads the authors' aligned layout (--data ROOT with "
+                "train/ val/ test/) or two folders with matching file names (--domain-a, "
+                f"--domain-b); TFDS is not supported for it. Received: tfds={self.tfds or self.data!r}"
+            )
+        if self.domain_a is not None:
+            if split != "train":
+                return None
+            return data_lib.resolve_pairs(domain_a=self.domain_a, domain_b=self.domain_b)
+        if split != "train" and not data_lib.has_split(self.data, split):
+            return None
+        return data_lib.resolve_pairs(data=self.data, split=split)
+
+    def dataset(self, config, split, training, **kwargs):
+        """The `UnpairedData` (CycleGAN) or `PairedData` (pix2pix) of `split`, or None.
+
+        `config.data.direction` "BtoA" swaps the sides, for either kind.
+        """
+        channels = (config.model.input_channels, config.model.output_channels)
+        if config.paired:
+            source = self.pairs(split)
+            if source is None:
+                return None
+            return data_lib.paired_dataset(
+                source, config.data, training=training, direction=config.data.direction,
+                channels=channels, **kwargs,
+            )
+        domains = self.domains(split) if split == "train" else self.test_domains()
+        if domains is None:
+            return None
+        if config.data.direction == "BtoA":
+            domains = domains[::-1]
+        return data_lib.unpaired_dataset(
+            *domains, config.data, training=training, channels=channels, **kwargs
+        )
+
     def to_dict(self):
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
@@ -134,7 +174,7 @@ class TrainResult:
     """What `train` returns."""
 
     run_dir: str
-    model: CycleGAN
+    model: keras.Model  # CycleGAN or Pix2Pix
     history: dict
     step: int
     interrupted: bool
@@ -165,7 +205,7 @@ def load_run_config(run_dir):
 
 
 def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled `CycleGAN` a `Config` describes, under `strategy`'s scope.
+    """The compiled model (`CycleGAN` or `Pix2Pix`) a `Config` describes, in `strategy`'s scope.
 
     `steps_per_epoch` places the learning-rate schedule's epochs.
     """
@@ -173,9 +213,14 @@ def build_model(config, strategy=None, steps_per_epoch=1):
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
     with strategy.scope():
-        model = CycleGAN.from_model_config(
-            config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
-        )
+        if config.model.method == "pix2pix":
+            model = Pix2Pix.from_model_config(
+                config.model, conditional=config.model.conditional, seed=train.seed, dtype=dtype
+            )
+        else:
+            model = CycleGAN.from_model_config(
+                config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
+            )
         model.compile(**compile_arguments(config, steps_per_epoch))
     return model
 
@@ -193,7 +238,7 @@ def _restorable_model(config, strategy=None, steps_per_epoch=1):
 
 
 def compile_arguments(config, steps_per_epoch):
-    """`CycleGAN.compile` arguments for a config: Adam with the paper's schedule."""
+    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule."""
     train = config.train
 
     def adam(name):
@@ -205,14 +250,20 @@ def compile_arguments(config, steps_per_epoch):
         )
         return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
 
-    return dict(
+    common = dict(
         generator_optimizer=adam("generator_adam"),
         discriminator_optimizer=adam("discriminator_adam"),
         gan_mode=train.gan_mode,
+        lambda_gan=train.lambda_gan,
+        jit_compile=train.jit_compile,
+    )
+    if config.model.method == "pix2pix":
+        return dict(common, lambda_l1=train.lambda_l1)
+    return dict(
+        common,
         lambda_a=train.lambda_a,
         lambda_b=train.lambda_b,
         lambda_identity=train.lambda_identity,
-        jit_compile=train.jit_compile,
     )
 
 
@@ -221,7 +272,8 @@ def _saved_data_spec(paths):
         return DataSpec(**json.load(f)["data"])
 
 
-def _prepare_run_folder(run_dir, config, data_spec, resume):
+def _check_run_folder(run_dir, config, data_spec, resume):
+    """(paths, DataSpec) of a run about to start or resume; writes nothing."""
     paths = RunPaths(os.fspath(run_dir))
     if resume:
         saved = load_run_config(run_dir)
@@ -241,26 +293,29 @@ def _prepare_run_folder(run_dir, config, data_spec, resume):
             )
         if data_spec is None:
             raise ValueError("A new run needs data: pass a DataSpec.")
-        os.makedirs(paths.root, exist_ok=True)
-    fileio.atomic_write(paths.config, config.to_json() + "\n")
-    from tfcyclegan.version import __version__
+    return paths, data_spec
 
+
+def _write_run_files(paths, config, data_spec):
+    """config.json and run.json: written once the data has been found and checked."""
+    os.makedirs(paths.root, exist_ok=True)
+    fileio.atomic_write(paths.config, config.to_json() + "\n")
     fileio.atomic_write(
         paths.run,
         json.dumps({"data": data_spec.to_dict(), "tfcyclegan": __version__}, indent=2) + "\n",
     )
-    return paths, data_spec
 
 
-def _sample_images(config, data_spec, count, channels):
+def _sample_images(config, data_spec, count):
     """The first `count` (x, y) pairs of the test split (or train split), deterministic."""
     if count == 0:
         return None
-    domains = data_spec.test_domains() or data_spec.domains("train")
-    eval_config = dataclasses.replace(config.data, batch_size=count, skip_bad_files=True)
-    stream = data_lib.unpaired_dataset(
-        *domains, eval_config, training=False, decode_check=False, channels=channels
+    eval_config = config.replace(
+        data=dataclasses.replace(config.data, batch_size=count, skip_bad_files=True)
     )
+    stream = data_spec.dataset(eval_config, "test", training=False, decode_check=False)
+    if stream is None:
+        stream = data_spec.dataset(eval_config, "train", training=False, decode_check=False)
     x, y = next(iter(stream.dataset))
     return x.numpy(), y.numpy()
 
@@ -281,7 +336,7 @@ def train(
     extra_callbacks=(),
     strategy=None,
 ):
-    """Trains a CycleGAN with `model.fit`, in a run folder that can be resumed.
+    """Trains a CycleGAN or pix2pix model with `model.fit`, in a run folder that can be resumed.
 
     Args:
         config: a `Config`. When resuming, pass the run's own config
@@ -313,12 +368,17 @@ def train(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
 
+    # The data is found and checked before the run folder is written: a typo
+    # in a path must not leave a half-made run behind that blocks the name.
     data = _run_data(config, data_spec, verbose, chief)
+    if chief:
+        _write_run_files(paths, config, data_spec)
     model, step, checkpoint = _restorable_model(config, strategy, data.steps_per_epoch)
     if resume:
         _restore_latest(checkpoint, paths, step, verbose)
     run_callbacks = _run_callbacks(
-        config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks
+        config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
+        data_spec,
     )
     history, done = _fit(model, data, step, config, strategy, run_callbacks, verbose)
 
@@ -361,7 +421,7 @@ def _run_folders(run_dir, config, data_spec, resume, chief):
     checkpoint into a temporary folder, as TensorFlow's multi-worker guide does.
     """
     if chief:
-        paths, data_spec = _prepare_run_folder(run_dir, config, data_spec, resume)
+        paths, data_spec = _check_run_folder(run_dir, config, data_spec, resume)
         return paths, paths, data_spec
     paths = RunPaths(os.fspath(run_dir))
     if data_spec is None:
@@ -373,26 +433,20 @@ def _run_folders(run_dir, config, data_spec, resume, chief):
 class _RunData:
     """The datasets of a run."""
 
-    training: object  # data.UnpairedData
-    validation: object  # data.UnpairedData or None
+    training: object  # data.UnpairedData or data.PairedData
+    validation: object  # the same kind, or None
     samples: tuple  # (x, y) numpy arrays for the sample grids, or None
     steps_per_epoch: int
 
 
 def _run_data(config, data_spec, verbose, chief):
     train_config = config.train
-    channels = (config.model.input_channels, config.model.output_channels)
-    training = data_lib.unpaired_dataset(
-        *data_spec.domains("train"), config.data, training=True, seed=train_config.seed,
-        progress=verbose not in (0, False), channels=channels,
+    training = data_spec.dataset(
+        config, "train", training=True, seed=train_config.seed,
+        progress=verbose not in (0, False),
     )
-    test_domains = data_spec.test_domains() if train_config.validate else None
-    validation = (
-        data_lib.unpaired_dataset(*test_domains, config.data, training=False, channels=channels)
-        if test_domains is not None
-        else None
-    )
-    samples = _sample_images(config, data_spec, train_config.num_samples, channels) if chief else None
+    validation = data_spec.dataset(config, "test", training=False) if train_config.validate else None
+    samples = _sample_images(config, data_spec, train_config.num_samples) if chief else None
     return _RunData(
         training=training,
         validation=validation,
@@ -413,7 +467,7 @@ def _restore_latest(checkpoint, paths, step, verbose):
 
 
 def _run_callbacks(
-    config, paths, write_paths, checkpoint, step, samples, chief, resume, extra_callbacks
+    config, paths, write_paths, checkpoint, step, samples, chief, resume, extra_callbacks, data_spec
 ):
     """The run's callbacks, in the order they must run."""
     train_config = config.train
@@ -443,6 +497,19 @@ def _run_callbacks(
             keras.callbacks.CSVLogger(paths.history, append=resume),
             keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
         ]
+    if chief and train_config.evaluate_every:
+        if data_spec.data is None or data_spec.data.startswith("tfds:"):
+            raise ValueError(
+                "--evaluate-every measures the test split of a dataset root (--data ROOT with "
+                "test/ or testA/ testB/); this run's data has none."
+            )
+        run_callbacks.append(
+            callbacks_lib.Evaluation(
+                data_spec.data, train_config.evaluate_every,
+                log_dir=os.path.join(paths.logs, "evaluation"), image_size=config.data.crop_size,
+                fid_weights=train_config.fid_weights, step=step,
+            )
+        )
     return run_callbacks + [callbacks_lib.GracefulStop(), *extra_callbacks]
 
 
@@ -489,7 +556,7 @@ def _fit(model, data, step, config, strategy, run_callbacks, verbose):
 
 
 def load_run_model(run_dir):
-    """The latest state of a run as a compiled `CycleGAN`.
+    """The latest state of a run as a compiled model (`CycleGAN` or `Pix2Pix`).
 
     Uses the newest checkpoint if there is one (a run killed mid-training has
     no up-to-date `model.keras`), else `model.keras`.

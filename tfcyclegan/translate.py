@@ -14,6 +14,7 @@ from PIL import Image
 
 from tfcyclegan import data as data_lib
 from tfcyclegan import imaging
+from tfcyclegan.export.runtime import load_translator
 
 # Formats Pillow writes, by extension; anything else is written as PNG.
 _WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -85,8 +86,6 @@ def translate_files(
     if callable(model):
         translator = model
     else:
-        from tfcyclegan.export.runtime import load_translator
-
         translator = load_translator(model, direction=direction, num_threads=num_threads)
     channels = getattr(translator, "input_channels", 3)
     report = TranslateReport(output_dir=os.fspath(output_dir))

@@ -384,6 +384,15 @@ class CycleGAN(keras.Model):
         generator = self.generator(direction)
         return base.translate_with(generator, images, batch_size=batch_size)
 
+    def sample_columns(self, x, y):
+        """(label, images) columns of a sample grid: both cycles, x -> G -> F and y -> F -> G."""
+        fake_y = self.translate(x, "a2b")
+        fake_x = self.translate(y, "b2a")
+        return [
+            ("x", x), ("G(x)", fake_y), ("F(G(x))", self.translate(fake_y, "b2a")),
+            ("y", y), ("F(y)", fake_x), ("G(F(y))", self.translate(fake_x, "a2b")),
+        ]
+
     # === Serialization ===
 
     def get_config(self):

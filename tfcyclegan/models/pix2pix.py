@@ -305,6 +305,10 @@ class Pix2Pix(keras.Model):
         """
         return base.translate_with(self.generator(direction), images, batch_size=batch_size)
 
+    def sample_columns(self, x, y):
+        """(label, images) columns of a sample grid: the input, G's output, the target."""
+        return [("x", x), ("G(x)", self.translate(x)), ("y", y)]
+
     # === Serialization ===
 
     def get_config(self):
