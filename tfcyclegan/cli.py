@@ -28,6 +28,7 @@ from tfcyclegan.config import (
     NORMS,
     PREPROCESS_MODES,
     STRATEGIES,
+    UPSAMPLE_MODES,
     Config,
 )
 
@@ -46,6 +47,8 @@ CONFIG_FLAGS = (
     ("--norm", "model.norm", dict(choices=NORMS)),
     ("--dropout", "model.dropout", dict(action=argparse.BooleanOptionalAction, help="dropout in the generators")),
     ("--init-type", "model.init_type", dict(choices=INIT_TYPES)),
+    ("--upsample", "model.upsample", dict(choices=UPSAMPLE_MODES, help="ResNet generator upsampling: transpose "
+                                                                      "(paper), resize_conv or antialias (no checkerboard)")),
     ("--init-gain", "model.init_gain", dict(type=float)),
     ("--input-nc", "model.input_channels", dict(type=int, help="channels of domain A images")),
     ("--output-nc", "model.output_channels", dict(type=int, help="channels of domain B images")),

@@ -21,6 +21,7 @@ GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 NORMS = ("instance", "batch", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
+UPSAMPLE_MODES = ("transpose", "resize_conv", "antialias")
 GAN_MODES = ("lsgan", "vanilla", "hinge")
 PREPROCESS_MODES = (
     "resize_and_crop",
@@ -163,6 +164,10 @@ class ModelConfig(_Section):
         output_channels: channels of domain Y images.
         conditional: pix2pix's D judges (x, y) concatenated (the paper);
             False judges y alone (the paper's unconditional ablation).
+        upsample: the ResNet generator's upsampling: `transpose` (the paper's
+            transposed convolutions; the authors' weights need it),
+            `resize_conv` (x2 resize, then a 3x3 convolution: no checkerboard)
+            or `antialias` (CUT's blur-pool down- and upsampling).
     """
 
     method: str = "cyclegan"
@@ -178,6 +183,7 @@ class ModelConfig(_Section):
     input_channels: int = 3
     output_channels: int = 3
     conditional: bool = True
+    upsample: str = "transpose"
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
@@ -185,6 +191,7 @@ class ModelConfig(_Section):
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
         check_choice("norm", self.norm, NORMS)
         check_choice("init_type", self.init_type, INIT_TYPES)
+        check_choice("upsample", self.upsample, UPSAMPLE_MODES)
         _check_int("ngf", self.ngf, 1)
         _check_int("ndf", self.ndf, 1)
         _check_int("n_layers_d", self.n_layers_d, 1)
