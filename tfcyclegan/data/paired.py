@@ -74,37 +74,6 @@ class PairedData:
         return pipeline.resume(self._build, step)
 
 
-def _accept(report, title, config):
-    """Stops on unusable pairs (unless `skip_bad_files`); logs what is skipped."""
-    if not report.good:
-        raise ValueError(
-            f"{title} has no usable pairs: all {len(report.bad)} are bad.\n"
-            + validation.format_report(report, max_listed=20)
-        )
-    if report.bad and not config.skip_bad_files:
-        raise ValueError(
-            validation.format_report(report, title=title + " has unusable pairs:")
-            + "\nFix or remove them, or set DataConfig(skip_bad_files=True) to "
-            "train without them."
-        )
-    if report.bad:
-        logger.warning(
-            "%s: skipping %d unusable pair(s) (skip_bad_files=True):\n%s",
-            title,
-            len(report.bad),
-            "\n".join(f"  {b.path}: {b.reason}" for b in report.bad),
-        )
-    if report.enlarged:
-        logger.warning(
-            "%s: %d pair(s) are smaller than crop_size=%d px and are enlarged "
-            "(bicubic), e.g. %s",
-            title,
-            len(report.enlarged),
-            config.crop_size,
-            report.enlarged[0],
-        )
-
-
 def _finish(image, config, training):
     """One side of a pair: its channels, the deterministic resize, uint8."""
     if config.channels == 1 and image.mode != "L":
@@ -245,7 +214,7 @@ def paired_dataset(
 
     title = f"Pairs ({source.name})"
     report = validation.check_pairs(source, config, decode=decode_check, progress=progress)
-    _accept(report, title, config)
+    validation.accept(report, title, config)
     pairs = report.good
     pipeline.check_batchable(
         report.sizes, [a for a, _ in pairs], config, f"the set of pairs {source.name}"

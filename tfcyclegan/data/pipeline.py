@@ -109,34 +109,7 @@ def _checked_paths(source, config, letter, decode, progress):
     report = validation.check_images(
         source.paths, config, decode=decode, progress=progress
     )
-    title = f"Domain {letter} ({source.name})"
-    if not report.good:
-        raise ValueError(
-            f"{title} has no readable images: all {len(report.bad)} files are bad.\n"
-            + validation.format_report(report, max_listed=20)
-        )
-    if report.bad and not config.skip_bad_files:
-        raise ValueError(
-            validation.format_report(report, title=title + " has unreadable files:")
-            + "\nFix or remove them, or set DataConfig(skip_bad_files=True) to "
-            "train without them."
-        )
-    if report.bad:
-        logger.warning(
-            "%s: skipping %d unreadable file(s) (skip_bad_files=True):\n%s",
-            title,
-            len(report.bad),
-            "\n".join(f"  {b.path}: {b.reason}" for b in report.bad),
-        )
-    if report.enlarged:
-        logger.warning(
-            "%s: %d image(s) are smaller than crop_size=%d px and are enlarged "
-            "(bicubic), e.g. %s",
-            title,
-            len(report.enlarged),
-            config.crop_size,
-            report.enlarged[0],
-        )
+    validation.accept(report, f"Domain {letter} ({source.name})", config)
     return report.good, report.sizes, report.bad
 
 

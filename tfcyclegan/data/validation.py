@@ -11,10 +11,13 @@ in different sizes. `format_report` makes either printable.
 
 import concurrent.futures
 import dataclasses
+import logging
 import os
 
 from tfcyclegan.config import DataConfig
 from tfcyclegan.data import decoding, geometry, sources
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +56,8 @@ class ImageReport:
     # How `format_report` words it: "Checked 5 image files: 4 readable, 1 bad."
     unit = "image file"
     good_word = "readable"
+    bad_word = "unreadable"
+    items = ("file(s)", "image(s)")  # (bad ones, enlarged ones) in `accept`'s messages
 
     @property
     def ok(self):
@@ -201,6 +206,8 @@ class PairReport:
 
     unit = "pair"
     good_word = "usable"
+    bad_word = "unusable"
+    items = ("pair(s)", "pair(s)")
 
     @property
     def ok(self):
@@ -306,3 +313,44 @@ def check_pairs(source, config=None, *, decode=True, workers=None, progress=Fals
         enlarged=tuple(enlarged),
         crop_size=config.crop_size,
     )
+
+
+def accept(report, title, config):
+    """Stops on bad files or pairs (unless `config.skip_bad_files`); logs what is skipped.
+
+    For the pipelines: `report` is an `ImageReport` or a `PairReport`, `title`
+    what the messages call the data, e.g. "Domain A (horses/)".
+    """
+    bad_items, enlarged_items = report.items
+    if not report.good:
+        what = "readable images: all {} files" if isinstance(report, ImageReport) else "usable pairs: all {}"
+        raise ValueError(
+            f"{title} has no {what.format(len(report.bad))} are bad.\n"
+            + format_report(report, max_listed=20)
+        )
+    if report.bad and not config.skip_bad_files:
+        plural = "files" if isinstance(report, ImageReport) else "pairs"
+        raise ValueError(
+            format_report(report, title=f"{title} has {report.bad_word} {plural}:")
+            + "\nFix or remove them, or set DataConfig(skip_bad_files=True) to "
+            "train without them."
+        )
+    if report.bad:
+        logger.warning(
+            "%s: skipping %d %s %s (skip_bad_files=True):\n%s",
+            title,
+            len(report.bad),
+            report.bad_word,
+            bad_items,
+            "\n".join(f"  {b.path}: {b.reason}" for b in report.bad),
+        )
+    if report.enlarged:
+        logger.warning(
+            "%s: %d %s are smaller than crop_size=%d px and are enlarged (bicubic), e.g. %s",
+            title,
+            len(report.enlarged),
+            enlarged_items,
+            config.crop_size,
+            report.enlarged[0],
+        )
+
