@@ -57,7 +57,10 @@ class ImageReport:
     unit = "image file"
     good_word = "readable"
     bad_word = "unreadable"
-    items = ("file(s)", "image(s)")  # (bad ones, enlarged ones) in `accept`'s messages
+    # ... and `accept`: (bad ones, enlarged ones), the error when none is good, the list's title.
+    items = ("file(s)", "image(s)")
+    nothing_good = "readable images: all {} files are bad"
+    bad_title = "unreadable files"
 
     @property
     def ok(self):
@@ -183,8 +186,8 @@ def format_report(report, title=None, max_listed=None):
 
 
 @dataclasses.dataclass(frozen=True)
-class PairReport:
-    """What `check_pairs` found.
+class PairReport(ImageReport):
+    """What `check_pairs` found: an `ImageReport` whose items are pairs.
 
     Args:
         good: the usable pairs, `((path_a, path_b), ...)` in the source's
@@ -198,25 +201,12 @@ class PairReport:
         crop_size: the crop size `enlarged` was judged against.
     """
 
-    good: tuple
-    sizes: tuple
-    bad: tuple
-    enlarged: tuple = ()
-    crop_size: int = 0
-
     unit = "pair"
     good_word = "usable"
     bad_word = "unusable"
     items = ("pair(s)", "pair(s)")
-
-    @property
-    def ok(self):
-        """True when every pair is usable and every file has a partner."""
-        return not self.bad
-
-    @property
-    def num_checked(self):
-        return len(self.good) + len(self.bad)
+    nothing_good = "usable pairs: all {} are bad"
+    bad_title = "unusable pairs"
 
 
 def _odd_width(path, width, height):
@@ -323,15 +313,13 @@ def accept(report, title, config):
     """
     bad_items, enlarged_items = report.items
     if not report.good:
-        what = "readable images: all {} files" if isinstance(report, ImageReport) else "usable pairs: all {}"
         raise ValueError(
-            f"{title} has no {what.format(len(report.bad))} are bad.\n"
+            f"{title} has no {report.nothing_good.format(len(report.bad))}.\n"
             + format_report(report, max_listed=20)
         )
     if report.bad and not config.skip_bad_files:
-        plural = "files" if isinstance(report, ImageReport) else "pairs"
         raise ValueError(
-            format_report(report, title=f"{title} has {report.bad_word} {plural}:")
+            format_report(report, title=f"{title} has {report.bad_title}:")
             + "\nFix or remove them, or set DataConfig(skip_bad_files=True) to "
             "train without them."
         )
