@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 from tfcyclegan.layers import (
+    BlurPool2D,
     Cropping2D,
     InputSizeCheck,
     InstanceNormalization,
     ReflectionPadding2D,
     ResidualBlock,
+    Upsampling2x,
     kernel_initializer,
 )
 
@@ -179,6 +181,8 @@ def test_residual_block_rejects_channel_mismatch():
         ReflectionPadding2D((1, 2)),
         InputSizeCheck(8, 16, "net"),
         ResidualBlock(8, norm="batch", dropout=0.5, use_bias=False),
+        BlurPool2D(),
+        Upsampling2x("bilinear"),
     ],
     ids=lambda layer: type(layer).__name__,
 )
@@ -199,3 +203,20 @@ def test_kernel_initializers_follow_the_reference():
     np.testing.assert_allclose(w @ w.T, np.eye(16), atol=1e-5)
     with pytest.raises(ValueError, match="init_type='uniform'"):
         kernel_initializer("uniform")
+
+
+def test_blur_pool_keeps_constants_and_halves_even_sizes(rng):
+    # The filter sums to 1 and the padding reflects: a constant stays itself.
+    x = np.full((1, 8, 12, 3), 0.7, "float32")
+    np.testing.assert_allclose(np.asarray(BlurPool2D()(x)), np.full((1, 4, 6, 3), 0.7), atol=1e-6)
+    assert BlurPool2D().compute_output_shape((None, 7, None, 3)) == (None, 4, None, 3)
+    with pytest.raises(ValueError, match="known number of channels"):
+        BlurPool2D().build((None, None, None, None))
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+def test_upsampling_keeps_dtype_and_doubles_sizes(interpolation):
+    layer = Upsampling2x(interpolation, dtype="mixed_float16")
+    y = layer(np.ones((2, 3, 5, 4), "float32"))
+    assert y.dtype == "float16" and tuple(y.shape) == (2, 6, 10, 4)
+    assert layer.compute_output_shape((None, None, 5, 4)) == (None, None, 10, 4)

@@ -154,6 +154,8 @@ def test_initialization_is_the_papers():
 
 SMALL_NETWORKS = {
     "resnet": lambda: ResnetGenerator(ngf=4, n_blocks=2, dropout=True, name="G"),
+    "resnet_resize_conv": lambda: ResnetGenerator(ngf=4, n_blocks=1, upsample="resize_conv"),
+    "resnet_antialias": lambda: ResnetGenerator(ngf=4, n_blocks=1, upsample="antialias"),
     "unet": lambda: UnetGenerator(ngf=4, num_downs=5, norm="batch", name="F"),
     "patch": lambda: PatchDiscriminator(ndf=4, n_layers=2, name="D_X"),
     "pixel": lambda: PixelDiscriminator(ndf=4, norm="none", name="D_Y"),
@@ -180,7 +182,7 @@ def test_keras_file_reloads_in_a_fresh_process(tmp_path, rng):
     script = (
         "import sys, numpy as np, keras, tfcyclegan\n"
         "x = np.load(sys.argv[1] + '/x.npy')\n"
-        "for kind in ('resnet', 'unet', 'patch', 'pixel'):\n"
+        f"for kind in {tuple(SMALL_NETWORKS)}:\n"
         "    net = keras.saving.load_model(f'{sys.argv[1]}/{kind}.keras')\n"
         "    np.save(f'{sys.argv[1]}/{kind}.npy', np.asarray(net(x, training=False)))\n"
     )

@@ -11,6 +11,7 @@ is TensorFlow code (`tf.raw_ops.FusedBatchNormV3`) and says so.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -497,3 +498,115 @@ class ResidualBlock(keras.layers.Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
+
+
+# The [1, 2, 1] binomial filter of CUT's blur pool (Zhang 2019, "Making
+# Convolutional Networks Shift-Invariant Again"), as the outer product / 16.
+_BLUR_1D = (1.0, 2.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class BlurPool2D(keras.layers.Layer):
+    """Anti-aliased stride-2 downsampling: blur with [1, 2, 1] x [1, 2, 1] / 16, then subsample.
+
+    CUT's `Downsample` (taesungp/contrastive-unpaired-translation,
+    `models/networks.py`, defaults `filt_size=3, stride=2, pad_type='reflect'`):
+    reflection pad 1, then a depthwise convolution with the fixed binomial
+    filter and stride 2. A stride-2 convolution alone aliases: it keeps every
+    other pixel of whatever high frequencies its input has. Blurring first
+    removes most of them, which makes the generator closer to shift-invariant.
+
+    The filter is a constant, not a weight: nothing to train, save or import.
+    TFLite runs it as DEPTHWISE_CONV_2D (the reflection pad as slices, see
+    `ReflectionPadding2D`). Even heights and widths halve exactly; odd ones
+    become `ceil(size / 2)`, as in CUT.
+
+    Args:
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.pad = ReflectionPadding2D(1, dtype=self.dtype_policy, name="pad")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise ValueError(
+                "BlurPool2D expects NHWC inputs with a known number of channels. "
+                f"Received: input_shape={input_shape}"
+            )
+        self.pad.build(input_shape)
+        blur = np.outer(_BLUR_1D, _BLUR_1D)
+        blur = blur / blur.sum()
+        # (kh, kw, channels, multiplier 1): the same filter for every channel.
+        self._kernel = np.tile(blur[:, :, None, None], (1, 1, input_shape[-1], 1)).astype(
+            "float32"
+        )
+
+    def call(self, inputs, training=None):
+        x = self.pad(inputs, training=training)
+        # Binomial weights (multiples of 1/16) are exact in float16 and bfloat16.
+        kernel = ops.cast(self._kernel, x.dtype)
+        return ops.depthwise_conv(x, kernel, strides=2, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else (h + 1) // 2, None if w is None else (w + 1) // 2, c)
+
+
+_UPSAMPLING_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class Upsampling2x(keras.layers.Layer):
+    """Doubles height and width without weights: nearest neighbour or bilinear.
+
+    The generators' alternatives to a stride-2 transposed convolution, whose
+    uneven overlap paints a period-2 checkerboard (Odena et al. 2016,
+    "Deconvolution and Checkerboard Artifacts"); a convolution after this
+    layer learns what the transposed one did.
+
+    - `nearest` repeats each pixel 2 x 2 (the resize Odena et al. found best
+      before a convolution). Computed as 4 copies along channels then a
+      depth-to-space: TFLite's DEPTH_TO_SPACE and CONCATENATION, which
+      XNNPACK delegates, and no shape arithmetic.
+    - `bilinear` with half-pixel centres, edges clamped: each output pixel is
+      3/4 of its nearest input pixel and 1/4 of the next one, per axis.
+      This is exactly CUT's blur `Upsample` (its defaults: replicate pad 1,
+      stride-2 depthwise transposed convolution with the [1, 3, 3, 1] x
+      [1, 3, 3, 1] / 16 filter, cropped to 2H x 2W), computed as one
+      RESIZE_BILINEAR op. Equivalently: nearest x2, then the [1, 2, 1]
+      binomial blur of `BlurPool2D` without the stride.
+
+    Args:
+        interpolation: `nearest` or `bilinear`.
+        **kwargs: standard layer arguments.
+    """
+
+    def __init__(self, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        if interpolation not in _UPSAMPLING_INTERPOLATIONS:
+            raise ValueError(
+                f"`interpolation` must be one of {list(_UPSAMPLING_INTERPOLATIONS)}. "
+                f"Received: interpolation={interpolation!r}"
+            )
+        self.interpolation = interpolation
+
+    def call(self, inputs):
+        if self.interpolation == "nearest":
+            # depth_to_space(block 2) puts channel group (dy * 2 + dx) at
+            # (2y + dy, 2x + dx); four identical groups repeat each pixel.
+            return tf.nn.depth_to_space(ops.concatenate([inputs] * 4, axis=-1), 2)
+        shape = ops.shape(inputs)
+        outputs = tf.image.resize(
+            inputs, (shape[1] * 2, shape[2] * 2), method="bilinear", antialias=False
+        )
+        # tf.image.resize computes bilinear in float32 whatever the input.
+        return ops.cast(outputs, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        return (n, None if h is None else 2 * h, None if w is None else 2 * w, c)
+
+    def get_config(self):
+        return {**super().get_config(), "interpolation": self.interpolation}

@@ -13,17 +13,25 @@ Porting notes (each checked against the reference outputs in `tests/`):
 - The last layer of every network computes in float32, as Keras's mixed
   precision guide recommends, so losses never see float16 outputs.
 
+`ResnetGenerator(upsample=...)` also offers two generators the 2017 code does
+not have (and whose weights therefore do not come from it): `resize_conv`
+(Odena et al. 2016) and `antialias` (CUT's blur-pool generator, Park et al.
+2020, taesungp/contrastive-unpaired-translation `models/networks.py` with
+`no_antialias=False, no_antialias_up=False`).
+
 All networks are fully convolutional: inputs are `(None, None, C)`.
 """
 
 import keras
 
-from tfcyclegan.config import parse_generator
+from tfcyclegan.config import UPSAMPLE_MODES, parse_generator
 from tfcyclegan.layers import (
+    BlurPool2D,
     Cropping2D,
     InputSizeCheck,
     ReflectionPadding2D,
     ResidualBlock,
+    Upsampling2x,
     kernel_initializer,
     normalization,
 )
@@ -124,6 +132,44 @@ class _Builder:
         return keras.layers.LeakyReLU(negative_slope=0.2, dtype=self.dtype, name=name)(x)
 
 
+def _resnet_down(build, x, filters, upsample, norm, use_bias, name):
+    """One of the ResNet generator's two halvings of height and width."""
+    if upsample == "antialias":
+        # CUT: Conv2d(3, stride 1, padding 1), norm, ReLU, then Downsample
+        # (the blur pool) does the stride.
+        x = build.zero_pad(x, f"{name}_pad")
+        x = build.conv(filters, 3, 1, use_bias, f"{name}_conv")(x)
+        x = build.norm(norm, x, f"{name}_norm")
+        x = build.relu(x, f"{name}_relu")
+        return BlurPool2D(dtype=build.dtype, name=f"{name}_blur")(x)
+    # The paper (and resize_conv, which only changes the upsampling):
+    # Conv2d(3, stride 2, padding 1), norm, ReLU.
+    x = build.zero_pad(x, f"{name}_pad")
+    x = build.conv(filters, 3, 2, use_bias, f"{name}_conv")(x)
+    x = build.norm(norm, x, f"{name}_norm")
+    return build.relu(x, f"{name}_relu")
+
+
+def _resnet_up(build, x, filters, upsample, norm, use_bias, name):
+    """One of the ResNet generator's two doublings of height and width."""
+    if upsample == "transpose":
+        # The paper: ConvTranspose2d(3, stride 2, padding 1, output_padding 1).
+        x = build.upsample(x, filters, 3, 1, use_bias, name)
+    elif upsample == "resize_conv":
+        # Odena et al.: nearest x2, then a reflection-padded 3x3 convolution.
+        x = Upsampling2x("nearest", dtype=build.dtype, name=f"{name}_resize")(x)
+        x = ReflectionPadding2D(1, dtype=build.dtype, name=f"{name}_pad")(x)
+        x = build.conv(filters, 3, 1, use_bias, f"{name}_conv")(x)
+    else:
+        # CUT: Upsample (the blur x2, = bilinear), then Conv2d(3, stride 1,
+        # padding 1) - zero padding, as theirs.
+        x = Upsampling2x("bilinear", dtype=build.dtype, name=f"{name}_blur")(x)
+        x = build.zero_pad(x, f"{name}_pad")
+        x = build.conv(filters, 3, 1, use_bias, f"{name}_conv")(x)
+    x = build.norm(norm, x, f"{name}_norm")
+    return build.relu(x, f"{name}_relu")
+
+
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class ResnetGenerator(_Network):
     """CycleGAN's generator: downsample twice, residual blocks, upsample twice.
@@ -132,6 +178,23 @@ class ResnetGenerator(_Network):
     stride-2 3x3 convs (ngf*2, ngf*4) with norm and ReLU; `n_blocks`
     `ResidualBlock`s; two stride-2 transposed convs back to ngf; reflection pad
     3, 7x7 conv to `output_channels`, tanh. Outputs are in [-1, 1].
+
+    `upsample` replaces the transposed convolutions, whose uneven overlap
+    paints period-2 checkerboards (Odena et al. 2016). Every option has the
+    same filters and the same number of parameters; only `transpose` loads
+    the authors' weights.
+
+    - `transpose`: the paper's, as above.
+    - `resize_conv`: each transposed conv becomes nearest-neighbour x2,
+      reflection pad 1, 3x3 conv (same filters), norm, ReLU. A constant
+      feature map stays constant: no checkerboard by construction. The
+      downsampling stays the paper's.
+    - `antialias`: CUT's generator (`no_antialias=False`,
+      `no_antialias_up=False`). Downsampling: zero pad 1, 3x3 conv stride 1,
+      norm, ReLU, `BlurPool2D` (blur [1, 2, 1]^2 / 16, stride 2).
+      Upsampling: `Upsampling2x("bilinear")` (CUT's blur `Upsample`), zero
+      pad 1, 3x3 conv, norm, ReLU. The stride-1 down convolutions run at
+      full resolution, so it costs more compute.
 
     Args:
         input_channels: channels of the input images.
@@ -145,10 +208,12 @@ class ResnetGenerator(_Network):
             `orthogonal`; biases start at zero.
         init_gain: scale of the initialization (0.02).
         seed: seed for the initial weights.
+        upsample: `transpose` (paper), `resize_conv` or `antialias` (above).
         dtype: dtype policy, e.g. `"mixed_float16"`.
         **kwargs: standard model arguments (`name`, `trainable`).
 
-    Height and width must be multiples of 4 and at least 8.
+    Height and width must be multiples of 4 and at least 8 (for every
+    `upsample`: each halving is exact on even sizes).
     """
 
     _config_keys = (
@@ -161,6 +226,7 @@ class ResnetGenerator(_Network):
         "init_type",
         "init_gain",
         "seed",
+        "upsample",
     )
 
     def __init__(
@@ -174,9 +240,15 @@ class ResnetGenerator(_Network):
         init_type="normal",
         init_gain=0.02,
         seed=None,
+        upsample="transpose",
         dtype=None,
         **kwargs,
     ):
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(
+                f"ResnetGenerator: `upsample` must be one of {list(UPSAMPLE_MODES)}. "
+                f"Received: upsample={upsample!r}"
+            )
         _check_args(
             "ResnetGenerator",
             norm,
@@ -196,10 +268,7 @@ class ResnetGenerator(_Network):
         x = build.norm(norm, x, "stem_norm")
         x = build.relu(x, "stem_relu")
         for i in range(2):
-            x = build.zero_pad(x, f"down{i}_pad")
-            x = build.conv(ngf * 2 ** (i + 1), 3, 2, use_bias, f"down{i}_conv")(x)
-            x = build.norm(norm, x, f"down{i}_norm")
-            x = build.relu(x, f"down{i}_relu")
+            x = _resnet_down(build, x, ngf * 2 ** (i + 1), upsample, norm, use_bias, f"down{i}")
         for i in range(n_blocks):
             x = ResidualBlock(
                 ngf * 4,
@@ -211,9 +280,7 @@ class ResnetGenerator(_Network):
                 name=f"block{i}",
             )(x)
         for i in range(2):
-            x = build.upsample(x, ngf * 2 ** (1 - i), 3, 1, use_bias, f"up{i}")
-            x = build.norm(norm, x, f"up{i}_norm")
-            x = build.relu(x, f"up{i}_relu")
+            x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
         x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
         x = build.conv(output_channels, 7, 1, True, "head_conv")(x)
         outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -229,6 +296,7 @@ class ResnetGenerator(_Network):
         self.init_type = init_type
         self.init_gain = init_gain
         self.seed = seed
+        self.upsample = upsample
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -471,8 +539,16 @@ class PixelDiscriminator(_Network):
 
 
 def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
-    """The generator `config.generator` names (a `ModelConfig`)."""
+    """The generator `config.generator` names (a `ModelConfig`), upsampling as `config.upsample`."""
     family, depth = parse_generator(config.generator)
+    if family == "unet" and config.upsample != "transpose":
+        # Its skips concatenate onto each transposed conv's output; no one has
+        # published a resize-conv pix2pix U-Net to match.
+        raise ValueError(
+            f"`upsample` other than 'transpose' is for ResNet generators; "
+            f"{config.generator} uses transposed convolutions. Use a resnet_<n>blocks "
+            f"generator or upsample='transpose'. Received: upsample={config.upsample!r}"
+        )
     common = dict(
         input_channels=input_channels,
         output_channels=output_channels,
@@ -486,7 +562,7 @@ def build_generator(config, input_channels, output_channels, seed=None, dtype=No
         name=name,
     )
     if family == "resnet":
-        return ResnetGenerator(n_blocks=depth, **common)
+        return ResnetGenerator(n_blocks=depth, upsample=config.upsample, **common)
     return UnetGenerator(num_downs=depth, **common)
 
 

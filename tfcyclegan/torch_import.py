@@ -71,6 +71,16 @@ _STALE_INSTANCE_NORM_BUFFERS = ("running_mean", "running_var")
 
 def _resnet_layers(net):
     """(keras layer path, torch module prefix) pairs of a ResnetGenerator."""
+    upsample = getattr(net, "upsample", "transpose")
+    if upsample != "transpose":
+        # The authors' CycleGAN / pix2pix generators upsample with transposed
+        # convolutions only; the other modes have no layer-for-layer twin there.
+        raise ValueError(
+            f"Only ResnetGenerators with upsample='transpose' have PyTorch weights in "
+            f"the authors' layout (their ConvTranspose2d); '{net.name}' has "
+            f"upsample={upsample!r}, whose weights exist only in tfcyclegan. Save it "
+            f"as a .keras file instead. Received: upsample={upsample!r}"
+        )
     n = net.n_blocks
     pairs = [("stem_conv", "model.1"), ("stem_norm", "model.2")]
     for i in range(2):
