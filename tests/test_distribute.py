@@ -211,3 +211,34 @@ def test_multi_worker_needs_tf_config(monkeypatch):
         make_strategy("multi_worker")
     with pytest.raises(ValueError, match="strategy='cluster'"):
         make_strategy("cluster")
+
+
+def test_pix2pix_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path):
+    from tfcyclegan.synthetic import make_paired_dataset
+
+    pairs = make_paired_dataset(tmp_path / "pairs", n_train=4, n_test=2, size=32)
+    config = Config.for_method("pix2pix")
+    config = config.replace(
+        model=config.model.replace(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers",
+                                   n_layers_d=1),
+        data=DataConfig(load_size=36, crop_size=32, batch_size=2),
+        train=config.train.replace(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=3, num_samples=2),
+    )
+    config.save(tmp_path / "c.json")
+    code = """
+    import json, sys, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfcyclegan import training
+    from tfcyclegan.config import Config
+    config = Config.from_json(open(sys.argv[1]).read())
+    result = training.train(config, sys.argv[2], training.DataSpec(data=sys.argv[3]), verbose=0,
+                            strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    print(json.dumps({"step": result.step, "finite": bool(all(np.isfinite(v[-1]) for v in result.history.values())),
+                      "replicas": 2}))
+    """
+    out = json.loads(run_python(code, tmp_path / "c.json", tmp_path / "run", pairs).strip().splitlines()[-1])
+    assert out == {"step": 2, "finite": True, "replicas": 2}
+    # The mirrored run's checkpoint resumes on one device.
+    model = training.load_run_model(tmp_path / "run")
+    assert type(model).__name__ == "Pix2Pix"
