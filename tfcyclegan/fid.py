@@ -462,9 +462,13 @@ def load_fid_inception(weights=None, resize_input=True, input_range=(-1.0, 1.0))
         the network, ready for `compute_features`.
     """
     model = FIDInceptionV3(resize_input=resize_input, input_range=input_range)
-    if not isinstance(weights, collections.abc.Mapping):
-        weights = fid_weights_path(weights)
-    return load_fid_weights(model, weights)
+    if isinstance(weights, collections.abc.Mapping):
+        return load_fid_weights(model, weights)
+    path = fid_weights_path(weights)
+    try:
+        return load_fid_weights(model, path)
+    except ValueError as error:  # name the file: the message lists keys only
+        raise ValueError(f"{path}: {error}") from None
 
 
 # =============================================================================
