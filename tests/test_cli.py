@@ -135,6 +135,13 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, dat
     assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
     assert not os.path.exists(os.path.join(killed, "model.keras"))  # it really died mid-run
 
+    # What was trained is usable at once: the latest checkpoint is the model.
+    assert cli.main(["translate", "--model", killed, "--input", os.path.join(dataset, "testA"),
+                     "--output", str(tmp_path / "translated")]) == cli.EXIT_OK
+    assert len(os.listdir(tmp_path / "translated")) == 3
+    assert cli.main(["export", "--model", killed, "--out", str(tmp_path / "export"), "--format",
+                     "saved_model", "--direction", "a2b"]) == cli.EXIT_OK
+
     subprocess.run([sys.executable, "-m", "tfcyclegan", "train", "--resume", killed, "--verbose", "0"],
                    check=True, capture_output=True)
     straight = checkpoint_values(os.path.join(runs, "straight", "checkpoints", "ckpt-40"))
@@ -188,6 +195,12 @@ def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, 
         assert code == cli.EXIT_FAILED, form
         assert "broken.png" in capsys.readouterr().out
         _check_translated(output, odd_images)
+        # Tiled (in numpy, around each model form): the same sizes back.
+        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--output",
+                         str(tmp_path / f"{form}_tiled"), "--tile", "16", "--tile-overlap", "4"])
+        assert code == cli.EXIT_FAILED, form
+        assert "in tiles" in capsys.readouterr().out
+        _check_translated(tmp_path / f"{form}_tiled", odd_images)
     keras_out = np.asarray(Image.open(tmp_path / "keras" / "wide.png"), np.int16)
     for form in ("run", "saved_model", "tflite"):
         other = np.asarray(Image.open(tmp_path / form / "wide.png"), np.int16)
@@ -264,3 +277,72 @@ def test_ctrl_c_stops_after_a_step_saves_and_resumes(tmp_path, dataset):
     code = cli.main(["train", "--resume", run, "--epochs", "0", "--epochs-decay", "1",
                      "--steps-per-epoch", "200", "--verbose", "0", "--no-deterministic"])
     assert code == cli.EXIT_OK
+
+
+@pytest.fixture(scope="module")
+def mixed_sizes(tmp_path_factory):
+    """A dataset whose images have several sizes and aspect ratios."""
+    root = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(1)
+    for folder, sizes in {"trainA": [(40, 32), (32, 44), (36, 36)], "trainB": [(44, 36), (32, 32)],
+                          "testA": [(40, 36), (32, 40)], "testB": [(36, 44), (48, 32)]}.items():
+        (root / folder).mkdir()
+        for i, (w, h) in enumerate(sizes):
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / folder / f"{i}.png")
+    return str(root)
+
+
+@pytest.mark.parametrize("mode", ["scale_width", "scale_width_and_crop", "crop", "none"])
+def test_every_preprocess_mode_trains_end_to_end(tmp_path, mixed_sizes, mode):
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--load-size") + 1] = "32"
+    flags[flags.index("--crop-size") + 1] = "28" if mode == "scale_width_and_crop" else "32"
+    code = cli.main(["train", "--data", mixed_sizes, "--runs-dir", str(tmp_path), "--name", "r", "--preprocess",
+                     mode, "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "3", "--no-validate",
+                     *flags])
+    assert code == cli.EXIT_OK
+    assert os.path.exists(tmp_path / "r" / "samples" / "epoch_0001.png")
+    assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith("ckpt-3")
+
+
+def test_a_run_without_model_keras_translates_and_exports_any_epoch(tmp_path, dataset, capsys):
+    runs = str(tmp_path / "runs")
+    assert cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
+                     "--epochs-decay", "1", "--steps-per-epoch", "2", "--keep-checkpoints", "1",
+                     "--save-epoch-every", "1", *TINY_FLAGS]) == cli.EXIT_OK
+    run = os.path.join(runs, "t")
+    os.remove(os.path.join(run, "model.keras"))  # as a run killed before its end
+    photo = os.path.join(dataset, "testA")
+    outputs = {}
+    for choice in ([], ["--epoch", "1"], ["--checkpoint", "epoch-2"], ["--checkpoint", "ckpt-4"]):
+        out = tmp_path / "_".join(choice or ["latest"])
+        assert cli.main(["translate", "--model", run, "--input", photo, "--output", str(out), *choice]) == 0
+        outputs[tuple(choice)] = np.asarray(Image.open(next(out.iterdir())), np.int16)
+    assert np.array_equal(outputs[()], outputs[("--checkpoint", "ckpt-4")])
+    assert np.array_equal(outputs[()], outputs[("--checkpoint", "epoch-2")])
+    assert not np.array_equal(outputs[()], outputs[("--epoch", "1")])
+    assert cli.main(["export", "--model", run, "--epoch", "1", "--out", str(tmp_path / "export"),
+                     "--format", "saved_model", "--direction", "a2b", "--no-parity"]) == cli.EXIT_OK
+    assert cli.main(["translate", "--model", run, "--epoch", "9", "--input", photo,
+                     "--output", str(tmp_path / "x")]) == cli.EXIT_FAILED
+    assert "has no checkpoint of epoch 9. It has: ['ckpt-4']; epochs [1, 2]." in capsys.readouterr().err
+
+
+def test_help_imports_no_tensorflow():
+    code = ("import sys, tfcyclegan.cli as c\n"
+            "for argv in ([], ['train'], ['translate'], ['export'], ['evaluate'], ['ablate']):\n"
+            "    try: c.main([*argv, '--help'])\n"
+            "    except SystemExit: pass\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_keras_classes_are_registered_whatever_is_imported_first(tmp_path, trained_run):
+    model = os.path.join(trained_run, "model.keras")
+    # (`import keras, tfcyclegan` registers at once; these two rely on the import hook.)
+    for first in ("import tfcyclegan; import keras",
+                  "from tfcyclegan.layers import InstanceNormalization; import keras"):
+        code = f"{first}\nprint(type(keras.saving.load_model({model!r})).__name__)"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+        assert result.stdout.strip() == "CycleGAN", (first, result.stderr[-2000:])

@@ -103,5 +103,40 @@ def test_errors_name_the_problem():
     pool.build((None, 2, 2, 1))
     with pytest.raises(ValueError, match=r"holds images of shape \(2, 2, 1\).*\(1, 4, 4, 1\)"):
         pool(np.zeros((1, 4, 4, 1), "float32"))
-    with pytest.raises(ValueError, match="needs the image height, width and channels"):
-        ImagePool(2).build((None, None, None, 3))
+    with pytest.raises(ValueError, match="needs the images' channels"):
+        ImagePool(2).build((None, 4, 4, None))
+
+
+def sized(value, height, width):
+    return np.full((1, height, width, 1), float(value), "float32")
+
+
+def test_any_size_pool_keeps_each_images_own_size():
+    pool = ImagePool(2, seed=0)
+    pool.build((None, None, None, 1))
+    assert not hasattr(pool, "images") and len(pool.slots) == 2
+    assert pool(sized(0, 3, 5)).shape == (1, 3, 5, 1)
+    assert pool(sized(1, 4, 2)).shape == (1, 4, 2, 1)
+    shapes = {}
+    for k in range(2, 40):
+        out = np.asarray(pool(sized(k, 2 + k % 3, 4)))
+        shapes[int(out[0, 0, 0, 0])] = out.shape
+    # Images from history come back at the size they were stored with.
+    assert shapes.get(0, (1, 3, 5, 1)) == (1, 3, 5, 1) and shapes.get(1, (1, 4, 2, 1)) == (1, 4, 2, 1)
+    assert any(k != v for k, v in zip(range(2, 40), sorted(shapes)))  # some came from history
+
+
+def test_any_size_pool_resumes_from_a_checkpoint_in_a_graph(tmp_path):
+    first = ImagePool(3, seed=7)
+    first.build((None, None, None, 1))
+    for k in range(3):
+        first(sized(k, 2 + k, 3))
+    path = tf.train.Checkpoint(pool=first).write(str(tmp_path / "pool"))
+    expected = [np.asarray(first(sized(k, 3, 2 + k % 2))) for k in range(10, 25)]
+
+    resumed = ImagePool(3, seed=123)
+    resumed.build((None, None, None, 1))
+    tf.train.Checkpoint(pool=resumed).read(path).assert_consumed()
+    query = tf.function(resumed, input_signature=[tf.TensorSpec((1, None, None, 1), tf.float32)])
+    for k, want in zip(range(10, 25), expected):
+        np.testing.assert_array_equal(query(sized(k, 3, 2 + k % 2)), want)

@@ -40,7 +40,8 @@ def test_a_run_folder_has_everything(tmp_path, dataset):
     from PIL import Image
 
     grid = Image.open(run / "samples" / "latest.png")
-    assert grid.size == (6 * 32, 2 * 32 + 14)
+    # (The header wraps "F(G(x))" onto two 14 px lines at 32 px per column.)
+    assert grid.size == (6 * 32, 2 * 32 + 2 * 14)
     loaded = keras.saving.load_model(run / "model.keras")
     np.testing.assert_array_equal(loaded.G.get_weights()[0], result.model.G.get_weights()[0])
 
@@ -131,3 +132,77 @@ def test_two_folders_without_a_test_split(tmp_path, dataset):
 def test_data_spec_needs_one_source(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DataSpec(**kwargs)
+
+
+def _generator_values(prefix):
+    """The values stored in a checkpoint, read without building a model.
+
+    (A variable is stored under the first path that reaches it, e.g. the
+    optimizer's list of G's and F's variables, so they are compared by value.)
+    """
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    return {
+        (tuple(reader.get_tensor(name).shape), reader.get_tensor(name).tobytes())
+        for name in reader.get_variable_to_shape_map()
+        if name.endswith("VARIABLE_VALUE")
+    }
+
+
+def _same_values(model, stored):
+    """Whether every variable of the model's G holds a value stored in the checkpoint."""
+    return all((tuple(v.shape), v.numpy().tobytes()) in stored for v in model.G.weights)
+
+
+def test_epoch_checkpoints_are_kept_and_any_one_loads(tmp_path, dataset, capsys):
+    config = TINY.replace(train=TINY.train.replace(epochs=1, epochs_decay=2, keep_checkpoints=1,
+                                                   checkpoint_every=0, save_epoch_every=1, validate=False))
+    run = tmp_path / "run"
+    training.train(config, run, DataSpec(data=dataset), verbose=0)
+    assert sorted(os.listdir(run / "checkpoints" / "epochs")) == [
+        "checkpoint", *[f"epoch-{n}.{ext}" for n in (1, 2, 3) for ext in ("data-00000-of-00001", "index")]
+    ]
+    assert [p for p in os.listdir(run / "checkpoints") if p.endswith(".index")] == ["ckpt-12.index"]
+    first = _generator_values(str(run / "checkpoints" / "epochs" / "epoch-1"))
+    assert _same_values(training.load_run_model(run, epoch=1), first)
+    assert _same_values(training.load_run_model(run, checkpoint="epoch-1"), first)
+    latest = training.load_run_model(run, checkpoint="ckpt-12")
+    assert _same_values(latest, _generator_values(str(run / "checkpoints" / "ckpt-12")))
+    assert not _same_values(latest, first)
+    with pytest.raises(ValueError, match=r"has no checkpoint of epoch 7\. It has: \['ckpt-12'\]; epochs \[1, 2, 3\]"):
+        training.load_run_model(run, epoch=7)
+    # model.keras older than the newest checkpoint: the checkpoint is used, and said so.
+    os.utime(run / "model.keras", (1, 1))
+    capsys.readouterr()
+    assert _same_values(training.load_run_model(run), _generator_values(str(run / "checkpoints" / "ckpt-12")))
+    assert "model.keras is older than checkpoint ckpt-12; using the checkpoint." in capsys.readouterr().err
+
+
+def test_steps_per_execution_keeps_checkpoint_steps_exact(tmp_path, dataset):
+    import tensorflow as tf
+
+    from tfcyclegan import callbacks, data, models
+
+    keras.utils.set_random_seed(0)
+    model = models.CycleGAN.from_model_config(TINY.model, pool_size=2, seed=0)
+    model.compile(steps_per_execution=2)
+    model.build((None, 32, 32, 3))
+    step = tf.Variable(0, dtype=tf.int64)
+    stream = data.unpaired_dataset(os.path.join(dataset, "trainA"), os.path.join(dataset, "trainB"),
+                                   TINY.data, seed=0)
+    def checkpointing(directory):
+        return callbacks.Checkpointing(model.training_checkpoint(step=step), directory, step,
+                                       every_n_steps=3, keep=10, epoch_directory=directory / "epochs",
+                                       save_epoch_every=1, steps_per_epoch=6)
+
+    model.fit(stream.dataset, epochs=2, steps_per_epoch=6, callbacks=[checkpointing(tmp_path)], verbose=0)
+    assert int(step.numpy()) == 12  # Keras called back 6 times for 12 steps
+    saved = sorted(int(p[5:-6]) for p in os.listdir(tmp_path) if p.endswith(".index"))
+    assert saved == [4, 6, 10, 12]  # past 3, epoch end (past 6), past 9, epoch end
+    assert sorted(os.listdir(tmp_path / "epochs"))[1:] == [
+        "epoch-1.data-00000-of-00001", "epoch-1.index", "epoch-2.data-00000-of-00001", "epoch-2.index"]
+    # Keras would run 6 steps for an epoch of 5 (whole executions): refused.
+    with pytest.raises(ValueError, match=r"steps_per_epoch=5 is not a multiple of steps_per_execution=2"):
+        model.fit(stream.dataset, epochs=1, steps_per_epoch=5, callbacks=[checkpointing(tmp_path / "b")],
+                  verbose=0)

@@ -11,44 +11,46 @@
     model = tfcyclegan.Pix2Pix.from_model_config()   # the authors' pix2pix
 
 Importing the package registers its Keras classes, so `keras.saving.load_model`
-reloads saved models after `import tfcyclegan`.
+reloads saved models after `import tfcyclegan`. TensorFlow itself is imported
+only when something needs it (see `tfcyclegan.lazy`): the names below load on
+first use, and the Keras classes are registered as soon as Keras is imported,
+so that the `tfcyclegan` command answers `--help` without loading TensorFlow.
 """
 
-from tfcyclegan.callbacks import (
-    Checkpointing,
-    GracefulStop,
-    SampleGrid,
-    Throughput,
-    sample_grid,
-)
-from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
-from tfcyclegan.data import (
-    check_images,
-    list_images,
-    load_image,
-    paired_dataset,
-    resolve_domains,
-    resolve_pairs,
-    unpaired_dataset,
-)
-from tfcyclegan.layers import (
-    InstanceNormalization,
-    ReflectionPadding2D,
-    ResidualBlock,
-)
-from tfcyclegan.losses import AdversarialLoss
-from tfcyclegan.models import CycleGAN, Pix2Pix
-from tfcyclegan.models.base import TorchAdam
-from tfcyclegan.networks import (
-    PatchDiscriminator,
-    PixelDiscriminator,
-    ResnetGenerator,
-    UnetGenerator,
-)
-from tfcyclegan.pool import ImagePool
-from tfcyclegan.schedules import LinearDecay
-from tfcyclegan.synthetic import make_demo_dataset, make_paired_dataset
-from tfcyclegan.torch_import import import_generator
-from tfcyclegan.training import DataSpec, load_run_model, train
-from tfcyclegan.translate import translate_files
+from tfcyclegan import lazy as _lazy
 from tfcyclegan.version import __version__
+
+# Public name -> the module defining it (imported on first use).
+_EXPORTS = {
+    **dict.fromkeys(("Checkpointing", "GracefulStop", "SampleGrid", "Throughput", "sample_grid"),
+                    "tfcyclegan.callbacks"),
+    **dict.fromkeys(("Config", "DataConfig", "ModelConfig", "TrainConfig"), "tfcyclegan.config"),
+    **dict.fromkeys(("check_images", "list_images", "load_image", "paired_dataset", "resolve_domains",
+                     "resolve_pairs", "unpaired_dataset"), "tfcyclegan.data"),
+    **dict.fromkeys(("InstanceNormalization", "ReflectionPadding2D", "ResidualBlock"), "tfcyclegan.layers"),
+    "AdversarialLoss": "tfcyclegan.losses",
+    "CycleGAN": "tfcyclegan.models",
+    "Pix2Pix": "tfcyclegan.models",
+    "TorchAdam": "tfcyclegan.models.base",
+    **dict.fromkeys(("PatchDiscriminator", "PixelDiscriminator", "ResnetGenerator", "UnetGenerator"),
+                    "tfcyclegan.networks"),
+    "ImagePool": "tfcyclegan.pool",
+    "LinearDecay": "tfcyclegan.schedules",
+    **dict.fromkeys(("make_demo_dataset", "make_paired_dataset"), "tfcyclegan.synthetic"),
+    "import_generator": "tfcyclegan.torch_import",
+    **dict.fromkeys(("DataSpec", "load_run_model", "train"), "tfcyclegan.training"),
+    **dict.fromkeys(("translate_files", "translate_tiled"), "tfcyclegan.translate"),
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    return _lazy.lazy_attribute(__name__, _EXPORTS, name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+_lazy.register_keras_classes_with_keras()

@@ -50,8 +50,13 @@ VARIANTS = {
     "pix2pix_l1": ("pix2pix", {"lambda_gan": 0.0}),
     "pix2pix_cgan": ("pix2pix", {"lambda_l1": 0.0}),
     "pix2pix_l1_cgan": ("pix2pix", {}),
+    # Beyond the paper: the checkerboard-free generators and the successors (docs/quality.md).
+    "cyclegan_resize_conv": ("cyclegan", {"model.upsample": "resize_conv"}),
+    "cyclegan_antialias": ("cyclegan", {"model.upsample": "antialias"}),
+    "cut": ("cut", {}),
+    "fastcut": ("fastcut", {}),
 }
-"""variant -> (method, TrainConfig weights)."""
+"""variant -> (method, settings: TrainConfig weights, or "section.field" values)."""
 
 DEFAULT_VARIANTS = (
     "cyclegan", "cycle_alone", "gan_alone", "gan_forward", "gan_backward", "pix2pix_l1",
@@ -90,7 +95,9 @@ def variant_config(variant, base=None, settings=None):
         section, field = key.split(".")
         sections[section][field] = value
     sections["model"]["method"] = method
-    sections["train"].update(weights)
+    for key, value in weights.items():
+        section, field = key.split(".") if "." in key else ("train", key)
+        sections[section][field] = value
     return Config.from_dict(sections)
 
 

@@ -73,6 +73,7 @@ class SampleGrid(keras.callbacks.Callback):
         self.log_dir = log_dir
         self.step = step
         self._writer = None
+        self._last_step = None
 
     def _current_step(self):
         source = self.step if self.step is not None else self.model.optimizer.iterations
@@ -93,8 +94,11 @@ class SampleGrid(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.every_n_steps:
             step = self._current_step()
-            if step % self.every_n_steps == 0:
+            if self._last_step is not None and _crossed(self._last_step, step, self.every_n_steps):
                 self._write(f"step_{step:07d}.png", step)
+            elif self._last_step is None and step % self.every_n_steps == 0:
+                self._write(f"step_{step:07d}.png", step)
+            self._last_step = step
 
     def on_epoch_end(self, epoch, logs=None):
         step = self._current_step()
@@ -103,32 +107,64 @@ class SampleGrid(keras.callbacks.Callback):
         self._write(name, step)
 
 
+def _crossed(before, after, every):
+    """Whether a multiple of `every` lies in (before, after]: steps may advance
+    several at a time (Keras `steps_per_execution`)."""
+    return bool(every) and after // every > before // every
+
+
 class Checkpointing(keras.callbacks.Callback):
     """Saves training checkpoints with `tf.train.CheckpointManager`.
 
     A checkpoint is written every `every_n_steps` steps, at the end of every
     epoch and when training stops (also after Ctrl-C). TensorFlow writes the
     data files first and only then points the `checkpoint` index at them, so a
-    process killed mid-write leaves the previous checkpoint in use.
+    process killed mid-write leaves the previous checkpoint in use. The
+    recent ones rotate (`keep`); with `save_epoch_every`, the checkpoint of
+    every K-th epoch is also kept in `epoch_directory` as `epoch-N`, never
+    rotated away.
+
+    The step counter follows Keras's batch index, so it stays exact when the
+    model runs several steps per call (`compile(steps_per_execution=k)`):
+    Keras then calls back once per k steps.
 
     Args:
         checkpoint: the `tf.train.Checkpoint` to save (e.g.
             `CycleGAN.training_checkpoint(step=step)`).
         directory: where checkpoints go.
-        step: an integer variable incremented by this callback after every
-            training step; it numbers the checkpoints and tells a resumed run
-            where it is. Include it in `checkpoint`.
+        step: an integer variable set by this callback after every training
+            step; it numbers the checkpoints and tells a resumed run where it
+            is. Include it in `checkpoint`.
         every_n_steps: also save every this many steps; 0 saves only at epoch
             ends and when training stops.
         keep: how many recent checkpoints to keep.
+        epoch_directory: where the kept epoch checkpoints go.
+        save_epoch_every: keep the checkpoint of every this many epochs
+            (0: none).
+        steps_per_epoch: steps of a whole epoch; an epoch checkpoint is only
+            written at a whole epoch's end (not at a Ctrl-C mid-epoch).
     """
 
-    def __init__(self, checkpoint, directory, step, every_n_steps=0, keep=3):
+    def __init__(self, checkpoint, directory, step, every_n_steps=0, keep=3,
+                 epoch_directory=None, save_epoch_every=0, steps_per_epoch=None):
         super().__init__()
+        if save_epoch_every and (epoch_directory is None or not steps_per_epoch):
+            raise ValueError(
+                "`save_epoch_every` needs `epoch_directory` and `steps_per_epoch`. Received: "
+                f"epoch_directory={epoch_directory!r}, steps_per_epoch={steps_per_epoch!r}"
+            )
         self.step = step
         self.every_n_steps = int(every_n_steps)
+        self.save_epoch_every = int(save_epoch_every)
+        self.steps_per_epoch = steps_per_epoch
         self.manager = tf.train.CheckpointManager(checkpoint, os.fspath(directory), max_to_keep=keep)
+        self.epoch_manager = None
+        if self.save_epoch_every:
+            self.epoch_manager = tf.train.CheckpointManager(
+                checkpoint, os.fspath(epoch_directory), max_to_keep=None, checkpoint_name="epoch"
+            )
         self._saved_at = None
+        self._epoch_start = None
 
     def save(self):
         step = int(self.step.numpy())
@@ -136,13 +172,38 @@ class Checkpointing(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=step)
             self._saved_at = step
 
+    def on_train_begin(self, logs=None):
+        per_call = getattr(self.model, "steps_per_execution", 1) or 1
+        steps = (self.params or {}).get("steps")
+        if per_call > 1 and steps and steps % per_call:
+            # Keras runs whole executions: an epoch would overrun by the rest,
+            # shifting every later epoch, schedule and checkpoint.
+            raise ValueError(
+                f"Keras runs {per_call} steps per call, so an epoch of {steps} steps would run "
+                f"{-(-steps // per_call) * per_call}. Received: steps_per_epoch={steps} is not a "
+                f"multiple of steps_per_execution={per_call}."
+            )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = int(self.step.numpy())
+
     def on_train_batch_end(self, batch, logs=None):
-        self.step.assign_add(1)
-        if self.every_n_steps and int(self.step.numpy()) % self.every_n_steps == 0:
+        before = int(self.step.numpy())
+        if self._epoch_start is None:  # called outside fit's epoch loop
+            self._epoch_start = before - batch
+        # `batch` is the index (within this fit's epoch) of the last step run.
+        after = self._epoch_start + batch + 1
+        self.step.assign(after)
+        if _crossed(before, after, self.every_n_steps):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         self.save()
+        step = int(self.step.numpy())
+        if self.epoch_manager is not None and step and step % self.steps_per_epoch == 0:
+            number = step // self.steps_per_epoch
+            if number % self.save_epoch_every == 0:
+                self.epoch_manager.save(checkpoint_number=number)
 
     def on_train_end(self, logs=None):
         self.save()

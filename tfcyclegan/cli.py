@@ -9,8 +9,12 @@
     tfcyclegan demo
 
 Every command maps its flags onto library calls; `main(argv)` returns the
-exit code: 0 done, 1 failed (the message says why), 2 bad flags, 130 stopped
-by Ctrl-C (after saving).
+exit code: 0 done, 1 failed (a one-line message says why, naming the file or
+flag), 2 bad flags, 130 stopped by Ctrl-C (after saving).
+
+Global flags, before or after the command: `-v/--verbose` shows TensorFlow's
+own logs (hidden by default), `--debug` shows the traceback of an error.
+Parsing flags imports no TensorFlow, so `--help` answers at once.
 """
 
 import argparse
@@ -37,8 +41,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # Flags of `train` that set a config field: (flag, "section.field", argparse kwargs).
 # Defaults stay None so that only flags the user gives override the config.
 CONFIG_FLAGS = (
-    ("--model", "model.method", dict(choices=METHODS, help="cyclegan (unpaired, default) or pix2pix (aligned pairs); "
-                                                           "each starts from its authors' defaults")),
+    ("--model", "model.method", dict(choices=METHODS, help="cyclegan (unpaired, default), cut or fastcut (unpaired, "
+                                                           "one generator), pix2pix (aligned pairs); each starts "
+                                                           "from its authors' defaults")),
     ("--netG", "model.generator", dict(metavar="NAME", help=f"generator: {', '.join(GENERATORS)} or resnet_<n>blocks")),
     ("--ngf", "model.ngf", dict(type=int, help="generator filters in the first layer (64)")),
     ("--ndf", "model.ndf", dict(type=int, help="discriminator filters in the first layer (64)")),
@@ -69,6 +74,7 @@ CONFIG_FLAGS = (
     ("--lambda-identity", "train.lambda_identity", dict(type=float, help="identity weight, fraction of lambda (0.5)")),
     ("--lambda-gan", "train.lambda_gan", dict(type=float, help="adversarial weight (1); 0: cycle alone / L1 alone")),
     ("--lambda-l1", "train.lambda_l1", dict(type=float, help="pix2pix: weight of ||y - G(x)||_1 (100)")),
+    ("--lambda-nce", "train.lambda_nce", dict(type=float, help="CUT: PatchNCE weight (1; FastCUT 10)")),
     ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
     ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
     ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),
@@ -83,6 +89,9 @@ CONFIG_FLAGS = (
     ("--mixed-precision", "train.mixed_precision", dict(choices=MIXED_PRECISION)),
     ("--checkpoint-every", "train.checkpoint_every", dict(type=int, help="steps between checkpoints (1000); epoch ends always")),
     ("--keep-checkpoints", "train.keep_checkpoints", dict(type=int, help="recent checkpoints kept (3)")),
+    ("--save-epoch-every", "train.save_epoch_every", dict(type=int, metavar="K",
+                                                          help="also keep every K-th epoch's checkpoint, never "
+                                                          "rotated away (for --epoch N later; 0: none)")),
     ("--sample-every", "train.sample_every", dict(type=int, help="steps between sample grids; epoch ends always")),
     ("--num-samples", "train.num_samples", dict(type=int, help="test images in the sample grids (4)")),
     ("--validate", "train.validate", dict(action=argparse.BooleanOptionalAction, help="test-split losses after each epoch")),
@@ -141,7 +150,9 @@ def _add_train(subparsers):
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     run.add_argument("--config", help="a config.json to start from (flags override it)")
     run.add_argument("--image-size", type=int, help="preset: 256 (9 blocks, load 286) or 128 (6 blocks, load 143)")
-    run.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras fit verbosity")
+    run.add_argument("--progress", "--verbose", dest="progress", type=int, default=1, choices=(0, 1, 2),
+                     help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch (--verbose N: "
+                     "the old spelling; the global -v/--verbose shows TensorFlow's logs)")
     options = p.add_argument_group("settings (override the config)")
     for flag, _, kwargs in CONFIG_FLAGS:
         options.add_argument(flag, default=None, **kwargs)
@@ -168,7 +179,7 @@ def _train(args):
         config = config_from_args(args)
         spec = _data_spec(args, required=True)
         run_dir = os.path.join(args.runs_dir, args.name or _default_run_name(spec))
-    result = training.train(config, run_dir, data_spec=spec, resume=bool(args.resume), verbose=args.verbose)
+    result = training.train(config, run_dir, data_spec=spec, resume=bool(args.resume), verbose=args.progress)
     return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
@@ -198,7 +209,20 @@ def _add_translate(subparsers):
     p.add_argument("--direction", default="a2b", choices=("a2b", "b2a"), help="a2b uses G, b2a uses F")
     p.add_argument("--batch-size", type=int, default=4, help="images of one size translated together")
     p.add_argument("--threads", type=int, help="CPU threads for a .tflite model (default: all)")
+    p.add_argument("--load-size", type=int, metavar="N",
+                   help="first resize each image so its short side is N px (bicubic; default: keep sizes)")
+    p.add_argument("--tile", type=int, metavar="PX",
+                   help="translate in PX x PX tiles with blended seams (bounded memory; 0: never). "
+                   "Default: tiles of 1024 for images above 1.5 megapixels (docs/large_images.md)")
+    p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="pixels shared by neighbouring tiles (64)")
+    _add_checkpoint_flags(p)
     p.set_defaults(run=_translate)
+
+
+def _add_checkpoint_flags(p):
+    group = p.add_argument_group("run folders (default: the newest state)").add_mutually_exclusive_group()
+    group.add_argument("--checkpoint", metavar="NAME", help="a run's checkpoint, e.g. ckpt-1200 or epoch-60")
+    group.add_argument("--epoch", type=int, metavar="N", help="a run's checkpoint of epoch N")
 
 
 def _translate(args):
@@ -206,7 +230,8 @@ def _translate(args):
 
     report = translate.translate_files(
         args.model, args.input, args.output, direction=args.direction, batch_size=args.batch_size,
-        num_threads=args.threads,
+        num_threads=args.threads, load_size=args.load_size, tile=args.tile, tile_overlap=args.tile_overlap,
+        checkpoint=args.checkpoint, epoch=args.epoch,
     )
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_FAILED
@@ -253,6 +278,7 @@ def _add_export(subparsers):
     p.add_argument("--saved-model-dtype", default="float32", choices=("float32", "bfloat16"),
                    help="the SavedModel's arithmetic: bfloat16 is ~2x faster on CPUs with AVX512_BF16/AMX "
                    "(slower without), PSNR vs float32 reported (default float32)")
+    _add_checkpoint_flags(p)
     p.set_defaults(run=_export)
 
 
@@ -280,8 +306,13 @@ def _export(args):
         kwargs["tflite_modes"] = tuple(args.tflite_modes)
     if args.tflite_io:
         kwargs["tflite_io"] = tuple(args.tflite_io)
+    model = args.model
+    if args.checkpoint is not None or args.epoch is not None:
+        from tfcyclegan.export import loading
+
+        model = loading.load_keras(args.model, checkpoint=args.checkpoint, epoch=args.epoch)
     try:
-        report = export.export(args.model, args.out, **kwargs)
+        report = export.export(model, args.out, **kwargs)
     except RuntimeError as error:  # a parity bound was exceeded (the report is written)
         print(f"tfcyclegan export: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -309,6 +340,7 @@ def _add_evaluate(subparsers):
                                          ".safetensors of it); default: downloaded once into the Keras cache")
     p.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID and KID")
     p.add_argument("--max-images", type=int, help="evaluate at most this many test images")
+    _add_checkpoint_flags(p)
     p.set_defaults(run=_evaluate)
 
 
@@ -322,6 +354,7 @@ def _evaluate(args):
     evaluate.evaluate(
         args.model, args.data, args.direction, out_dir=out, image_size=args.image_size,
         fid=args.fid, fid_weights=args.fid_weights, max_images=args.max_images,
+        checkpoint=args.checkpoint, epoch=args.epoch,
     )
     print(f"Wrote {out}/")
     return EXIT_OK
@@ -331,19 +364,18 @@ def _evaluate(args):
 
 
 def _add_ablate(subparsers):
-    from tfcyclegan.ablate import DEFAULT_VARIANTS, VARIANTS
-
     p = subparsers.add_parser(
         "ablate",
         help="the paper's ablation study: train and evaluate each variant with the same budget",
         description="Train each variant (CycleGAN and its ablations, pix2pix) on a paired dataset with "
         "the same budget and seed, evaluate each on the test split, and write ablation.md and "
-        f"ablation.png. Variants: {', '.join(VARIANTS)}.",
+        "ablation.png. `--variants list` names the variants.",
     )
     p.add_argument("--data", required=True, help="paired dataset root (aligned layout: train/ test/)")
     p.add_argument("--out", default="ablation", help="the study's folder (ablation)")
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                   help=f"comma-separated (default: {','.join(DEFAULT_VARIANTS)})")
+    # (Not listed here: that would import tfcyclegan.ablate, and TensorFlow, for --help.)
+    p.add_argument("--variants", help="comma-separated variant names, or `list` to print them "
+                                      "(default: the paper's study)")
     p.add_argument("--fid", action="store_true", help="also compute FID/KID (needs the weights)")
     p.add_argument("--fid-weights", help="pytorch-fid's weights file (default: downloaded once)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -366,7 +398,14 @@ def _ablate(args):
         for flag, target, _ in CONFIG_FLAGS
         if flag not in _NOT_SHARED and getattr(args, _dest(flag), None) is not None
     }
-    variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+    if args.variants == "list":
+        for name in ablate.VARIANTS:
+            print(f"{name}{'  (default)' if name in ablate.DEFAULT_VARIANTS else ''}")
+        return EXIT_OK
+    if args.variants is None:
+        variants = ablate.DEFAULT_VARIANTS
+    else:
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     ablate.ablate(
         args.data, args.out, variants, settings=settings, fid=args.fid or bool(args.fid_weights),
         fid_weights=args.fid_weights, verbose=0 if args.quiet else 1,
@@ -462,6 +501,15 @@ def _demo(args):
 # === main ===
 
 
+def _global_flags(parser, default):
+    """-v/--verbose and --debug; `default` is argparse.SUPPRESS after the command, so
+    that a subcommand does not reset what was given before it."""
+    parser.add_argument("-v", "--verbose", dest="show_logs", action="store_true", default=default,
+                        help="show TensorFlow's own logs (hidden by default)")
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="on an error, show the traceback instead of a one-line message")
+
+
 def build_parser():
     from tfcyclegan.version import __version__
 
@@ -470,11 +518,59 @@ def build_parser():
         description="CycleGAN (Zhu et al. 2017) for TensorFlow / Keras 3.",
     )
     parser.add_argument("--version", action="version", version=f"tfcyclegan {__version__}")
+    _global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_translate, _add_evaluate, _add_ablate, _add_export,
                 _add_import_torch, _add_check_data, _add_demo):
         add(subparsers)
+    for command in subparsers.choices.values():
+        if command.prog.endswith(" train"):
+            # `train --verbose N` is Keras's verbosity (the old spelling of
+            # --progress); -v before the command shows TensorFlow's logs.
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                                 help="on an error, show the traceback")
+        else:
+            _global_flags(command, default=argparse.SUPPRESS)
     return parser
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's C++ start-up and converter logs and absl's INFO lines.
+
+    Sets TF_CPP_MIN_LOG_LEVEL (unless the user has) before TensorFlow is
+    imported; the lines TensorFlow prints while it loads, before its logging
+    is set up, bypass that level, so standard error is closed for the import
+    itself (an import error still surfaces as a Python exception).
+    """
+    from tfcyclegan import fileio
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        with fileio.native_stderr_silenced():
+            import tensorflow  # noqa: F401
+    import absl.logging
+    import tensorflow as tf
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")
+
+
+def _message(error):
+    """The one-line (or few-line) message a user sees for `error`: no traceback."""
+    text = str(error).strip()
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(error, tf.errors.OpError):
+        # An op's message may carry the graph's node names and, for errors
+        # raised in Python inside tf.data, the Python traceback: keep the error.
+        lines = [line.strip() for line in (error.message or "").splitlines()]
+        lines = [line for line in lines if line and not line.startswith(("Traceback", "File ", "[[", "\t"))]
+        text = next((line for line in reversed(lines) if ":" in line), lines[0] if lines else type(error).__name__)
+        text = text.split(" [[")[0]
+    if isinstance(error, KeyError):
+        text = f"missing key {text}"
+    if not isinstance(error, (ValueError, OSError)) or not text:
+        text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text
 
 
 def main(argv=None):
@@ -484,14 +580,20 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help, --version or bad flags
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    debug = getattr(args, "debug", False)
     try:
+        if not getattr(args, "show_logs", False):
+            quiet_tensorflow()
         return args.run(args)
-    except (ValueError, OSError, ImportError) as error:
-        print(f"tfcyclegan {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"tfcyclegan {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:  # every failure: one message, no traceback (unless --debug)
+        if debug:
+            raise
+        hint = "" if isinstance(error, (ValueError, OSError)) else " (--debug shows the traceback)"
+        print(f"tfcyclegan {args.command}: error: {_message(error)}{hint}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ PREPROCESS_MODES = (
 )
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-METHODS = ("cyclegan", "pix2pix")
-"""Translation methods: CycleGAN (unpaired X, Y) and pix2pix (aligned (x, y) pairs)."""
+METHODS = ("cyclegan", "pix2pix", "cut", "fastcut")
+"""Translation methods: CycleGAN, CUT and FastCUT (unpaired X, Y), pix2pix (aligned (x, y) pairs)."""
 PAIRED_METHODS = ("pix2pix",)
 DATA_DIRECTIONS = ("AtoB", "BtoA")
 
@@ -146,9 +146,10 @@ class ModelConfig(_Section):
     """The networks. Defaults are the CycleGAN paper's 256 px configuration.
 
     Args:
-        method: `cyclegan` (G, F, D_X, D_Y; unpaired data) or `pix2pix` (G and
-            a conditional D; aligned pairs). `Config.for_method` gives each
-            method's published defaults.
+        method: `cyclegan` (G, F, D_X, D_Y; unpaired data), `pix2pix` (G and
+            a conditional D; aligned pairs), `cut` or `fastcut` (G, D and
+            PatchNCE heads; unpaired). `Config.for_method` gives each method's
+            published defaults.
         generator: `resnet_9blocks` (paper, 256 px), `resnet_6blocks` (paper,
             128 px), `resnet_<n>blocks`, `unet_256` or `unet_128` (pix2pix's).
         ngf: filters in the generators' first layer (64 in the paper).
@@ -280,6 +281,7 @@ class TrainConfig(_Section):
         lambda_gan: weight of the generators' adversarial terms (1); 0 is the
             CycleGAN paper's "cycle alone" and pix2pix's "L1 alone".
         lambda_l1: pix2pix's weight of ||y - G(x)||_1 (100).
+        lambda_nce: CUT's weight of PatchNCE (None: 1 for CUT, 10 for FastCUT).
         pool_size: history of generated images per direction shown to D (50); 0 disables.
         learning_rate: Adam's initial learning rate (2e-4).
         beta_1: Adam's beta_1 (0.5).
@@ -297,6 +299,9 @@ class TrainConfig(_Section):
         checkpoint_every: also checkpoint every this many steps (0: only at
             the end of each epoch).
         keep_checkpoints: how many recent checkpoints to keep.
+        save_epoch_every: also keep the checkpoint of every this many epochs
+            (`checkpoints/epochs/epoch-N`, never rotated away; 0: none), so
+            that `--epoch N` can pick it later.
         sample_every: also write a sample grid every this many steps (0:
             only at the end of each epoch).
         num_samples: fixed test images shown in the sample grids.
@@ -315,6 +320,7 @@ class TrainConfig(_Section):
     lambda_identity: float = 0.5
     lambda_gan: float = 1.0
     lambda_l1: float = 100.0
+    lambda_nce: Optional[float] = None
     pool_size: int = 50
     learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -328,6 +334,7 @@ class TrainConfig(_Section):
     steps_per_epoch: Optional[int] = None
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
+    save_epoch_every: int = 0
     sample_every: int = 0
     num_samples: int = 4
     validate: bool = True
@@ -342,10 +349,13 @@ class TrainConfig(_Section):
             _check_int("steps_per_epoch", self.steps_per_epoch, 1)
         _check_int("checkpoint_every", self.checkpoint_every, 0)
         _check_int("keep_checkpoints", self.keep_checkpoints, 1)
+        _check_int("save_epoch_every", self.save_epoch_every, 0)
         _check_int("sample_every", self.sample_every, 0)
         _check_int("num_samples", self.num_samples, 0)
         _check_int("evaluate_every", self.evaluate_every, 0)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        if self.lambda_nce is not None:
+            _check_positive("lambda_nce", self.lambda_nce, allow_zero=True)
         for name in ("lambda_a", "lambda_b", "lambda_identity", "lambda_gan", "lambda_l1"):
             _check_positive(name, getattr(self, name), allow_zero=True)
         _check_positive("learning_rate", self.learning_rate)
@@ -410,6 +420,15 @@ class Config:
         (100 + 100 epochs), batch 1 and load 286 / crop 256 / flip.
         """
         check_choice("method", method, METHODS)
+        if method in ("cut", "fastcut"):
+            # The authors' CUT: their ResNet-9 generator with blur-pool anti-aliasing,
+            # the 70x70 PatchGAN, instance norm, LSGAN, no pool; FastCUT trains 150 + 50
+            # epochs.
+            fast = method == "fastcut"
+            return cls(
+                model=ModelConfig(method=method, upsample="antialias"),
+                train=TrainConfig(pool_size=0, epochs=150 if fast else 100, epochs_decay=50 if fast else 100),
+            )
         if method == "pix2pix":
             return cls(
                 model=ModelConfig(

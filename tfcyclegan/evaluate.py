@@ -257,6 +257,8 @@ def evaluate(
     max_images=None,
     batch_size=8,
     verbose=True,
+    checkpoint=None,
+    epoch=None,
 ):
     """Translates `data`'s test split with `model` and measures the result.
 
@@ -276,13 +278,18 @@ def evaluate(
         max_images: evaluate at most this many test images.
         batch_size: images per translation call.
         verbose: print the summary.
+        checkpoint: for a run folder, a checkpoint name (`ckpt-1200`) instead
+            of its newest state.
+        epoch: for a run folder, the checkpoint of this epoch.
 
     Returns:
         An `EvaluationReport`.
     """
     start = time.perf_counter()
     direction = parse_direction(direction)
-    translator = model if callable(model) else load_translator(model, direction=direction)
+    translator = model if callable(model) else load_translator(
+        model, direction=direction, checkpoint=checkpoint, epoch=epoch
+    )
     if image_size is None and not callable(model):
         trained = training_size(model)
         image_size = trained[0] if trained else None

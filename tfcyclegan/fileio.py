@@ -10,6 +10,7 @@ import contextlib
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 import uuid
 
@@ -75,3 +76,36 @@ def replace_dir(tmp, target, overwrite):
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(when=True):
+    """Sends file descriptor 2 to /dev/null inside the block (if `when`).
+
+    For native libraries that write to standard error themselves, bypassing
+    Python and their own log levels (TensorFlow's lines before its logging is
+    set up, LiteRT's "Created TensorFlow Lite XNNPACK delegate"). Python's own
+    `sys.stderr` writes are flushed first; an exception still propagates.
+    """
+    if not when:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real descriptor 2
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def native_logs_hidden():
+    """Whether TensorFlow's native logs are to be hidden (TF_CPP_MIN_LOG_LEVEL >= 1)."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")

@@ -10,6 +10,13 @@ new image is, with probability 0.5, swapped for a random stored one (the
 stored one is returned, the new one kept), and otherwise returned as is.
 Here the buffer is graph state (variables), so it works inside `tf.function`
 and XLA, is saved in checkpoints, and resumes exactly.
+
+Built for a fixed image size (the cropping preprocess modes), the buffer is
+one (pool_size, H, W, C) variable. Built with unknown height and width (the
+`scale_width` and `none` modes keep each image's own size), each slot is a
+variable of its own that takes an image of any size, as the reference's list
+of tensors does; a history image may then differ in size from the new one,
+which a fully convolutional discriminator takes as it is.
 """
 
 import random
@@ -31,6 +38,11 @@ class ImagePool(keras.layers.Layer):
     Under `tf.distribute`, each replica keeps its own buffer (the variables
     synchronise on read); checkpoints store the first replica's buffer.
 
+    Built with unknown height and width (`build((None, None, None, C))`), the
+    pool stores images of any size, one variable per slot; a batch of several
+    images then needs them to be of one size, and what it returns may mix
+    sizes only for batches of one image.
+
     Args:
         pool_size: images kept (50 in the paper); 0 disables the pool.
         seed: seed of the pool's own random draws.
@@ -50,18 +62,40 @@ class ImagePool(keras.layers.Layer):
         if self.pool_size == 0:
             return
         image_shape = tuple(input_shape[1:])
-        if None in image_shape:
+        if len(image_shape) != 3 or image_shape[-1] is None:
             raise ValueError(
-                "ImagePool needs the image height, width and channels to be known "
-                f"when it is built. Received: input_shape={input_shape}"
+                "ImagePool needs the images' channels to be known when it is built "
+                f"(height and width may be None). Received: input_shape={input_shape}"
             )
         sync = dict(synchronization="on_read", aggregation="only_first_replica")
-        self.images = keras.Variable(
-            ops.zeros((self.pool_size, *image_shape), "float32"),
-            trainable=False,
-            name="images",
-            **sync,
-        )
+        self.any_size = None in image_shape
+        if self.any_size:
+            # One variable per slot, of unknown height and width: keras.Variable
+            # needs a full shape, so these are tf.Variables (tracked for
+            # checkpoints like the others; not in .keras files, which keep
+            # weights only).
+            slots = []
+            for i in range(self.pool_size):
+                slot = tf.Variable(
+                    tf.zeros((0, 0, image_shape[-1])),
+                    shape=tf.TensorShape([None, None, image_shape[-1]]),
+                    trainable=False,
+                    name=f"slot_{i}",
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+                )
+                # One attribute each: that is how tf.train.Checkpoint finds them
+                # (Keras's tracked lists are not checkpoint dependencies).
+                setattr(self, f"slot_{i}", slot)
+                slots.append(slot)
+            self.slots = tuple(slots)
+        else:
+            self.images = keras.Variable(
+                ops.zeros((self.pool_size, *image_shape), "float32"),
+                trainable=False,
+                name="images",
+                **sync,
+            )
         self.count = keras.Variable(0, dtype="int32", trainable=False, name="count", **sync)
         # The random stream is (seed, draws) through a stateless generator, and
         # both are variables: checkpoints then resume the exact same draws,
@@ -74,6 +108,8 @@ class ImagePool(keras.layers.Layer):
     def call(self, images):
         if self.pool_size == 0:
             return images
+        if self.any_size:
+            return self._call_any_size(images)
         stored_shape = tuple(self.images.shape[1:])
         if tuple(images.shape[1:]) != stored_shape and None not in images.shape[1:]:
             raise ValueError(
@@ -94,8 +130,8 @@ class ImagePool(keras.layers.Layer):
         )
         return tf.ensure_shape(outputs.stack(), images.shape)
 
-    def _query(self, image):
-        image = ops.cast(image, "float32")
+    def _draw(self):
+        """(slot, filling, swap) of the next query, as the reference decides them."""
         # Draw every time, used or not, so the random stream does not depend
         # on how full the pool is.
         draws = ops.convert_to_tensor(self.draws.value)
@@ -108,6 +144,48 @@ class ImagePool(keras.layers.Layer):
         filling = count < self.pool_size
         swap = ops.logical_and(ops.logical_not(filling), coin > 0.5)
         slot = ops.where(filling, count, slot)
+        self.count.assign(count + ops.cast(filling, "int32"))
+        return slot, filling, swap
+
+    def _call_any_size(self, images):
+        if images.shape[0] == 1:
+            return self._query_any_size(images[0])[None]
+        # Several images (of one size, as a batch is): the same queries in a
+        # graph loop; each returned image must then have the batch's size.
+        outputs = tf.TensorArray(tf.float32, size=tf.shape(images)[0])
+        _, outputs = tf.while_loop(
+            lambda i, _: i < tf.shape(images)[0],
+            lambda i, acc: (i + 1, acc.write(i, self._query_any_size(images[i], tf.shape(images)[1:]))),
+            (tf.constant(0), outputs),
+        )
+        return tf.ensure_shape(outputs.stack(), images.shape)
+
+    def _query_any_size(self, image, required_shape=None):
+        image = ops.cast(image, "float32")
+        slot, filling, swap = self._draw()
+        write = ops.logical_or(filling, swap)
+
+        def branch(variable):
+            def visit():
+                stored = tf.identity(variable.read_value())
+                kept = tf.cond(write, lambda: image, lambda: stored)
+                with tf.control_dependencies([stored]):
+                    assigned = variable.assign(kept, read_value=False)
+                with tf.control_dependencies([assigned]):
+                    return tf.identity(stored)
+
+            return visit
+
+        stored = tf.switch_case(slot, [branch(variable) for variable in self.slots])
+        if required_shape is not None:
+            # A stored image of another size cannot join this batch: pass the new one.
+            fits = tf.reduce_all(tf.equal(tf.shape(stored), required_shape))
+            swap = ops.logical_and(swap, fits)
+        return tf.cond(swap, lambda: stored, lambda: image)
+
+    def _query(self, image):
+        image = ops.cast(image, "float32")
+        slot, filling, swap = self._draw()
         pool = ops.convert_to_tensor(self.images.value)
         stored = ops.take(pool, slot, axis=0)
         returned = ops.where(swap, stored, image)
@@ -116,7 +194,6 @@ class ImagePool(keras.layers.Layer):
         # ms against a step of seconds) because per-replica (sync-on-read)
         # variables support `assign` but not `scatter_update`.
         self.images.assign(tf.tensor_scatter_nd_update(pool, slot[None, None], written[None]))
-        self.count.assign(count + ops.cast(filling, "int32"))
         return returned
 
     def compute_output_shape(self, input_shape):

@@ -7,13 +7,15 @@ A run lives in one folder:
       run.json           where the data came from, tfcyclegan version
       checkpoints/       tf.train.CheckpointManager: networks, optimizers,
                          pools, step (the last `keep_checkpoints`)
+        epochs/          epoch-N every `save_epoch_every` epochs, never rotated
       samples/           PNG grids: x, G(x), F(G(x)) | y, F(y), G(F(y))
       logs/              TensorBoard: losses and sample grids
       history.csv        the per-epoch loss averages
       model.keras        the trained model (written at the end and on Ctrl-C)
 
-`train` is what `tfcyclegan train` runs; `load_run_model` gives back the
-latest state of a run as a compiled model (`CycleGAN` or `Pix2Pix`).
+`train` is what `tfcyclegan train` runs; `load_run_model` (from `runs`)
+gives back any state of a run (the latest by default, or a chosen checkpoint
+or epoch) as a compiled model (`CycleGAN` or `Pix2Pix`).
 """
 
 import dataclasses
@@ -25,58 +27,33 @@ import sys
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import callbacks as callbacks_lib
 from tfcyclegan import data as data_lib
-from tfcyclegan import distribute, fileio
+from tfcyclegan import distribute, fileio, runs
 from tfcyclegan.config import Config
-from tfcyclegan.models import CycleGAN, Pix2Pix, base
-from tfcyclegan.schedules import LinearDecay
+from tfcyclegan.data.geometry import CROP_MODES
+from tfcyclegan.networks import size_requirement
+from tfcyclegan.runs import (  # noqa: F401 (re-exported: training is where users look)
+    CONFIG_FILE,
+    MODEL_FILE,
+    RUN_FILE,
+    RunPaths,
+    build_model,
+    compile_arguments,
+    load_run_config,
+    load_run_model,
+    read_run_info,
+    restorable_model,
+)
 from tfcyclegan.version import __version__
 
-CONFIG_FILE = "config.json"
-RUN_FILE = "run.json"
-MODEL_FILE = "model.keras"
 
 # What a checkpoint's shapes depend on: resuming with other values cannot work.
 _ARCHITECTURE = ("model.",)
 _DATA_SHAPE = ("data.crop_size", "data.channels", "data.preprocess", "data.load_size")
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPaths:
-    """The files and folders of a run folder."""
-
-    root: str
-
-    @property
-    def config(self):
-        return os.path.join(self.root, CONFIG_FILE)
-
-    @property
-    def run(self):
-        return os.path.join(self.root, RUN_FILE)
-
-    @property
-    def checkpoints(self):
-        return os.path.join(self.root, "checkpoints")
-
-    @property
-    def samples(self):
-        return os.path.join(self.root, "samples")
-
-    @property
-    def logs(self):
-        return os.path.join(self.root, "logs")
-
-    @property
-    def history(self):
-        return os.path.join(self.root, "history.csv")
-
-    @property
-    def model(self):
-        return os.path.join(self.root, MODEL_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,81 +172,12 @@ def incompatible_changes(saved, requested):
     ]
 
 
-def load_run_config(run_dir):
-    paths = RunPaths(os.fspath(run_dir))
-    if not os.path.isfile(paths.config):
-        raise FileNotFoundError(
-            f"{run_dir} is not a tfcyclegan run folder: {CONFIG_FILE} is missing."
-        )
-    return Config.load(paths.config)
-
-
-def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled model (`CycleGAN` or `Pix2Pix`) a `Config` describes, in `strategy`'s scope.
-
-    `steps_per_epoch` places the learning-rate schedule's epochs.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    train = config.train
-    dtype = None if train.mixed_precision == "none" else train.mixed_precision
-    with strategy.scope():
-        if config.model.method == "pix2pix":
-            model = Pix2Pix.from_model_config(
-                config.model, conditional=config.model.conditional, seed=train.seed, dtype=dtype
-            )
-        else:
-            model = CycleGAN.from_model_config(
-                config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
-            )
-        model.compile(**compile_arguments(config, steps_per_epoch))
-    return model
-
-
-def _restorable_model(config, strategy=None, steps_per_epoch=1):
-    """`build_model`, built at the training size, with its step counter and checkpoint."""
-    strategy = strategy or tf.distribute.get_strategy()
-    model = build_model(config, strategy, steps_per_epoch)
-    with strategy.scope():
-        size = config.data.crop_size
-        model.build((None, size, size, config.model.input_channels))
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        checkpoint = model.training_checkpoint(step=step)
-    return model, step, checkpoint
-
-
-def compile_arguments(config, steps_per_epoch):
-    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule."""
-    train = config.train
-
-    def adam(name):
-        schedule = LinearDecay(
-            train.learning_rate,
-            constant_steps=train.epochs * steps_per_epoch,
-            decay_steps=train.epochs_decay * steps_per_epoch,
-            update_every=steps_per_epoch,
-        )
-        return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
-
-    common = dict(
-        generator_optimizer=adam("generator_adam"),
-        discriminator_optimizer=adam("discriminator_adam"),
-        gan_mode=train.gan_mode,
-        lambda_gan=train.lambda_gan,
-        jit_compile=train.jit_compile,
-    )
-    if config.model.method == "pix2pix":
-        return dict(common, lambda_l1=train.lambda_l1)
-    return dict(
-        common,
-        lambda_a=train.lambda_a,
-        lambda_b=train.lambda_b,
-        lambda_identity=train.lambda_identity,
-    )
-
-
 def _saved_data_spec(paths):
-    with open(paths.run, encoding="utf-8") as f:
-        return DataSpec(**json.load(f)["data"])
+    data = read_run_info(paths.root)["data"]
+    try:
+        return DataSpec(**data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{paths.run} does not name the run's data: {error}") from None
 
 
 def _check_run_folder(run_dir, config, data_spec, resume):
@@ -296,28 +204,44 @@ def _check_run_folder(run_dir, config, data_spec, resume):
     return paths, data_spec
 
 
-def _write_run_files(paths, config, data_spec):
-    """config.json and run.json: written once the data has been found and checked."""
+def _write_run_files(paths, config, data_spec, steps_per_epoch):
+    """config.json and run.json: written once the data has been found and checked.
+
+    run.json records the steps per epoch, so that `--epoch N` finds the
+    checkpoint written at the end of epoch N.
+    """
     os.makedirs(paths.root, exist_ok=True)
     fileio.atomic_write(paths.config, config.to_json() + "\n")
-    fileio.atomic_write(
-        paths.run,
-        json.dumps({"data": data_spec.to_dict(), "tfcyclegan": __version__}, indent=2) + "\n",
-    )
+    info = {"data": data_spec.to_dict(), "tfcyclegan": __version__, "steps_per_epoch": steps_per_epoch}
+    fileio.atomic_write(paths.run, json.dumps(info, indent=2) + "\n")
 
 
 def _sample_images(config, data_spec, count):
-    """The first `count` (x, y) pairs of the test split (or train split), deterministic."""
+    """The first `count` (x, y) pairs of the test split (or train split), deterministic.
+
+    Read one pair at a time: without a crop (`scale_width`, `none`) images keep
+    their own sizes, so they are centre-cropped to the largest size they all
+    have before they form the grid's rows.
+    """
     if count == 0:
         return None
     eval_config = config.replace(
-        data=dataclasses.replace(config.data, batch_size=count, skip_bad_files=True)
+        data=dataclasses.replace(config.data, batch_size=1, skip_bad_files=True)
     )
     stream = data_spec.dataset(eval_config, "test", training=False, decode_check=False)
     if stream is None:
         stream = data_spec.dataset(eval_config, "train", training=False, decode_check=False)
-    x, y = next(iter(stream.dataset))
-    return x.numpy(), y.numpy()
+    pairs = [(x[0].numpy(), y[0].numpy()) for x, y in stream.dataset.take(count)]
+    xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+    height = min(image.shape[0] for image in xs + ys)
+    width = min(image.shape[1] for image in xs + ys)
+    return (
+        np.stack([_centre_crop(x, height, width) for x in xs]),
+        np.stack([_centre_crop(y, height, width) for y in ys]),
+    )
+def _centre_crop(image, height, width):
+    top, left = (image.shape[0] - height) // 2, (image.shape[1] - width) // 2
+    return image[top : top + height, left : left + width]
 
 
 def _with_seed(config):
@@ -360,6 +284,7 @@ def train(
     # First: a multi-worker strategy must exist before any other TensorFlow work.
     strategy = distribute.make_strategy(strategy or config.train.strategy)
     _check_batch_split(config, strategy)
+    _check_preprocess(config)
     chief = distribute.is_chief(strategy)
     config = _with_seed(config)
     paths, write_paths, data_spec = _run_folders(run_dir, config, data_spec, resume, chief)
@@ -372,13 +297,13 @@ def train(
     # in a path must not leave a half-made run behind that blocks the name.
     data = _run_data(config, data_spec, verbose, chief)
     if chief:
-        _write_run_files(paths, config, data_spec)
-    model, step, checkpoint = _restorable_model(config, strategy, data.steps_per_epoch)
+        _write_run_files(paths, config, data_spec, data.steps_per_epoch)
+    model, step, checkpoint = restorable_model(config, strategy, data.steps_per_epoch)
     if resume:
         _restore_latest(checkpoint, paths, step, verbose)
     run_callbacks = _run_callbacks(
         config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
-        data_spec,
+        data_spec, data.steps_per_epoch,
     )
     history, done = _fit(model, data, step, config, strategy, run_callbacks, verbose)
 
@@ -411,6 +336,17 @@ def _check_batch_split(config, strategy):
         raise ValueError(
             f"The batch is split over {replicas} replicas, so batch_size must be a "
             f"multiple of {replicas}. Received: batch_size={config.data.batch_size}"
+        )
+
+
+def _check_preprocess(config):
+    if config.train.jit_compile and config.data.preprocess not in CROP_MODES:
+        # XLA compiles one program per input shape; images of their own sizes
+        # would recompile at (nearly) every step.
+        raise ValueError(
+            f"preprocess={config.data.preprocess!r} keeps each image's own size, which XLA "
+            "would compile anew for every size. Received: jit_compile=True; train without "
+            "--jit, or with a cropping preprocess mode."
         )
 
 
@@ -456,18 +392,19 @@ def _run_data(config, data_spec, verbose, chief):
 
 
 def _restore_latest(checkpoint, paths, step, verbose):
-    latest = tf.train.latest_checkpoint(paths.checkpoints)
+    latest = runs.select_checkpoint(paths.root)
     if latest is None:
         raise FileNotFoundError(
             f"{paths.root} has no checkpoint to resume from ({paths.checkpoints} is empty)."
         )
-    checkpoint.read(latest).assert_existing_objects_matched()
+    runs.restore(checkpoint, latest).assert_existing_objects_matched()
     if verbose:
         print(f"Resumed {paths.root} from {latest} (step {int(step.numpy())}).")
 
 
 def _run_callbacks(
-    config, paths, write_paths, checkpoint, step, samples, chief, resume, extra_callbacks, data_spec
+    config, paths, write_paths, checkpoint, step, samples, chief, resume, extra_callbacks, data_spec,
+    steps_per_epoch,
 ):
     """The run's callbacks, in the order they must run."""
     train_config = config.train
@@ -479,6 +416,9 @@ def _run_callbacks(
             step,
             every_n_steps=train_config.checkpoint_every,
             keep=train_config.keep_checkpoints,
+            epoch_directory=write_paths.epoch_checkpoints if train_config.save_epoch_every else None,
+            save_epoch_every=train_config.save_epoch_every,
+            steps_per_epoch=steps_per_epoch,
         )
     ]
     if samples is not None:
@@ -513,6 +453,29 @@ def _run_callbacks(
     return run_callbacks + [callbacks_lib.GracefulStop(), *extra_callbacks]
 
 
+def _sizes_the_generator_takes(model, config):
+    """A map over (x, y) batches that centre-crops them to sizes the generators take.
+
+    The cropping modes give `crop_size` images; `scale_width` keeps the
+    aspect ratio, so heights come out as they fall (e.g. 39 px), which a
+    ResNet generator (a multiple of 4) cannot return at the same size: the
+    cycle loss could not compare them (the reference fails there). Such
+    images lose the few rows or columns above the nearest size it takes.
+    """
+    if config.data.preprocess in CROP_MODES:
+        return lambda dataset: dataset
+    multiple, min_size = size_requirement(model.G)
+
+    def crop(images):
+        shape = tf.shape(images)
+        height = tf.maximum(shape[1] // multiple * multiple, min_size)
+        width = tf.maximum(shape[2] // multiple * multiple, min_size)
+        top, left = (shape[1] - height) // 2, (shape[2] - width) // 2
+        return images[:, top : top + height, left : left + width]
+
+    return lambda dataset: dataset.map(lambda x, y: (crop(x), crop(y)))
+
+
 def _fit(model, data, step, config, strategy, run_callbacks, verbose):
     """Runs `fit` until the schedule's last step or a stop; (history, steps done).
 
@@ -524,6 +487,7 @@ def _fit(model, data, step, config, strategy, run_callbacks, verbose):
     total_epochs = config.train.total_epochs
     total_steps = total_epochs * steps_per_epoch
     validation = data.validation
+    fitted = _sizes_the_generator_takes(model, config)
     history = {}
     done = int(step.numpy())
     model.stop_training = False
@@ -533,18 +497,18 @@ def _fit(model, data, step, config, strategy, run_callbacks, verbose):
             epochs=epoch + 1 if offset else total_epochs,
             initial_epoch=epoch,
             steps_per_epoch=steps_per_epoch - offset if offset else steps_per_epoch,
-            validation_data=validation.dataset if validation is not None else None,
+            validation_data=fitted(validation.dataset) if validation is not None else None,
             callbacks=run_callbacks,
             verbose=verbose,
         )
         if distribute.is_multi_worker(strategy):
             fit_history = distribute.fit_distributed(
-                model, data.training.from_step(done), strategy=strategy,
+                model, fitted(data.training.from_step(done)), strategy=strategy,
                 global_batch_size=config.data.batch_size, **fit_args,
             )
         else:
             fit_history = model.fit(
-                data.training.from_step(done),
+                fitted(data.training.from_step(done)),
                 validation_steps=validation.steps_per_epoch if validation is not None else None,
                 shuffle=False,  # the stream shuffles itself, reproducibly
                 **fit_args,
@@ -553,24 +517,6 @@ def _fit(model, data, step, config, strategy, run_callbacks, verbose):
             history.setdefault(key, []).extend(values)
         done = int(step.numpy())
     return history, done
-
-
-def load_run_model(run_dir):
-    """The latest state of a run as a compiled model (`CycleGAN` or `Pix2Pix`).
-
-    Uses the newest checkpoint if there is one (a run killed mid-training has
-    no up-to-date `model.keras`), else `model.keras`.
-    """
-    paths = RunPaths(os.fspath(run_dir))
-    config = load_run_config(run_dir)
-    latest = tf.train.latest_checkpoint(paths.checkpoints) if os.path.isdir(paths.checkpoints) else None
-    if latest is None:
-        if os.path.isfile(paths.model):
-            return keras.saving.load_model(paths.model)
-        raise FileNotFoundError(f"{run_dir} has neither checkpoints nor {MODEL_FILE}.")
-    model, _, checkpoint = _restorable_model(config)
-    checkpoint.read(latest).expect_partial()
-    return model
 
 
 __all__ = [

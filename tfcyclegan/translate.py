@@ -1,9 +1,20 @@
 """Translating image files: what `tfcyclegan translate` does.
 
-Any model form works (run folder, `.keras`, SavedModel, `.tflite`; see
-`tfcyclegan.export.load_translator`), at any image size: the translator pads
-to the size the generator needs and crops back. Images of one size are
-batched together; unreadable files are reported and skipped, never fatal.
+Any model form works (run folder at any state, `.keras`, SavedModel,
+`.tflite`; see `tfcyclegan.export.load_translator`), at any image size: the
+translator pads to the size the generator needs and crops back.
+
+Memory stays bounded whatever the folder holds: images are read one at a
+time, consecutive images of one size are translated together (at most
+`batch_size` of them are held), and large photos are translated in
+overlapping tiles whose seams are blended (`translate_tiled`). Unreadable
+files are listed and skipped, never fatal.
+
+Tiling changes the result a little: instance normalization computes its
+statistics per tile instead of over the whole photo. docs/large_images.md
+measures how much (PSNR of tiled against whole-image output) and why the
+defaults are what they are: tiles of 1024 px overlapping by 64, only for
+images above `AUTO_TILE_MEGAPIXELS`.
 """
 
 import dataclasses
@@ -13,11 +24,16 @@ import numpy as np
 from PIL import Image
 
 from tfcyclegan import data as data_lib
-from tfcyclegan import imaging
+from tfcyclegan import fileio, imaging
 from tfcyclegan.export.runtime import load_translator
 
 # Formats Pillow writes, by extension; anything else is written as PNG.
 _WRITABLE = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+DEFAULT_TILE = 1024
+DEFAULT_TILE_OVERLAP = 64
+AUTO_TILE_MEGAPIXELS = 1.5
+"""With `tile=None`, images above this many megapixels are tiled (see docs/large_images.md)."""
 
 
 @dataclasses.dataclass
@@ -27,9 +43,12 @@ class TranslateReport:
     output_dir: str
     written: list = dataclasses.field(default_factory=list)
     failed: list = dataclasses.field(default_factory=list)  # (path, reason)
+    tiled: list = dataclasses.field(default_factory=list)  # inputs translated in tiles
 
     def summary(self):
         lines = [f"Translated {len(self.written)} image(s) into {self.output_dir}"]
+        if self.tiled:
+            lines[0] += f" ({len(self.tiled)} in tiles)"
         if self.failed:
             lines.append(f"{len(self.failed)} file(s) could not be translated:")
             lines += [f"  {path}: {reason}" for path, reason in self.failed]
@@ -52,20 +71,142 @@ def _output_name(relative):
 
 
 def _save(image, path):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    """Writes uint8 pixels to `path` atomically (a full disk leaves no half image)."""
     if image.shape[-1] == 1:
         image = image[..., 0]
     picture = Image.fromarray(image)
-    if os.path.splitext(path)[1].lower() in (".jpg", ".jpeg"):
-        picture.save(path, quality=95)
-    else:
-        picture.save(path)
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with fileio.atomic_path(path, suffix=extension) as tmp:
+            if extension in (".jpg", ".jpeg"):
+                picture.save(tmp, quality=95)
+            else:
+                picture.save(tmp)
+    except OSError as error:  # the folder is a file, read-only, the disk is full...
+        raise OSError(error.errno, f"Cannot write {path}: {error.strerror or error}") from None
+
+
+def resize_short_side(image, size):
+    """Resizes uint8 pixels so that the short side is `size` (bicubic, aspect kept).
+
+    The reference's test-time resize (`Resize` with its default bicubic
+    interpolation); its `scale_width` sets the width instead, which is the
+    short side of landscape photos.
+    """
+    height, width = image.shape[:2]
+    scale = size / min(height, width)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if target == (width, height):
+        return image
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    picture = Image.fromarray(image[..., 0] if squeeze else image)
+    resized = np.asarray(picture.resize(target, Image.Resampling.BICUBIC))
+    return resized[..., None] if squeeze else resized
+
+
+def _tile_starts(length, tile, overlap):
+    """Starts of tiles of `tile` pixels covering `length`, overlapping by >= `overlap`."""
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _ramp(length, start, tile, total, overlap):
+    """1-D blending weights of one tile: linear ramps where it overlaps a neighbour."""
+    weights = np.ones(length, np.float32)
+    if overlap == 0:
+        return weights
+    ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    if start > 0:  # a tile before this one
+        weights[:overlap] = np.minimum(weights[:overlap], ramp)
+    if start + tile < total:  # a tile after this one
+        weights[-overlap:] = np.minimum(weights[-overlap:], ramp[::-1])
+    return weights
+
+
+def translate_tiled(translator, image, tile=DEFAULT_TILE, overlap=DEFAULT_TILE_OVERLAP, batch_size=1):
+    """Translates one float32 HxWxC image in overlapping tiles, blending the seams.
+
+    Each tile goes through `translator` on its own (so any model form works:
+    Keras, SavedModel, .tflite); where tiles overlap, their outputs are mixed
+    with linear ramps, so no seam shows as an edge. Memory is that of a
+    `tile` x `tile` inference plus the output image.
+
+    Args:
+        translator: a callable on float32 (N, h, w, C) arrays in [-1, 1].
+        image: float32 (H, W, C) in [-1, 1].
+        tile: tile height and width in pixels.
+        overlap: pixels shared by neighbouring tiles (< tile / 2).
+        batch_size: tiles translated per call (memory grows with it).
+
+    Returns:
+        float32 (H, W, C_out) in [-1, 1].
+    """
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 16:
+        raise ValueError(f"`tile` must be an integer >= 16. Received: tile={tile!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile // 2:
+        raise ValueError(
+            f"`overlap` must be an integer in [0, tile / 2). Received: overlap={overlap!r}, tile={tile}"
+        )
+    height, width = image.shape[:2]
+    boxes = [
+        (top, left)
+        for top in _tile_starts(height, tile, overlap)
+        for left in _tile_starts(width, tile, overlap)
+    ]
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    output = weight = None
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i : i + batch_size]
+        batch = np.stack([image[t : t + tile_h, l : l + tile_w] for t, l in chunk])
+        results = np.asarray(translator(batch), np.float32)
+        if output is None:
+            output = np.zeros((height, width, results.shape[-1]), np.float32)
+            weight = np.zeros((height, width, 1), np.float32)
+        for (top, left), result in zip(chunk, results):
+            w = np.outer(
+                _ramp(tile_h, top, tile_h, height, overlap), _ramp(tile_w, left, tile_w, width, overlap)
+            )[..., None]
+            output[top : top + tile_h, left : left + tile_w] += result * w
+            weight[top : top + tile_h, left : left + tile_w] += w
+    return output / weight
+
+
+def _should_tile(shape, tile):
+    """Whether an image of `shape` is tiled: `tile` 0 never, None above AUTO_TILE_MEGAPIXELS."""
+    if tile == 0:
+        return False
+    if tile is None:
+        return shape[0] * shape[1] > AUTO_TILE_MEGAPIXELS * 1e6
+    return max(shape[:2]) > tile
+
+
+def _check_int(name, value, minimum, allow_none=False):
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
 
 
 def translate_files(
-    model, input_path, output_dir, direction="a2b", batch_size=4, progress=True, num_threads=None
+    model,
+    input_path,
+    output_dir,
+    direction="a2b",
+    batch_size=4,
+    progress=True,
+    num_threads=None,
+    *,
+    load_size=None,
+    tile=None,
+    tile_overlap=DEFAULT_TILE_OVERLAP,
+    checkpoint=None,
+    epoch=None,
 ):
-    """Translates an image file or a folder of images (recursively).
+    """Translates an image file or a folder of images (recursively), in bounded memory.
 
     Args:
         model: a run folder, `.keras` file, SavedModel or `.tflite` file, or a
@@ -73,20 +214,40 @@ def translate_files(
         input_path: an image file or a folder.
         output_dir: where the results go, under the same relative names.
         direction: `a2b` (G) or `b2a` (F).
-        batch_size: images of one size translated per call.
+        batch_size: consecutive images of one size translated per call.
         progress: show a progress bar.
         num_threads: CPU threads for a `.tflite` model (default: all).
+        load_size: resize each image so that its short side is this many
+            pixels first (bicubic), as the reference's test preprocessing
+            does; None keeps the images' sizes.
+        tile: translate images in tiles of this many pixels; None tiles only
+            images above `AUTO_TILE_MEGAPIXELS` (with `DEFAULT_TILE`), 0 never.
+        tile_overlap: pixels shared by neighbouring tiles, blended.
+        checkpoint: for a run folder, a checkpoint name instead of its newest state.
+        epoch: for a run folder, the checkpoint of this epoch.
 
     Returns:
         A `TranslateReport`.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be an integer >= 1. Received: batch_size={batch_size!r}")
+    _check_int("batch_size", batch_size, 1)
+    _check_int("load_size", load_size, 1, allow_none=True)
+    _check_int("tile", tile, 0, allow_none=True)
+    if tile is not None and 0 < tile < 16:
+        raise ValueError(f"`tile` must be 0 (never tile) or >= 16. Received: tile={tile!r}")
+    _check_int("tile_overlap", tile_overlap, 0)
+    tile_size = tile or DEFAULT_TILE
+    if tile_overlap >= tile_size // 2:
+        raise ValueError(
+            f"`tile_overlap` must be less than half the tile ({tile_size}). "
+            f"Received: tile_overlap={tile_overlap}"
+        )
     inputs = _inputs(input_path)
     if callable(model):
         translator = model
     else:
-        translator = load_translator(model, direction=direction, num_threads=num_threads)
+        translator = load_translator(
+            model, direction=direction, num_threads=num_threads, checkpoint=checkpoint, epoch=epoch
+        )
     channels = getattr(translator, "input_channels", 3)
     report = TranslateReport(output_dir=os.fspath(output_dir))
     bar = None
@@ -95,19 +256,23 @@ def translate_files(
 
         bar = keras.utils.Progbar(len(inputs), unit_name="image")
 
-    # Group images by size so that a batch is one array.
-    pending = {}
+    def write(pixels, relative):
+        target = os.path.join(report.output_dir, _output_name(relative))
+        _save(pixels, target)
+        report.written.append(target)
 
-    def flush(size):
-        group = pending.pop(size)
-        batch = imaging.to_float_array(np.stack([image for image, _ in group]))
-        pixels = imaging.to_uint8_array(translator(batch))
-        for result, (_, relative) in zip(pixels, group):
-            target = os.path.join(report.output_dir, _output_name(relative))
-            _save(result, target)
-            report.written.append(target)
+    # Consecutive images of one size, at most `batch_size` of them.
+    pending = []
+
+    def flush():
+        if not pending:
+            return
+        batch = imaging.to_float_array(np.stack([image for image, _ in pending]))
+        for result, (_, relative) in zip(imaging.to_uint8_array(translator(batch)), pending):
+            write(result, relative)
         if bar is not None:
-            bar.add(len(group))
+            bar.add(len(pending))
+        pending.clear()
 
     for path, relative in inputs:
         try:
@@ -117,10 +282,21 @@ def translate_files(
             if bar is not None:
                 bar.add(1)
             continue
-        size = image.shape[:2]
-        pending.setdefault(size, []).append((image, relative))
-        if len(pending[size]) == batch_size:
-            flush(size)
-    for size in list(pending):
-        flush(size)
+        if load_size is not None:
+            image = resize_short_side(image, load_size)
+        if _should_tile(image.shape, tile):
+            flush()
+            # One tile per call: memory is what tiling is for.
+            result = translate_tiled(translator, imaging.to_float_array(image), tile_size, tile_overlap)
+            write(imaging.to_uint8_array(result), relative)
+            report.tiled.append(path)
+            if bar is not None:
+                bar.add(1)
+            continue
+        if pending and pending[0][0].shape != image.shape:
+            flush()
+        pending.append((image, relative))
+        if len(pending) == batch_size:
+            flush()
+    flush()
     return report

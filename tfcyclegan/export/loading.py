@@ -13,9 +13,10 @@ import zipfile
 
 import keras
 
+from tfcyclegan import runs
 from tfcyclegan.config import parse_direction
 from tfcyclegan.data import list_images, load_image
-from tfcyclegan.models import CycleGAN, Pix2Pix
+from tfcyclegan.models import CUT, CycleGAN, Pix2Pix
 from tfcyclegan.networks import PatchDiscriminator, PixelDiscriminator, size_requirement
 
 logger = logging.getLogger(__name__)
@@ -26,16 +27,25 @@ def _describe_model(model):
 
 
 def keras_file(path):
-    """The `.keras` file that `path` (a file or a run folder) stands for."""
+    """The `.keras` file that `path` stands for (a run folder: its model.keras).
+
+    A run folder without model.keras (killed before its end) has no such
+    file: load it with `load_keras`, which restores its latest checkpoint.
+    """
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"No model at {path}: expected a .keras file or a run folder holding model.keras."
+            f"No model at {path}: expected a .keras file or a run folder."
         )
     if path.is_dir():
         candidate = path / "model.keras"
         if candidate.is_file():
             return candidate
+        if runs.is_run_folder(path):
+            raise FileNotFoundError(
+                f"The run folder {path} has no model.keras yet (it was stopped before its "
+                "end); `load_keras` restores its latest checkpoint instead."
+            )
         if is_saved_model_dir(path) or version_dirs(path):
             raise ValueError(
                 f"{path} is a SavedModel, which has no Keras generators to export again. "
@@ -44,8 +54,8 @@ def keras_file(path):
             )
         found = sorted(p.name for p in path.iterdir())[:8]
         raise FileNotFoundError(
-            f"The folder {path} has no model.keras, so it is not a run folder. "
-            f"It holds: {found}. Pass a .keras file or a run folder."
+            f"The folder {path} has no model.keras (nor config.json), so it is not a run folder. "
+            f"It holds: {found or 'nothing'}. Pass a .keras file or a run folder."
         )
     if path.suffix != ".keras":
         raise ValueError(
@@ -75,13 +85,14 @@ def generators_of(model, direction="both"):
     when `direction="both"`).
     """
     direction = parse_direction(direction, allow_both=True)
-    if isinstance(model, (CycleGAN, Pix2Pix)):
+    if isinstance(model, (CycleGAN, Pix2Pix, CUT)):
+        # pix2pix and CUT learn one direction: only G is deployed.
         found = {"a2b": model.G, "b2a": model.F} if isinstance(model, CycleGAN) else {"a2b": model.G}
         if direction == "both":
             return found
         if direction not in found:
             raise ValueError(
-                f"{_describe_model(model)} translates A -> B only (pix2pix learns one "
+                f"{_describe_model(model)} translates A -> B only (pix2pix and CUT learn one "
                 f"direction). Received: direction={direction!r}"
             )
         return {direction: found[direction]}
@@ -103,37 +114,54 @@ def generators_of(model, direction="both"):
     )
 
 
-def load_generators(path, direction="both"):
+def load_generators(path, direction="both", checkpoint=None, epoch=None):
     """Loads the generators to deploy from a file or run folder.
 
     Args:
         path: a `.keras` file of a trained `CycleGAN` (G is "a2b", F "b2a"), a
             `.keras` file of one generator (e.g. from `tfcyclegan import-torch`),
-            or a run folder `runs/NAME/` (its `model.keras` is loaded).
+            or a run folder `runs/NAME/` at any state (see `load_keras`).
         direction: "a2b", "b2a" or "both" ("x2y"/"y2x" are accepted too).
+        checkpoint: for a run folder, a checkpoint name (`ckpt-1200`).
+        epoch: for a run folder, an epoch's checkpoint.
 
     Returns:
         A dict mapping "a2b" / "b2a" to `keras.Model` generators.
 
     Raises:
-        FileNotFoundError: nothing at `path`, or a folder without model.keras.
-        ValueError: not a Keras file, not loadable, a discriminator, or not a
-            tfcyclegan model.
+        FileNotFoundError: nothing at `path`, or a folder that is not a run.
+        ValueError: not a Keras file, not loadable, a discriminator, not a
+            tfcyclegan model, or no such checkpoint.
     """
     direction = parse_direction(direction, allow_both=True)
+    model = load_keras(path, checkpoint=checkpoint, epoch=epoch)
     try:
-        return generators_of(load_keras(path), direction)
+        return generators_of(model, direction)
     except ValueError as error:
-        if os.fspath(keras_file(path)) in str(error):
+        if os.fspath(path) in str(error):
             raise
-        raise ValueError(f"{keras_file(path)}: {error}") from None
+        raise ValueError(f"{path}: {error}") from None
 
 
-def load_keras(path):
+def load_keras(path, checkpoint=None, epoch=None):
+    """The Keras model at `path`: a `.keras` file, or a run folder at any state.
+
+    A run folder gives its newest state (`runs.load_run_model`): `model.keras`,
+    or the latest checkpoint when the run was stopped before its end or
+    `model.keras` is older; `checkpoint` or `epoch` picks another checkpoint.
+    """
+    if os.path.isdir(path) and runs.is_run_folder(path):
+        return runs.load_run_model(path, checkpoint=checkpoint, epoch=epoch)
+    if checkpoint is not None or epoch is not None:
+        raise ValueError(
+            f"A checkpoint or epoch can only be chosen in a run folder. Received: {path} "
+            f"with checkpoint={checkpoint!r}, epoch={epoch!r}"
+        )
     keras_path = keras_file(path)
     if not zipfile.is_zipfile(keras_path):
         raise ValueError(
-            f"{keras_path} is not a .keras archive (a .keras file is a zip): truncated or corrupt?"
+            f"Cannot load {keras_path} as a Keras model: it is not a .keras archive (a .keras "
+            "file is a zip): truncated or corrupt?"
         )
     try:
         # compile=False: deployment needs no optimizer state, and skipping it is faster.

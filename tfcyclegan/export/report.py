@@ -39,7 +39,7 @@ from tfcyclegan.export.tflite import (
     valid_size,
 )
 from tfcyclegan.fileio import atomic_write
-from tfcyclegan.models import Pix2Pix
+from tfcyclegan.models import CUT, Pix2Pix
 from tfcyclegan.networks import size_requirement
 
 
@@ -217,7 +217,7 @@ def export(
     check_positive("max_batch_size", max_batch_size)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
     if model_name is None:
-        model_name = "pix2pix" if isinstance(model, Pix2Pix) else "cyclegan"
+        model_name = "pix2pix" if isinstance(model, Pix2Pix) else "cut" if isinstance(model, CUT) else "cyclegan"
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}

@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import imaging
+from tfcyclegan import fileio, imaging
 from tfcyclegan.config import parse_direction
 from tfcyclegan.export.loading import channels_of, is_saved_model_dir, load_generators, version_dirs
 from tfcyclegan.models import translate_with
@@ -89,7 +89,10 @@ def _interpreter(model_content=None, model_path=None, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         Interpreter = tf.lite.Interpreter
-    return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
+    # LiteRT announces its XNNPACK delegate on standard error whatever the log
+    # level; hidden when TensorFlow's own logs are (the CLI's default).
+    with fileio.native_stderr_silenced(fileio.native_logs_hidden()):
+        return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
 
 
 class Translator:
@@ -170,7 +173,8 @@ class TFLiteRunner:
     def _invoke(self, batch):
         if tuple(batch.shape) != self._shape:
             self.interpreter.resize_tensor_input(self.input_index, list(batch.shape), strict=False)
-            self.interpreter.allocate_tensors()
+            with fileio.native_stderr_silenced(fileio.native_logs_hidden()):
+                self.interpreter.allocate_tensors()
             self._shape = tuple(batch.shape)
         self.interpreter.set_tensor(self.input_index, batch)
         self.interpreter.invoke()
@@ -197,7 +201,8 @@ class TFLiteRunner:
         return outputs[:, :height, :width]
 
 
-def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model_name=None):
+def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model_name=None,
+                    checkpoint=None, epoch=None):
     """A callable translating float32 images in [-1, 1] of any size with a model on disk.
 
     Args:
@@ -218,6 +223,9 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
         model_name: for an export folder holding several models (exports
             with different `model_name`s): which one. Not needed when it
             holds one.
+        checkpoint: for a run folder, a checkpoint name (`ckpt-1200`,
+            `epoch-60`) instead of the newest state.
+        epoch: for a run folder, the checkpoint of this epoch.
 
     Returns:
         A `Translator`: `translator(images)` maps (N, H, W, C) or (H, W, C)
@@ -235,6 +243,11 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
     if not path.exists():
         raise FileNotFoundError(
             f"No model at {path}: expected a run folder, .keras, SavedModel folder or .tflite file."
+        )
+    if (checkpoint is not None or epoch is not None) and not path.is_dir():
+        raise ValueError(
+            f"A checkpoint or epoch can only be chosen in a run folder. Received: {path} "
+            f"with checkpoint={checkpoint!r}, epoch={epoch!r}"
         )
     if path.is_file() and path.suffix == ".tflite":
         runner = TFLiteRunner(path.read_bytes(), num_threads=num_threads, source=path)
@@ -265,7 +278,7 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
         translator = Translator("saved_model", run, channels, version_dir, batch_size)
         translator._loaded = loaded  # keeps the variables alive
         return translator
-    generator = load_generators(path, direction)[direction]
+    generator = load_generators(path, direction, checkpoint=checkpoint, epoch=epoch)[direction]
     return Translator(
         "keras",
         lambda images: translate_with(generator, images),

@@ -278,7 +278,11 @@ class CycleGAN(keras.Model):
 
     def _run(self, network, batches, training):
         """`network` on each of `batches`, fused into one call when exact."""
-        if len(batches) == 1 or not self.fuse_calls:
+        # Images of their own sizes (preprocess scale_width / none: x, y and
+        # pooled fakes may all differ) cannot be concatenated.
+        sizes = {tuple(batch.shape[1:3]) for batch in batches}
+        same_size = len(sizes) == 1 and None not in next(iter(sizes))
+        if len(batches) == 1 or not self.fuse_calls or not same_size:
             return [network(batch, training=training) for batch in batches]
         outputs = network(tf.concat(batches, axis=0), training=training)
         return tf.split(outputs, [tf.shape(batch)[0] for batch in batches], axis=0)
