@@ -2,6 +2,7 @@
 
     tfcyclegan train --data horse2zebra/ --name h2z
     tfcyclegan train --resume runs/h2z
+    tfcyclegan distill --teacher runs/h2z --student mobile_resnet --ngf 32
     tfcyclegan translate --model runs/h2z --input photos/ --output zebras/
     tfcyclegan export --model runs/h2z --out exported/
     tfcyclegan import-torch horse2zebra.pth --out G.keras
@@ -24,6 +25,7 @@ import sys
 from tfcyclegan.config import (
     DATA_DIRECTIONS,
     DISCRIMINATORS,
+    DISTILL_LOSSES,
     GAN_MODES,
     GENERATORS,
     INIT_TYPES,
@@ -34,7 +36,9 @@ from tfcyclegan.config import (
     STRATEGIES,
     UPSAMPLE_MODES,
     Config,
+    parse_generator,
 )
+from tfcyclegan.distillation import STUDENTS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -44,7 +48,7 @@ CONFIG_FLAGS = (
     ("--model", "model.method", dict(choices=METHODS, help="cyclegan (unpaired, default), cut or fastcut (unpaired, "
                                                            "one generator), pix2pix (aligned pairs); each starts "
                                                            "from its authors' defaults")),
-    ("--netG", "model.generator", dict(metavar="NAME", help=f"generator: {', '.join(GENERATORS)} or resnet_<n>blocks")),
+    ("--netG", "model.generator", dict(metavar="NAME", help=f"generator: {', '.join(GENERATORS)} or (mobile_)resnet_<n>blocks")),
     ("--ngf", "model.ngf", dict(type=int, help="generator filters in the first layer (64)")),
     ("--ndf", "model.ndf", dict(type=int, help="discriminator filters in the first layer (64)")),
     ("--netD", "model.discriminator", dict(choices=DISCRIMINATORS, help="basic = 70x70 PatchGAN")),
@@ -113,7 +117,7 @@ def config_from_args(args, base=None):
             base = Config.load(args.config)
         else:
             base = Config.for_method(getattr(args, "model", None) or "cyclegan")
-    sections = {name: getattr(base, name).to_dict() for name in ("model", "data", "train")}
+    sections = base.to_dict()  # every section it has (a student run also has `distill`)
     image_size = getattr(args, "image_size", None)
     if image_size is not None:
         # The paper's presets: 256 px uses 9 residual blocks and loads at 286;
@@ -192,6 +196,113 @@ def _data_spec(args, required):
             raise ValueError("Say where the images are: --data ROOT, --domain-a DIR --domain-b DIR, or --tfds NAME.")
         return None
     return DataSpec(**given)
+
+
+# === distill ===
+
+# Flags of `train` that a student run does not take: its method, generator and
+# channels come from `distill`'s own flags and the teacher; it has no cycle,
+# identity, L1, NCE term or image pool; `--direction` is the teacher's.
+_NOT_FOR_DISTILL = (
+    "--model", "--netG", "--ngf", "--input-nc", "--output-nc", "--conditional", "--dropout",
+    "--direction", "--lambda-a", "--lambda-b", "--lambda-identity", "--lambda-l1", "--lambda-nce",
+    "--lambda-gan", "--pool-size", "--evaluate-every", "--fid-weights",
+)
+
+
+def _add_distill(subparsers):
+    p = subparsers.add_parser(
+        "distill",
+        help="train a small student generator (phone-sized) to reproduce a trained model (the teacher)",
+        description="Distill a trained run (the teacher) into a cheaper generator: the student learns "
+        "the teacher's outputs on the training images (L1 or L2), optionally with a GAN term and "
+        "feature matching. The student run is a run folder like train's (checkpoints, --resume, "
+        "samples: input | teacher | student); export, translate and evaluate use the student alone.",
+        epilog="example: tfcyclegan distill --teacher runs/h2z --student mobile_resnet --ngf 32 "
+        "--n-blocks 9  (then: tfcyclegan export --model runs/h2z_student --out exported/)",
+    )
+    teacher = p.add_argument_group("teacher")
+    teacher.add_argument("--teacher", metavar="RUN_DIR", help="the trained run folder to learn from")
+    choice = teacher.add_mutually_exclusive_group()
+    choice.add_argument("--checkpoint", dest="teacher_checkpoint", metavar="NAME",
+                        help="the teacher's checkpoint, e.g. ckpt-1200 (default: its newest state)")
+    choice.add_argument("--epoch", dest="teacher_epoch", type=int, metavar="N",
+                        help="the teacher's checkpoint of epoch N")
+    teacher.add_argument("--direction", dest="teacher_direction", choices=("a2b", "b2a"),
+                         help="the teacher's direction to learn: a2b (G, default) or b2a (F, CycleGAN)")
+    student = p.add_argument_group("student")
+    student.add_argument("--student", choices=STUDENTS,
+                         help="mobile_resnet (depthwise-separable blocks, default) or resnet (the paper's blocks)")
+    student.add_argument("--ngf", type=int, help="student filters in the first layer (32; the paper's teacher: 64)")
+    student.add_argument("--n-blocks", type=int, help="student residual blocks (9)")
+    objective = p.add_argument_group("objective")
+    objective.add_argument("--loss", choices=DISTILL_LOSSES, help="distance to the teacher's output (l1)")
+    objective.add_argument("--lambda-distill", type=float, help="weight of that distance (10)")
+    objective.add_argument("--lambda-feature", type=float,
+                           help="weight of matching residual-block features through 1x1 adapters (0: off)")
+    objective.add_argument("--lambda-gan", type=float,
+                           help="weight of a GAN term, a PatchGAN on real target images (0: off)")
+    source = p.add_argument_group("data (default: the teacher's)")
+    source.add_argument("--data", help="dataset root (as train's --data)")
+    source.add_argument("--domain-a", help="folder of domain A images")
+    source.add_argument("--domain-b", help="folder of domain B images")
+    source.add_argument("--tfds", help="TFDS dataset name")
+    run = p.add_argument_group("run")
+    run.add_argument("--name", help="run name: the folder RUNS_DIR/NAME (default: TEACHER_student)")
+    run.add_argument("--runs-dir", default="runs", help="where run folders go (runs)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a student run from its latest checkpoint")
+    run.add_argument("--progress", type=int, default=1, choices=(0, 1, 2),
+                     help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch")
+    options = p.add_argument_group("settings (default: the teacher's data and schedule; as in train)")
+    for flag, _, kwargs in CONFIG_FLAGS:
+        if flag not in _NOT_FOR_DISTILL:
+            options.add_argument(flag, default=None, **kwargs)
+    p.set_defaults(run=_distill)
+
+
+# distill's flags that set the student config's `distill` section when resuming.
+_DISTILL_SECTION_FLAGS = ("loss", "lambda_distill", "lambda_feature")
+
+
+def _distill(args):
+    from tfcyclegan import distillation, training
+
+    if args.resume:
+        if args.teacher or args.teacher_checkpoint or args.teacher_epoch or args.teacher_direction:
+            raise ValueError(
+                "--resume continues a student run with its own teacher; drop --teacher, "
+                "--checkpoint, --epoch and --direction."
+            )
+        base = training.load_run_config(args.resume)
+        if base.model.method != "distill":
+            raise ValueError(
+                f"{args.resume} is a {base.model.method} run, not a student run: resume it with "
+                f"`tfcyclegan train --resume {args.resume}`."
+            )
+        changes = {k: getattr(args, k) for k in _DISTILL_SECTION_FLAGS if getattr(args, k) is not None}
+        model = base.model
+        if args.student is not None or args.n_blocks is not None:
+            family, blocks = parse_generator(model.generator)
+            model = model.replace(generator=f"{args.student or family}_"
+                                            f"{blocks if args.n_blocks is None else args.n_blocks}blocks")
+        base = base.replace(model=model, distill=base.distill.replace(**changes))
+        config = config_from_args(args, base=base)
+        spec = _data_spec(args, required=False)
+        run_dir = args.resume
+    else:
+        if not args.teacher:
+            raise ValueError("Name the trained run to learn from: --teacher RUN_DIR.")
+        given = dict(direction=args.teacher_direction, student=args.student, ngf=args.ngf,
+                     n_blocks=args.n_blocks, loss=args.loss, lambda_distill=args.lambda_distill,
+                     lambda_feature=args.lambda_feature, lambda_gan=args.lambda_gan,
+                     checkpoint=args.teacher_checkpoint, epoch=args.teacher_epoch)
+        base = distillation.student_config(args.teacher, **{k: v for k, v in given.items() if v is not None})
+        config = config_from_args(args, base=base)
+        spec = _data_spec(args, required=False) or distillation.teacher_data_spec(args.teacher)
+        name = args.name or os.path.basename(os.path.normpath(args.teacher)) + "_student"
+        run_dir = os.path.join(args.runs_dir, name)
+    result = training.train(config, run_dir, data_spec=spec, resume=bool(args.resume), verbose=args.progress)
+    return EXIT_INTERRUPTED if result.interrupted else EXIT_OK
 
 
 # === translate ===
@@ -520,7 +631,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"tfcyclegan {__version__}")
     _global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_translate, _add_evaluate, _add_ablate, _add_export,
+    for add in (_add_train, _add_distill, _add_translate, _add_evaluate, _add_ablate, _add_export,
                 _add_import_torch, _add_check_data, _add_demo):
         add(subparsers)
     for command in subparsers.choices.values():

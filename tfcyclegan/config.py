@@ -17,7 +17,14 @@ import json
 import re
 from typing import Optional
 
-GENERATORS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
+GENERATORS = (
+    "resnet_9blocks",
+    "resnet_6blocks",
+    "unet_128",
+    "unet_256",
+    "mobile_resnet_9blocks",
+    "mobile_resnet_6blocks",
+)
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 NORMS = ("instance", "batch", "none")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
@@ -32,12 +39,14 @@ PREPROCESS_MODES = (
 )
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-METHODS = ("cyclegan", "pix2pix", "cut", "fastcut")
-"""Translation methods: CycleGAN, CUT and FastCUT (unpaired X, Y), pix2pix (aligned (x, y) pairs)."""
+METHODS = ("cyclegan", "pix2pix", "cut", "fastcut", "distill")
+"""Translation methods: CycleGAN, CUT and FastCUT (unpaired X, Y), pix2pix (aligned (x, y) pairs);
+`distill` trains a small student generator from a trained run (the teacher)."""
 PAIRED_METHODS = ("pix2pix",)
 DATA_DIRECTIONS = ("AtoB", "BtoA")
 
-_RESNET_NAME = re.compile(r"^resnet_(\d+)blocks$")
+_RESNET_NAME = re.compile(r"^(mobile_)?resnet_(\d+)blocks$")
+DISTILL_LOSSES = ("l1", "l2")
 
 
 DIRECTIONS = ("a2b", "b2a")
@@ -98,21 +107,23 @@ def parse_generator(name):
 
     Args:
         name: `"resnet_<n>blocks"` (any n >= 0; the paper uses 9 at 256 px and 6
-            at 128 px) or `"unet_128"` / `"unet_256"`.
+            at 128 px), `"mobile_resnet_<n>blocks"` (depthwise-separable
+            residual blocks, for distilled students) or `"unet_128"` /
+            `"unet_256"`.
 
     Returns:
-        `("resnet", n_blocks)` or `("unet", num_downs)`.
+        `("resnet", n_blocks)`, `("mobile_resnet", n_blocks)` or `("unet", num_downs)`.
     """
     match = _RESNET_NAME.match(str(name))
     if match:
-        return "resnet", int(match.group(1))
+        return ("mobile_resnet" if match.group(1) else "resnet"), int(match.group(2))
     if name == "unet_128":
         return "unet", 7
     if name == "unet_256":
         return "unet", 8
     raise ValueError(
-        f"`generator` must be one of {list(GENERATORS)} (or resnet_<n>blocks for "
-        f"any n). Received: generator={name!r}"
+        f"`generator` must be one of {list(GENERATORS)} (or resnet_<n>blocks / "
+        f"mobile_resnet_<n>blocks for any n). Received: generator={name!r}"
     )
 
 
@@ -392,14 +403,79 @@ class TrainConfig(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
+class DistillConfig(_Section):
+    """A distillation run (`tfcyclegan distill`): its teacher and the student's objective.
+
+    The student's architecture is the `ModelConfig` (`generator`, `ngf`, ...);
+    its data and schedule are the `DataConfig` and `TrainConfig` (whose
+    `lambda_gan` weighs the optional GAN term). This section says what it
+    learns from.
+
+    Args:
+        teacher: the teacher's run folder (recorded as an absolute path).
+        teacher_method: the teacher run's method (`cyclegan`, `pix2pix`, `cut`,
+            `fastcut`); pix2pix teachers distill on aligned pairs.
+        teacher_checkpoint: the teacher's checkpoint (`ckpt-N`, `epoch-N`);
+            None: its newest state.
+        teacher_epoch: or an epoch of the teacher run.
+        direction: the teacher's direction the student learns: `a2b` (G) or
+            `b2a` (F, CycleGAN teachers only).
+        loss: the distance to the teacher's output: `l1` (GAN Compression's)
+            or `l2`.
+        lambda_distill: its weight (10, GAN Compression's lambda_recon).
+        lambda_feature: weight of matching the teacher's residual-block
+            features through 1x1 adapters (0: off; GAN Compression uses 10).
+    """
+
+    teacher: Optional[str] = None
+    teacher_method: str = "cyclegan"
+    teacher_checkpoint: Optional[str] = None
+    teacher_epoch: Optional[int] = None
+    direction: str = "a2b"
+    loss: str = "l1"
+    lambda_distill: float = 10.0
+    lambda_feature: float = 0.0
+
+    def __post_init__(self):
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise ValueError(
+                f"`teacher` must be a run folder's path. Received: teacher={self.teacher!r}"
+            )
+        check_choice("teacher_method", self.teacher_method, [m for m in METHODS if m != "distill"])
+        if self.teacher_checkpoint is not None and self.teacher_epoch is not None:
+            raise ValueError(
+                "Choose the teacher's checkpoint or its epoch, not both. Received: "
+                f"teacher_checkpoint={self.teacher_checkpoint!r}, teacher_epoch={self.teacher_epoch!r}"
+            )
+        if self.teacher_epoch is not None:
+            _check_int("teacher_epoch", self.teacher_epoch, 1)
+        parse_direction(self.direction)
+        if self.direction not in DIRECTIONS:
+            raise ValueError(
+                f"`direction` must be one of {list(DIRECTIONS)}. Received: direction={self.direction!r}"
+            )
+        if self.direction == "b2a" and self.teacher_method != "cyclegan":
+            raise ValueError(
+                f"A {self.teacher_method} teacher translates A -> B only, so its student does too. "
+                f"Received: direction='b2a'"
+            )
+        check_choice("loss", self.loss, DISTILL_LOSSES)
+        _check_positive("lambda_distill", self.lambda_distill, allow_zero=True)
+        _check_positive("lambda_feature", self.lambda_feature, allow_zero=True)
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
-    """A whole run: model, data and training sections."""
+    """A whole run: model, data and training sections (and `distill` for a distillation run)."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distill: Optional[DistillConfig] = None
 
     _SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+    # Sections only some methods have: absent from config.json otherwise.
+    _OPTIONAL = {"distill": DistillConfig}
 
     def __post_init__(self):
         for name, cls in self._SECTIONS.items():
@@ -408,6 +484,17 @@ class Config:
                     f"`{name}` must be a {cls.__name__}. "
                     f"Received: {type(getattr(self, name)).__name__}"
                 )
+        if self.distill is not None and not isinstance(self.distill, DistillConfig):
+            raise ValueError(
+                f"`distill` must be a DistillConfig or None. Received: {type(self.distill).__name__}"
+            )
+        distilling = self.model.method == "distill"
+        if distilling != (self.distill is not None and self.distill.teacher is not None):
+            raise ValueError(
+                "A distillation run (method 'distill') needs a teacher, and only it has one: "
+                "start it with `tfcyclegan distill --teacher RUN_DIR`. Received: "
+                f"method={self.model.method!r}, distill={self.distill!r}"
+            )
 
     @classmethod
     def for_method(cls, method="cyclegan"):
@@ -420,6 +507,13 @@ class Config:
         (100 + 100 epochs), batch 1 and load 286 / crop 256 / flip.
         """
         check_choice("method", method, METHODS)
+        if method == "distill":
+            # A student's defaults come from its teacher run (channels, image size).
+            raise ValueError(
+                "A distillation run starts from a trained teacher run: use `tfcyclegan distill "
+                "--teacher RUN_DIR` (or `tfcyclegan.distillation.student_config`). "
+                f"Received: method={method!r}"
+            )
         if method in ("cut", "fastcut"):
             # The authors' CUT: their ResNet-9 generator with blur-pool anti-aliasing,
             # the 70x70 PatchGAN, instance norm, LSGAN, no pool; FastCUT trains 150 + 50
@@ -440,27 +534,41 @@ class Config:
 
     @property
     def paired(self):
-        """Whether the method trains on aligned (x, y) pairs."""
+        """Whether the method trains on aligned (x, y) pairs (a student: as its teacher did)."""
+        if self.distill is not None:
+            return self.distill.teacher_method in PAIRED_METHODS
         return self.model.method in PAIRED_METHODS
 
+    def _present(self):
+        """{name: section} of the sections this config has."""
+        present = {name: getattr(self, name) for name in self._SECTIONS}
+        present.update({name: getattr(self, name) for name in self._OPTIONAL
+                        if getattr(self, name) is not None})
+        return present
+
     def to_dict(self):
-        return {name: getattr(self, name).to_dict() for name in self._SECTIONS}
+        return {name: section.to_dict() for name, section in self._present().items()}
 
     @classmethod
     def from_dict(cls, values):
         if not isinstance(values, dict):
             raise ValueError(f"Config expects a dict. Received: {type(values).__name__}")
-        unknown = sorted(set(values) - set(cls._SECTIONS))
+        known = {**cls._SECTIONS, **cls._OPTIONAL}
+        unknown = sorted(set(values) - set(known))
         if unknown:
             raise ValueError(
-                f"Unknown config sections: {unknown}. Known: {sorted(cls._SECTIONS)}"
+                f"Unknown config sections: {unknown}. Known: {sorted(known)}"
             )
-        return cls(
-            **{
-                name: section.from_dict(values.get(name, {}))
-                for name, section in cls._SECTIONS.items()
-            }
-        )
+        sections = {
+            name: section.from_dict(values.get(name, {}))
+            for name, section in cls._SECTIONS.items()
+        }
+        sections.update({
+            name: section.from_dict(values[name])
+            for name, section in cls._OPTIONAL.items()
+            if values.get(name) is not None
+        })
+        return cls(**sections)
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -489,7 +597,12 @@ class Config:
         """Lists `section.key: mine -> other` for every value that differs."""
         lines = []
         mine, theirs = self.to_dict(), other.to_dict()
-        for section in self._SECTIONS:
+        for section in [*self._SECTIONS, *self._OPTIONAL]:
+            if section not in mine and section not in theirs:
+                continue
+            if (section in mine) != (section in theirs):
+                lines.append(f"{section}: {mine.get(section)!r} -> {theirs.get(section)!r}")
+                continue
             for key in mine[section]:
                 if mine[section][key] != theirs[section][key]:
                     lines.append(

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
-from tfcyclegan.models import CUT, CycleGAN, Pix2Pix, base
+from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix, base
 from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
@@ -126,6 +126,10 @@ def compile_arguments(config, steps_per_epoch):
         lambda_gan=train.lambda_gan,
         jit_compile=train.jit_compile,
     )
+    if config.model.method == "distill":
+        distill = config.distill
+        return dict(common, loss=distill.loss, lambda_distill=distill.lambda_distill,
+                    lambda_feature=distill.lambda_feature)
     if config.model.method == "pix2pix":
         return dict(common, lambda_l1=train.lambda_l1)
     if config.model.method in ("cut", "fastcut"):
@@ -139,15 +143,21 @@ def compile_arguments(config, steps_per_epoch):
 
 
 def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled model (`CycleGAN`, `Pix2Pix` or `CUT`) a `Config` describes, in `strategy`'s scope.
+    """The compiled model (`CycleGAN`, `Pix2Pix`, `CUT` or `Distill`) a `Config` describes, in `strategy`'s scope.
 
-    `steps_per_epoch` places the learning-rate schedule's epochs.
+    `steps_per_epoch` places the learning-rate schedule's epochs. A
+    distillation run's teacher is loaded from its own run folder.
     """
     strategy = strategy or tf.distribute.get_strategy()
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
     with strategy.scope():
-        if config.model.method == "pix2pix":
+        if config.model.method == "distill":
+            model = Distill.from_model_config(
+                load_teacher(config.distill), config.model, direction=config.distill.direction,
+                seed=train.seed, dtype=dtype,
+            )
+        elif config.model.method == "pix2pix":
             model = Pix2Pix.from_model_config(
                 config.model, conditional=config.model.conditional, seed=train.seed, dtype=dtype
             )
@@ -161,6 +171,36 @@ def build_model(config, strategy=None, steps_per_epoch=1):
             )
         model.compile(**compile_arguments(config, steps_per_epoch))
     return model
+
+
+def load_teacher(distill):
+    """The teacher generator a `DistillConfig` names: G (a2b) or F (b2a) of its run folder.
+
+    Raises:
+        FileNotFoundError: the teacher folder is missing or not a run folder.
+        ValueError: the run's method is not the one recorded, or it has no
+            such direction, checkpoint or epoch.
+    """
+    teacher = distill.teacher
+    if not is_run_folder(teacher):
+        what = "does not exist" if not os.path.exists(teacher) else f"has no {CONFIG_FILE}"
+        raise FileNotFoundError(
+            f"The teacher {teacher} {what}: pass the run folder of a trained model "
+            f"(runs/NAME, as `tfcyclegan train` made it). Received: teacher={teacher!r}"
+        )
+    method = load_run_config(teacher).model.method
+    if method != distill.teacher_method:
+        raise ValueError(
+            f"The teacher {teacher} is a {method} run; this student was made for a "
+            f"{distill.teacher_method} teacher. Received: teacher={teacher!r}"
+        )
+    model = load_run_model(
+        teacher, checkpoint=distill.teacher_checkpoint, epoch=distill.teacher_epoch, verbose=False
+    )
+    try:
+        return model.generator(distill.direction)
+    except ValueError as error:
+        raise ValueError(f"The teacher {teacher}: {error}") from None
 
 
 def training_input_shape(config):
@@ -287,7 +327,7 @@ def restore(checkpoint, prefix):
 
 
 def load_run_model(run_dir, checkpoint=None, epoch=None, verbose=True):
-    """A run folder as a compiled model (`CycleGAN` or `Pix2Pix`), at any state.
+    """A run folder as a compiled model (`CycleGAN`, `Pix2Pix`, `CUT`, `Distill`), at any state.
 
     By default the run's newest state: `model.keras` (the final artifact) when
     it is at least as new as the latest checkpoint, else the latest checkpoint
@@ -346,6 +386,7 @@ __all__ = [
     "epoch_checkpoints",
     "is_run_folder",
     "load_run_config",
+    "load_teacher",
     "load_run_model",
     "read_run_info",
     "restorable_model",

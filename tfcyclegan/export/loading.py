@@ -16,7 +16,7 @@ import keras
 from tfcyclegan import runs
 from tfcyclegan.config import parse_direction
 from tfcyclegan.data import list_images, load_image
-from tfcyclegan.models import CUT, CycleGAN, Pix2Pix
+from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix
 from tfcyclegan.networks import PatchDiscriminator, PixelDiscriminator, size_requirement
 
 logger = logging.getLogger(__name__)
@@ -80,11 +80,20 @@ def is_generator(model):
 def generators_of(model, direction="both"):
     """The generators in an already loaded model: a `CycleGAN`, a `Pix2Pix` or one generator.
 
-    A CycleGAN has G ("a2b") and F ("b2a"); pix2pix only G ("a2b"). A single
+    A CycleGAN has G ("a2b") and F ("b2a"); pix2pix only G ("a2b"); a
+    `Distill` run its student G, in its teacher's direction. A single
     generator has no direction of its own; it is keyed by `direction` ("a2b"
     when `direction="both"`).
     """
     direction = parse_direction(direction, allow_both=True)
+    if isinstance(model, Distill):
+        # Only the student is deployed, keyed by the teacher's direction it learned.
+        if direction not in ("both", model.direction):
+            raise ValueError(
+                f"{_describe_model(model)} is a student of the teacher's {model.direction} "
+                f"direction only. Received: direction={direction!r}"
+            )
+        return {model.direction: model.G}
     if isinstance(model, (CycleGAN, Pix2Pix, CUT)):
         # pix2pix and CUT learn one direction: only G is deployed.
         found = {"a2b": model.G, "b2a": model.F} if isinstance(model, CycleGAN) else {"a2b": model.G}

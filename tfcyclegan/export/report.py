@@ -39,7 +39,7 @@ from tfcyclegan.export.tflite import (
     valid_size,
 )
 from tfcyclegan.fileio import atomic_write
-from tfcyclegan.models import CUT, Pix2Pix
+from tfcyclegan.models import CUT, Distill, Pix2Pix
 from tfcyclegan.networks import size_requirement
 
 
@@ -182,7 +182,8 @@ def export(
             images.
         version: SavedModel version folder.
         model_name: prefix of the artifact names ("cyclegan" -> "cyclegan_a2b");
-            default "pix2pix" for a Pix2Pix model, else "cyclegan".
+            default "pix2pix" for a Pix2Pix model, "cut" for CUT, "student"
+            for a distilled student (`Distill`), else "cyclegan".
         overwrite: replace existing versions / files of this model; otherwise
             they are an error. Other models in `out_dir` are never touched.
         max_pixels: the SavedModel's per-image size limit.
@@ -217,7 +218,8 @@ def export(
     check_positive("max_batch_size", max_batch_size)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
     if model_name is None:
-        model_name = "pix2pix" if isinstance(model, Pix2Pix) else "cut" if isinstance(model, CUT) else "cyclegan"
+        model_name = ("pix2pix" if isinstance(model, Pix2Pix) else "cut" if isinstance(model, CUT)
+                      else "student" if isinstance(model, Distill) else "cyclegan")
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}

@@ -1,0 +1,135 @@
+"""`tfcyclegan distill`: a phone-sized student run, trained from a trained teacher run.
+
+    config = student_config("runs/h2z", student="mobile_resnet", ngf=32)
+    result = training.train(config, "runs/h2z_student", teacher_data_spec("runs/h2z"))
+
+A student run is an ordinary run folder (checkpoints, resume, samples,
+TensorBoard, `model.keras`) whose model is a `models.Distill`: the teacher's
+generator, frozen, and a student generator learning its outputs. `export`,
+`translate` and `evaluate` take the folder and use the student alone.
+
+The student inherits from the teacher run what must agree with it (image
+channels, crop size and the rest of the data settings, the schedule's
+length, the optimizer); its own are the architecture and the objective.
+"""
+
+import os
+
+from tfcyclegan.config import Config, DistillConfig, TrainConfig, check_choice, parse_direction
+
+STUDENTS = ("resnet", "mobile_resnet")
+"""Student families: `ResnetGenerator` (fewer filters and blocks) or `MobileResnetGenerator`."""
+
+
+def student_config(
+    teacher,
+    direction="a2b",
+    student="mobile_resnet",
+    ngf=32,
+    n_blocks=9,
+    loss="l1",
+    lambda_distill=10.0,
+    lambda_feature=0.0,
+    lambda_gan=0.0,
+    checkpoint=None,
+    epoch=None,
+):
+    """The `Config` of a student of the run folder `teacher`.
+
+    Args:
+        teacher: the teacher's run folder (recorded as an absolute path).
+        direction: the teacher's direction the student learns, `a2b` or `b2a`.
+        student: `mobile_resnet` (depthwise-separable blocks, GAN
+            Compression's) or `resnet` (the paper's blocks, fewer filters).
+        ngf: the student's first-layer filters (the teacher's is usually 64).
+        n_blocks: the student's residual blocks.
+        loss: `l1` or `l2` distance to the teacher's output.
+        lambda_distill: weight of that distance (10).
+        lambda_feature: weight of matching residual-block features through
+            1x1 adapters (0: off).
+        lambda_gan: weight of a GAN term with a PatchGAN on the real target
+            images (0: off).
+        checkpoint: the teacher's checkpoint (`ckpt-N`, `epoch-N`); None for
+            its newest state.
+        epoch: or the teacher's checkpoint of this epoch.
+
+    Returns:
+        A `Config` with method `distill`; flags (e.g. `cli.config_from_args`)
+        may change its data and training settings afterwards.
+
+    Raises:
+        FileNotFoundError: `teacher` is missing or not a run folder.
+        ValueError: any argument out of range (named with its value).
+    """
+    from tfcyclegan import runs
+
+    if not isinstance(teacher, (str, os.PathLike)) or not os.fspath(teacher):
+        raise ValueError(f"`teacher` must be a run folder's path. Received: teacher={teacher!r}")
+    teacher = os.path.abspath(os.fspath(teacher))
+    if not runs.is_run_folder(teacher):
+        what = "does not exist" if not os.path.exists(teacher) else f"has no {runs.CONFIG_FILE}"
+        raise FileNotFoundError(
+            f"The teacher {teacher} {what}: pass the run folder of a trained model "
+            f"(runs/NAME, as `tfcyclegan train` made it). Received: teacher={teacher!r}"
+        )
+    check_choice("student", student, STUDENTS)
+    for name, value, minimum in (("ngf", ngf, 1), ("n_blocks", n_blocks, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    taught = runs.load_run_config(teacher)
+    if taught.model.method == "distill":
+        raise ValueError(
+            f"The teacher {teacher} is itself a student (a distill run); distill from the run "
+            f"it learned from: {taught.distill.teacher}. Received: teacher={teacher!r}"
+        )
+    distill = DistillConfig(
+        teacher=teacher,
+        teacher_method=taught.model.method,
+        teacher_checkpoint=checkpoint,
+        teacher_epoch=epoch,
+        direction=parse_direction(direction),
+        loss=loss,
+        lambda_distill=lambda_distill,
+        lambda_feature=lambda_feature,
+    )
+    model = taught.model.replace(
+        method="distill", generator=f"{student}_{n_blocks}blocks", ngf=ngf, dropout=False
+    )
+    t = taught.train
+    # The teacher's schedule and optimizer; no image pool (D, if any, sees the
+    # student's current outputs); the student's GAN weight.
+    train = TrainConfig(
+        gan_mode=t.gan_mode, lambda_gan=lambda_gan, pool_size=0, learning_rate=t.learning_rate,
+        beta_1=t.beta_1, beta_2=t.beta_2, epochs=t.epochs, epochs_decay=t.epochs_decay,
+        steps_per_epoch=t.steps_per_epoch,
+    )
+    return Config(model=model, data=taught.data, train=train, distill=distill)
+
+
+def teacher_data_spec(teacher):
+    """The `DataSpec` the teacher run trained on (its `run.json`): a student's default data."""
+    from tfcyclegan import runs
+    from tfcyclegan.training import DataSpec
+
+    data = runs.read_run_info(teacher)["data"]
+    try:
+        return DataSpec(**data)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{runs.RunPaths(os.fspath(teacher)).run} does not name its data: {error}") from None
+
+
+def distill(teacher, run_dir, data_spec=None, verbose="auto", **options):
+    """Trains a student of `teacher` in the run folder `run_dir`; returns the `TrainResult`.
+
+    `options` are `student_config`'s. Without `data_spec` the student trains
+    on the teacher's own data. Resume a stopped student with
+    `training.train(runs.load_run_config(run_dir), run_dir, resume=True)`.
+    """
+    from tfcyclegan import training
+
+    config = student_config(teacher, **options)
+    data_spec = data_spec if data_spec is not None else teacher_data_spec(teacher)
+    return training.train(config, run_dir, data_spec=data_spec, verbose=verbose)
+
+
+__all__ = ["STUDENTS", "distill", "student_config", "teacher_data_spec"]
