@@ -56,3 +56,21 @@ def test_l1_vs_cgan_figure_script_runs(tmp_path):
     assert "| L1 to truth" in out and "| untrained |" in out and "| pix2pix_l1_cgan |" in out
     assert "edge sharpness" in out
     assert (tmp_path / "fig.png").exists()
+
+
+@pytest.mark.slow
+def test_distill_example_trains_a_student_of_a_tiny_teacher_and_exports_it(tmp_path):
+    from tfcyclegan import training
+    from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+
+    data = make_demo_dataset(tmp_path / "data", n_train=4, n_test=2, size=32)
+    teacher = Config(
+        model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
+        data=DataConfig(load_size=36, crop_size=32),
+        train=TrainConfig(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=0, num_samples=0, validate=False),
+    )
+    training.train(teacher, tmp_path / "teacher", training.DataSpec(data=str(data)), verbose=0)
+    out = run_example("distill_for_phone.py", "teacher", "--out", "student", "--images", data / "testA",
+                      "--epochs", "1", cwd=tmp_path)
+    assert "TFLite fp32" in out and "PSNR student to teacher on 2 images" in out
+    assert (tmp_path / "student" / "exported" / "student_a2b" / "1" / "saved_model.pb").exists()

@@ -10,6 +10,8 @@
     data = tfcyclegan.paired_dataset(pairs, tfcyclegan.DataConfig())
     model = tfcyclegan.Pix2Pix.from_model_config()   # the authors' pix2pix
 
+    tfcyclegan.distill("runs/h2z", "runs/h2z_student")  # a phone-sized student of a trained run
+
 Importing the package registers its Keras classes, so `keras.saving.load_model`
 reloads saved models after `import tfcyclegan`. TensorFlow itself is imported
 only when something needs it (see `tfcyclegan.lazy`): the names below load on
@@ -30,10 +32,12 @@ _EXPORTS = {
     **dict.fromkeys(("InstanceNormalization", "ReflectionPadding2D", "ResidualBlock"), "tfcyclegan.layers"),
     "AdversarialLoss": "tfcyclegan.losses",
     "CycleGAN": "tfcyclegan.models",
+    "Distill": "tfcyclegan.models",
     "Pix2Pix": "tfcyclegan.models",
     "TorchAdam": "tfcyclegan.models.base",
-    **dict.fromkeys(("PatchDiscriminator", "PixelDiscriminator", "ResnetGenerator", "UnetGenerator"),
-                    "tfcyclegan.networks"),
+    **dict.fromkeys(("MobileResnetGenerator", "PatchDiscriminator", "PixelDiscriminator", "ResnetGenerator",
+                     "UnetGenerator"), "tfcyclegan.networks"),
+    **dict.fromkeys(("distill", "student_config"), "tfcyclegan.distillation"),
     "ImagePool": "tfcyclegan.pool",
     "LinearDecay": "tfcyclegan.schedules",
     **dict.fromkeys(("make_demo_dataset", "make_paired_dataset"), "tfcyclegan.synthetic"),

@@ -82,6 +82,9 @@ def student_config(
             f"The teacher {teacher} is itself a student (a distill run); distill from the run "
             f"it learned from: {taught.distill.teacher}. Received: teacher={teacher!r}"
         )
+    if checkpoint is not None or epoch is not None:
+        # Checked now, before a student run folder is written.
+        runs.select_checkpoint(teacher, checkpoint, epoch)
     distill = DistillConfig(
         teacher=teacher,
         teacher_method=taught.model.method,
