@@ -336,14 +336,14 @@ class Distill(keras.Model):
         return base.translate_with(self.generator(direction), images, batch_size=batch_size)
 
     def sample_columns(self, x, y):
-        """(label, images) columns of a sample grid: the input, T(input), G(input).
+        """(label, images) columns of a sample grid: x, the teacher's T(x), the student's G(x).
 
         `x` and `y` are the (a, b) images of the sample batch; the input is
-        `y` for a "b2a" student.
+        `y` for a "b2a" student. (Short labels: a column is the image size.)
         """
         source = x if self.direction == "a2b" else y
-        return [("x", source), ("teacher T(x)", base.translate_with(self.T, source)),
-                ("student G(x)", self.translate(source))]
+        return [("x", source), ("T(x)", base.translate_with(self.T, source)),
+                ("G(x)", self.translate(source))]
 
     # === Serialization ===
 
