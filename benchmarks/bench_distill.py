@@ -9,7 +9,9 @@ process:
   TRANSPOSE_CONV (*input* pixels x kernel area x input x output channels: the arithmetic a
   transposed convolution does; counting its output pixels, as PyTorch profilers do, gives
   the issue's 56.8 GMAC for ResNet-9 instead of 49.6);
-- TFLite fp32 / fp16 / int8 (calibrated on 16 A halves of train/) file sizes, and their
+- TFLite fp32 / fp16 / int8 (calibrated on `--calibration-images` A halves of train/, resized
+  to `--size`; 4 by default: the converter's calibration of ResNet-9 at 256 px holds ~0.5 GB
+  per image, and latency does not depend on it) file sizes, and their
   LiteRT latency (XNNPACK, `--threads`, batch 1) on a fixed `--size` file, plus the
   dynamic-size fp32 file resized to `--size`: min / median over interleaved rounds;
 - PSNR of each student's output to the teacher's (Keras float32) on the test split at the
@@ -59,7 +61,7 @@ def tflite_macs(flatbuffer):
 
 
 def generators(teacher_run, student_runs):
-    """{label: (generator, the run's Distill model or None)}: the teacher's G, then each student's G."""
+    """{label: generator}: the teacher's G, then each student's G (labelled with its run folder)."""
     from tfcyclegan.export.loading import as_float32
     from tfcyclegan.training import load_run_model
 
@@ -68,7 +70,10 @@ def generators(teacher_run, student_runs):
     found[f"teacher {_describe(teacher)}"] = as_float32(teacher)
     for run in student_runs:
         model = load_run_model(run)
-        found[f"student {_describe(model.G)}"] = as_float32(model.G)
+        objective = model.get_compile_config() or {}
+        extra = f", λ_feature {objective['lambda_feature']:g}" if objective.get("lambda_feature") else ""
+        found[f"student {_describe(model.G)}{extra} ({os.path.basename(os.path.normpath(run))})"] = (
+            as_float32(model.G))
     return found
 
 
@@ -77,7 +82,7 @@ def _describe(generator):
     return f"{kind}-{generator.n_blocks} ngf {generator.ngf}"
 
 
-def build(teacher_run, student_runs, data, size=256, threads=2, log=common.log):
+def build(teacher_run, student_runs, data, size=256, calibration_images=4, log=common.log):
     """Each generator's files, counts and quality; a dict."""
     import numpy as np
 
@@ -89,7 +94,7 @@ def build(teacher_run, student_runs, data, size=256, threads=2, log=common.log):
 
     trained = (training_size(teacher_run) or (256, 256))[0]
     split = load_test_split(data, "a2b", trained)
-    calibration = _input_domain(data, size, 16)
+    calibration = _input_domain(data, size, calibration_images)
     rows = {}
     teacher_outputs = None
     for label, generator in generators(teacher_run, student_runs).items():
@@ -166,6 +171,7 @@ def main(argv=None):
     parser.add_argument("--students", nargs="+", required=True, help="student run folders (tfcyclegan distill)")
     parser.add_argument("--data", required=True, help="the aligned pairs (train/, test/) with ground truth")
     parser.add_argument("--size", type=int, default=256, help="latency and MACs at size x size (256)")
+    parser.add_argument("--calibration-images", type=int, default=4, help="int8 calibration images (4)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iters", type=int, default=5)
@@ -177,7 +183,7 @@ def main(argv=None):
     machine = common.machine_info()
     before = common.matmul_gflops()
     common.log(common.calibration_line("before", before))
-    built = build(args.teacher, args.students, args.data, args.size, args.threads)
+    built = build(args.teacher, args.students, args.data, args.size, args.calibration_images)
     latency = measure(built, args.threads, args.rounds, args.iters)
     after = common.matmul_gflops()
     print(common.describe_machine(machine) + f"; code {common.code_version()}")
