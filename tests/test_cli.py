@@ -64,9 +64,27 @@ def test_flags_override_the_config_file_and_presets(tmp_path):
     assert (config.data.crop_size, config.data.load_size, config.data.flip) == (128, 143, False)
 
 
+@pytest.mark.parametrize("model", ["cyclegan", "pix2pix", "cut", "fastcut"])
+def test_preset_paper_is_the_published_config_and_recommended_changes_only_what_was_measured(model):
+    def parsed(*flags):
+        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--model", model, *flags]))
+
+    assert parsed() == parsed("--preset", "paper") == Config.for_method(model)
+    recommended = parsed("--preset", "recommended")
+    if model == "cyclegan":
+        assert recommended == Config().replace(model=Config().model.replace(upsample="resize_conv"))
+    else:
+        assert recommended == Config.for_method(model)
+    # Flags still override a preset.
+    assert parsed("--preset", "recommended", "--upsample", "transpose").model.upsample == "transpose"
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
+        (["train", "--data", "d", "--config", "c.json", "--preset", "paper"],
+         "--config and --preset both pick the starting settings; give one. Received: --config c.json --preset paper"),
+        (["train", "--resume", "r", "--preset", "recommended"], "drop --config/--preset/--image-size"),
         (["train", "--runs-dir", "r"], "Say where the images are"),
         (["train", "--data", "/no/such/root"], "Dataset folder not found: /no/such/root"),
         (["train", "--data", "d", "--crop-size", "300"], "crop_size=300, load_size=286"),

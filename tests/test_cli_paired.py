@@ -107,6 +107,23 @@ def test_paired_metrics_are_the_textbook_ones():
     assert metrics["psnr_db"][0] == pytest.approx(10 * np.log10(255**2 * 256 * 256))
 
 
+def test_evaluate_reports_a_checkerboard_added_by_the_translator(tmp_path):
+    from tfcyclegan.evaluate import TestSplit, evaluate
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(rng.normal(size=(4, 32, 32, 3)), axis=1).astype(np.float32)
+    images = np.tanh(smooth / np.abs(smooth).max())
+    split = TestSplit(form="aligned", names=[f"{i}.png" for i in range(4)], inputs=images, targets=images,
+                      reals=images)
+    board = 0.1 * ((np.indices((32, 32)).sum(axis=0) % 2) * 2 - 1)[None, :, :, None].astype(np.float32)
+    clean = evaluate(lambda x: x, split, fid=False, verbose=False, out_dir=tmp_path / "clean")
+    checkered = evaluate(lambda x: np.clip(x + board, -1, 1), split, fid=False, verbose=False)
+    assert clean.checkerboard == pytest.approx(1.0)  # the real images themselves
+    assert checkered.checkerboard > 4  # docs/quality.md: the paper's CycleGAN scores 2.2-2.4 at 64 px
+    assert "| checkerboard |" in (tmp_path / "clean" / "evaluation.md").read_text()
+    assert json.loads((tmp_path / "clean" / "evaluation.json").read_text())["checkerboard"] == pytest.approx(1.0)
+
+
 def test_evaluate_gives_the_same_paired_metrics_for_run_savedmodel_and_tflite(pix2pix_run, paired, tmp_path):
     exported = tmp_path / "exp"
     assert cli.main(["export", "--model", pix2pix_run, "--out", str(exported), "--tflite-mode", "fp32",

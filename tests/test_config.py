@@ -87,3 +87,8 @@ def test_diff_names_changed_values():
         "model.generator: 'resnet_9blocks' -> 'unet_256'",
         "model.ngf: 64 -> 32",
     ]
+
+
+def test_an_unknown_preset_is_named():
+    with pytest.raises(ValueError, match=r"preset='fast'"):
+        Config.for_method("cyclegan", preset="fast")

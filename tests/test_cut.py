@@ -104,6 +104,19 @@ def test_cut_and_fastcut_train_with_plain_fit(rng, mode):
     assert model.objective["lambda_nce"] == (1.0 if mode == "cut" else 10.0)
 
 
+def test_evaluate_computes_the_losses_without_updates_or_randomness(rng):
+    model = tiny_cut()
+    x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    y = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    before = [w.numpy().copy() for w in model.weights]
+    first = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    second = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    assert first == second and all(first[name] > 0 for name in ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake"))
+    assert all(np.array_equal(w.numpy(), b) for w, b in zip(model.weights, before))
+    fake = model.G(x)  # the NCE term is the formula's on fixed positions
+    assert first["NCE"] == pytest.approx(float(model.nce_loss(x, fake, training=False)), rel=1e-5)
+
+
 def test_cut_round_trips_through_a_keras_file(rng, tmp_path):
     model = tiny_cut()
     x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
@@ -141,3 +154,34 @@ def test_bad_arguments_are_refused():
     model = CUT(generator, discriminator, nce_layers=(0, 4, 8))
     with pytest.raises(ValueError, match="direction='b2a'"):
         model.translate(np.zeros((8, 8, 3)), "b2a")
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_cut_trains_in_mixed_precision_with_float32_losses_and_variables(tmp_path, policy):
+    from tfcyclegan import training
+    from tfcyclegan.config import Config, DataConfig
+    from tfcyclegan.synthetic import make_demo_dataset
+
+    data = make_demo_dataset(tmp_path / "data", n_train=4, n_test=2, size=32)
+    config = Config.for_method("cut")
+    config = config.replace(
+        model=config.model.replace(generator="resnet_5blocks", ngf=4, ndf=4, discriminator="n_layers",
+                                   n_layers_d=1),
+        data=DataConfig(load_size=36, crop_size=32, batch_size=1),
+        train=config.train.replace(epochs=1, epochs_decay=0, steps_per_epoch=3, seed=1, num_samples=1,
+                                   mixed_precision=policy, checkpoint_every=0),
+    )
+    try:
+        result = training.train(config, tmp_path / "run", training.DataSpec(data=str(data)), verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model = result.model
+    assert all(np.isfinite(values[-1]) for values in result.history.values())
+    half = policy.split("_")[1]
+    assert {layer.compute_dtype for layer in model.G.layers if layer.weights} == {half}
+    # float16 trains with loss scaling (its gradients underflow otherwise); bfloat16 needs none.
+    wrapped = [isinstance(o, keras.optimizers.LossScaleOptimizer) for o in model.optimizers]
+    assert wrapped == [policy == "mixed_float16"] * 2
+    assert all(w.dtype == "float32" for w in model.G.weights + model.H.weights + model.D.weights)
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    assert model.translate(x).dtype == np.float32  # deployable output stays float32

@@ -242,3 +242,33 @@ def test_pix2pix_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_pa
     # The mirrored run's checkpoint resumes on one device.
     model = training.load_run_model(tmp_path / "run")
     assert type(model).__name__ == "Pix2Pix"
+
+
+def test_cut_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path, dataset):
+    config = Config.for_method("cut")
+    config = config.replace(
+        model=config.model.replace(generator="resnet_5blocks", ngf=4, ndf=4, discriminator="n_layers",
+                                   n_layers_d=1),
+        data=DataConfig(load_size=36, crop_size=32, batch_size=2),
+        train=config.train.replace(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=3, num_samples=2),
+    )
+    config.save(tmp_path / "c.json")
+    code = """
+    import json, sys, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from tfcyclegan import training
+    from tfcyclegan.config import Config
+    config = Config.from_json(open(sys.argv[1]).read())
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    result = training.train(config, sys.argv[2], training.DataSpec(data=sys.argv[3]), verbose=0, strategy=strategy)
+    print(json.dumps({"step": result.step, "replicas": strategy.num_replicas_in_sync,
+                      "losses": {k: float(v[-1]) for k, v in result.history.items()}}))
+    """
+    out = json.loads(run_python(code, tmp_path / "c.json", tmp_path / "run", dataset).strip().splitlines()[-1])
+    assert out["step"] == 2 and out["replicas"] == 2
+    # Every term of CUT's objective ran on both replicas: finite and non-zero (NCE_Y is the identity term).
+    for name in ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake"):
+        assert np.isfinite(out["losses"][name]) and out["losses"][name] > 0, (name, out["losses"])
+    model = training.load_run_model(tmp_path / "run")
+    assert type(model).__name__ == "CUT"

@@ -306,6 +306,18 @@ def test_mixed_precision_trains_finitely(policy):
     assert model.G.compute_dtype == policy.split("_")[1]
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_policy_given_to_the_networks_alone_still_gets_loss_scaling(policy):
+    # What `tfcyclegan train --mixed-precision` does: the global policy stays float32
+    # and the networks get `dtype=policy`; their containers then report float32.
+    model = CycleGAN.from_model_config(TINY, pool_size=4, seed=0, dtype=policy)
+    model.compile()
+    wrapped = [isinstance(o, keras.optimizers.LossScaleOptimizer) for o in model.optimizers]
+    assert wrapped == [policy == "mixed_float16"] * 2
+    history = model.fit(batches(4, 2), epochs=1, verbose=0)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+
+
 @pytest.mark.parametrize(
     "call, match",
     [

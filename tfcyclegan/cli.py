@@ -33,6 +33,7 @@ from tfcyclegan.config import (
     MIXED_PRECISION,
     NORMS,
     PREPROCESS_MODES,
+    PRESETS,
     STRATEGIES,
     UPSAMPLE_MODES,
     Config,
@@ -113,10 +114,14 @@ def _dest(flag):
 def config_from_args(args, base=None):
     """The Config that `base` (or --config, or the defaults) and the flags describe."""
     if base is None:
+        preset = getattr(args, "preset", None)
         if getattr(args, "config", None):
+            if preset:
+                raise ValueError(f"--config and --preset both pick the starting settings; give one. "
+                                 f"Received: --config {args.config} --preset {preset}")
             base = Config.load(args.config)
         else:
-            base = Config.for_method(getattr(args, "model", None) or "cyclegan")
+            base = Config.for_method(getattr(args, "model", None) or "cyclegan", preset=preset or "paper")
     sections = base.to_dict()  # every section it has (a student run also has `distill`)
     image_size = getattr(args, "image_size", None)
     if image_size is not None:
@@ -153,6 +158,9 @@ def _add_train(subparsers):
     run.add_argument("--runs-dir", default="runs", help="where run folders go (runs)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     run.add_argument("--config", help="a config.json to start from (flags override it)")
+    run.add_argument("--preset", choices=PRESETS,
+                     help="starting settings: paper (default: the method's published ones) or recommended "
+                     "(only what docs/quality.md measured better: CycleGAN upsamples with resize_conv)")
     run.add_argument("--image-size", type=int, help="preset: 256 (9 blocks, load 286) or 128 (6 blocks, load 143)")
     run.add_argument("--progress", "--verbose", dest="progress", type=int, default=1, choices=(0, 1, 2),
                      help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch (--verbose N: "
@@ -173,8 +181,8 @@ def _train(args):
     from tfcyclegan import training
 
     if args.resume:
-        if args.config or args.image_size:
-            raise ValueError("--resume continues a run with its own config; drop --config/--image-size.")
+        if args.config or args.image_size or args.preset:
+            raise ValueError("--resume continues a run with its own config; drop --config/--preset/--image-size.")
         base = training.load_run_config(args.resume)
         config = config_from_args(args, base=base)
         spec = _data_spec(args, required=False)

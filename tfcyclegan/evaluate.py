@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import data as data_lib
-from tfcyclegan import fileio, imaging
+from tfcyclegan import fileio, imaging, quality
 from tfcyclegan.config import DataConfig, parse_direction
 from tfcyclegan.export.loading import training_size
 from tfcyclegan.export.runtime import load_translator
@@ -60,6 +60,10 @@ class EvaluationReport:
         paired: {"psnr_db", "ssim", "l1"} -> {"mean", "std"}, or None without ground truth.
         fid: FID against the real target images, or None.
         kid: {"mean", "std"} (KID x 1000 is what papers print), or None.
+        checkerboard: `quality.checkerboard_score` of the outputs relative to
+            the real target images (1: as much period-2 texture as real images;
+            a transposed-convolution checkerboard scores well above), or None
+            when it cannot be computed (odd sizes, real images without any).
         fid_note: why FID/KID are missing, when they are.
         per_image: [{"name", "psnr_db", "ssim", "l1"}] with ground truth.
         seconds: time taken.
@@ -73,6 +77,7 @@ class EvaluationReport:
     paired: dict = None
     fid: float = None
     kid: dict = None
+    checkerboard: float = None
     fid_note: str = None
     per_image: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
@@ -90,6 +95,7 @@ class EvaluationReport:
         cells["KID x1000"] = (
             "-" if self.kid is None else f"{1000 * self.kid['mean']:.2f} ± {1000 * self.kid['std']:.2f}"
         )
+        cells["checkerboard"] = "-" if self.checkerboard is None else f"{self.checkerboard:.2f}"
         return cells
 
     def to_markdown(self):
@@ -106,6 +112,9 @@ class EvaluationReport:
         ]
         if self.fid_note:
             lines += ["", f"FID/KID: {self.fid_note}"]
+        if self.checkerboard is not None:
+            lines += ["", "checkerboard: period-2 spectral energy of the outputs relative to the real "
+                          "target images' (1 = as much as real images; a checkerboard artifact is well above 1)."]
         if self.paired:
             lines += [
                 "",
@@ -321,6 +330,7 @@ def evaluate(
             {"name": name, **{k: float(v[i]) for k, v in metrics.items()}}
             for i, name in enumerate(split.names)
         ]
+    report.checkerboard = _checkerboard(outputs, split.reals)
     if fid_model is not None:
         report.fid, report.kid, report.fid_note = _fid_kid(
             fid_model, outputs, split.reals, kid_subsets, kid_subset_size
@@ -333,6 +343,13 @@ def evaluate(
     if verbose:
         print(report.summary())
     return report
+
+
+def _checkerboard(outputs, reals):
+    try:
+        return quality.checkerboard_score(outputs, reference=reals)
+    except ValueError:  # odd sizes, or real images without period-2 content: no score
+        return None
 
 
 def _channels(translator):

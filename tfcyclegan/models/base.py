@@ -123,8 +123,26 @@ class TorchAdam(keras.optimizers.Adam):
         self.assign_sub(variable, m * (lr / correction_1) / denominator)
 
 
-def prepare_groups(groups, mixed_float16):
+def computes_in_float16(network):
+    """Whether any layer of `network` computes in float16.
+
+    A functional network built with `dtype="mixed_float16"` gives that policy to
+    its layers, while the container itself reports the global policy (float32):
+    asking the container alone would train float16 layers without loss scaling.
+    """
+    stack = [network]
+    while stack:
+        layer = stack.pop()
+        if layer.compute_dtype == "float16":
+            return True
+        stack.extend(getattr(layer, "layers", ()))
+    return False
+
+
+def prepare_groups(groups):
     """Wraps optimizers for float16 and builds them on their variables now.
+
+    A group whose networks compute in float16 gets a `LossScaleOptimizer`.
 
     Building here, not on the first step, matters twice: Keras 3 under
     `MirroredStrategy` needs optimizer variables created in the strategy's
@@ -137,7 +155,8 @@ def prepare_groups(groups, mixed_float16):
             raise ValueError(
                 f"Optimizers must be keras.optimizers.Optimizer instances. Received: {optimizer!r}"
             )
-        if mixed_float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        float16 = any(computes_in_float16(network) for network in networks)
+        if float16 and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         variables = [v for network in networks for v in network.trainable_variables]
         if not optimizer.built:

@@ -260,12 +260,11 @@ class CUT(keras.Model):
         for name, value in (("lambda_gan", lambda_gan), ("lambda_nce", lambda_nce)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
-        mixed_float16 = self.G.dtype_policy.name == "mixed_float16"
         self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G, self.H])], mixed_float16
+            [(generator_optimizer or base.default_adam(), [self.G, self.H])]
         )
         self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])], mixed_float16
+            [(discriminator_optimizer or base.default_adam(), [self.D])]
         )
         self.adversarial = AdversarialLoss(gan_mode)
         self.objective = dict(gan_mode=gan_mode, lambda_gan=float(lambda_gan),
@@ -284,13 +283,21 @@ class CUT(keras.Model):
 
     # === Training ===
 
-    def nce_loss(self, source, translated, flipped=False):
-        """L_PatchNCE between `source` images and `translated` = G(source)."""
-        feat_k = self.encoder(source, training=True)
-        feat_q = self.encoder(translated, training=True)
+    def nce_loss(self, source, translated, flipped=False, training=True):
+        """L_PatchNCE between `source` images and `translated` = G(source).
+
+        Training draws new patch positions from the model's seed generator;
+        evaluation (`training=False`) uses fixed positions, so validation
+        neither varies between epochs nor moves the training's random stream.
+        """
+        feat_k = self.encoder(source, training=training)
+        feat_q = self.encoder(translated, training=training)
         if flipped:  # G saw the source flipped: flip its features back
             feat_q = [tf.reverse(f, axis=[2]) for f in feat_q]
-        seed = tf.cast(keras.random.randint([2], 0, 2**30, seed=self.draws), tf.int32)
+        if training:
+            seed = tf.cast(keras.random.randint([2], 0, 2**30, seed=self.draws), tf.int32)
+        else:
+            seed = tf.constant([0, 0], tf.int32)
         ids = self.H.sample_ids(feat_k, self.num_patches, seed)
         keys, queries = self.H(feat_k, ids), self.H(feat_q, ids)
         batch = tf.shape(source)[0]
@@ -299,16 +306,19 @@ class CUT(keras.Model):
         ])
         return self.objective["lambda_nce"] * total / len(keys)
 
-    def train_step(self, data):
+    def _unpack(self, data, purpose):
         if self.objective is None:
-            raise RuntimeError("Call `compile()` before training the CUT model.")
+            raise RuntimeError(f"Call `compile()` before {purpose} the CUT model.")
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is None or sample_weight is not None:
             raise ValueError(
                 "CUT trains on batches of (x, y): unpaired images of X and of Y. Received: "
                 f"x={base.describe(x)}, y={base.describe(y)}, sample_weight={base.describe(sample_weight)}"
             )
-        x, y = tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+
+    def train_step(self, data):
+        x, y = self._unpack(data, "training")
         w = self.objective
         real = tf.concat([x, y], axis=0) if w["nce_identity"] else x
         flipped = False
@@ -347,6 +357,27 @@ class CUT(keras.Model):
             losses = base.scaled_losses(total, self.generator_groups)
         base.apply_gradients(g_tape, losses, self.generator_groups)
         terms = dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, D_real=d_real, D_fake=d_fake, total=total)
+        return self._update_metrics(terms)
+
+    def test_step(self, data):
+        """The same losses on held-out data: no updates, no flip, fixed patch positions."""
+        x, y = self._unpack(data, "evaluating")
+        w = self.objective
+        fake_y = self.G(x, training=False)
+        d_real, d_fake = self.adversarial.discriminator_terms(
+            self.D(y, training=False), self.D(fake_y, training=False)
+        )
+        g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(fake_y, training=False))
+        nce = self.nce_loss(x, fake_y, training=False)
+        nce_y = tf.constant(0.0)
+        both = nce
+        if w["nce_identity"]:
+            nce_y = self.nce_loss(y, self.G(y, training=False), training=False)
+            both = 0.5 * (nce + nce_y)
+        terms = dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, D_real=d_real, D_fake=d_fake, total=g_gan + both)
+        return self._update_metrics(terms)
+
+    def _update_metrics(self, terms):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -228,11 +228,8 @@ class CycleGAN(keras.Model):
             discriminator_groups = [
                 (discriminator_optimizer or base.default_adam(), [self.D_X, self.D_Y])
             ]
-        mixed_float16 = any(
-            network.dtype_policy.name == "mixed_float16" for network in self._networks()
-        )
-        self.generator_groups = base.prepare_groups(generator_groups, mixed_float16)
-        self.discriminator_groups = base.prepare_groups(discriminator_groups, mixed_float16)
+        self.generator_groups = base.prepare_groups(generator_groups)
+        self.discriminator_groups = base.prepare_groups(discriminator_groups)
         self.objective = dict(gan_mode=gan_mode, **weights)
         self.adversarial = AdversarialLoss(gan_mode)
         # `model.optimizer` is the generators' (what Keras callbacks read);

@@ -205,12 +205,11 @@ class Distill(keras.Model):
                 f"({type(self.T).__name__}) or the student ({type(self.G).__name__}) has none. "
                 f"Received: lambda_feature={lambda_feature!r}; use 0 with this teacher."
             )
-        mixed_float16 = self.G.dtype_policy.name == "mixed_float16"
         self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G, *self.adapters])], mixed_float16
+            [(generator_optimizer or base.default_adam(), [self.G, *self.adapters])]
         )
         self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])], mixed_float16
+            [(discriminator_optimizer or base.default_adam(), [self.D])]
         )
         self.adversarial = AdversarialLoss(gan_mode)
         self.objective = dict(loss=loss, gan_mode=gan_mode,

@@ -162,14 +162,11 @@ class Pix2Pix(keras.Model):
                 f"lambda_gan={lambda_gan!r}"
             )
         adversarial = AdversarialLoss(gan_mode)
-        mixed_float16 = any(
-            network.dtype_policy.name == "mixed_float16" for network in (self.G, self.D)
-        )
         self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G])], mixed_float16
+            [(generator_optimizer or base.default_adam(), [self.G])]
         )
         self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])], mixed_float16
+            [(discriminator_optimizer or base.default_adam(), [self.D])]
         )
         self.objective = dict(gan_mode=gan_mode, **weights)
         self.adversarial = adversarial
