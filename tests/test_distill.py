@@ -11,7 +11,7 @@ from tfcyclegan.config import Config, DataConfig, DistillConfig, ModelConfig, Tr
 from tfcyclegan.export import runtime
 from tfcyclegan.models import Distill
 from tfcyclegan.models.distill import distill_loss, feature_pairs
-from tfcyclegan.networks import MobileResnetGenerator, ResnetGenerator, build_generator
+from tfcyclegan.networks import MobileResnetGenerator, ResnetGenerator, UnetGenerator, build_generator
 from tfcyclegan.synthetic import make_demo_dataset
 
 TEACHER = Config(
@@ -117,6 +117,19 @@ def test_a_student_learns_its_teacher_on_a_fixed_batch():
     assert last["G_GAN"] == 0 and last["D_real"] == 0  # lambda_gan = 0: D untouched
     for before, w in zip(teacher_weights, teacher.weights):  # the teacher is frozen
         np.testing.assert_array_equal(before, w.numpy())
+
+
+def test_a_unet_teacher_has_no_features_to_match_but_teaches():
+    # pix2pix's U-Net has no residual blocks: no feature pairs, L1 to its output still works.
+    teacher = UnetGenerator(num_downs=5, ngf=4, seed=1)
+    config = ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
+    model = Distill.from_model_config(teacher, config, seed=2)
+    assert model.pairs == [] and model.adapters == []
+    with pytest.raises(ValueError, match="UnetGenerator.*Received: lambda_feature=1"):
+        model.compile(lambda_feature=1)
+    model.compile()
+    logs = model.train_on_batch(images((1, 32, 32, 3), 3), images((1, 32, 32, 3), 4), return_dict=True)
+    assert logs["distill"] > 0 and logs["feature"] == 0
 
 
 def test_the_gan_term_trains_the_discriminator():

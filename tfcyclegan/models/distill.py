@@ -44,6 +44,11 @@ def distill_loss(student_images, teacher_images, loss="l1"):
     return tf.reduce_mean(tf.square(difference))
 
 
+def _as_list(outputs):
+    """A functional model's outputs as a list (a one-output model returns a bare tensor)."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
 def block_names(generator):
     """The residual-block outputs of a ResNet-style generator, in order (`block0`, `block1`, ...)."""
     present = {layer.name for layer in generator.layers}
@@ -244,7 +249,7 @@ class Distill(keras.Model):
     def _terms(self, x, y, student_outputs, training):
         """G's loss terms: distillation, features and (with lambda_gan > 0) GAN."""
         w = self.objective
-        teacher_outputs = [tf.stop_gradient(t) for t in self.teacher_features(x, training=False)]
+        teacher_outputs = [tf.stop_gradient(t) for t in _as_list(self.teacher_features(x, training=False))]
         *student_feats, fake_y = student_outputs
         *teacher_feats, teacher_y = teacher_outputs
         terms = {"distill": w["lambda_distill"] * distill_loss(fake_y, teacher_y, w["loss"])}
@@ -276,7 +281,7 @@ class Distill(keras.Model):
         x, y = self._unpack(data)
         g_tape = tf.GradientTape()
         with g_tape:
-            student_outputs = self.student_features(x, training=True)
+            student_outputs = _as_list(self.student_features(x, training=True))
 
         # D first, on G(x) held fixed (the tape above is paused), as pix2pix.
         if self.objective["lambda_gan"] > 0:
@@ -306,7 +311,7 @@ class Distill(keras.Model):
         if self.objective is None:
             raise RuntimeError("Call `compile()` before evaluating the Distill model.")
         x, y = self._unpack(data)
-        student_outputs = self.student_features(x, training=False)
+        student_outputs = _as_list(self.student_features(x, training=False))
         terms = self._terms(x, y, student_outputs, training=False)
         if self.objective["lambda_gan"] > 0:
             terms.update(self._discriminator_terms(y, student_outputs[-1], training=False))
