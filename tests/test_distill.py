@@ -232,6 +232,7 @@ def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
         (["distill", "--student", "mobile_resnet"], "--teacher RUN_DIR"),
         (["distill", "--teacher", "/no/such/run"], "The teacher /no/such/run does not exist"),
         (["distill", "--teacher", "."], "has no config.json"),
+        (["distill", "--teacher", "UNTRAINED"], "has neither checkpoints nor model.keras"),
         (["distill", "--teacher", "TEACHER", "--lambda-feature", "-1"], "lambda_feature=-1.0"),
         (["distill", "--teacher", "TEACHER", "--lambda-gan", "-2"], "lambda_gan=-2.0"),
         (["distill", "--teacher", "TEACHER", "--ngf", "0"], "ngf=0"),
@@ -241,7 +242,10 @@ def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
 )
 def test_bad_inputs_give_a_message_naming_the_value(argv, message, teacher, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    argv = [teacher if a == "TEACHER" else a for a in argv]
+    untrained = tmp_path / "untrained"  # a run folder that never reached a checkpoint
+    untrained.mkdir()
+    (untrained / "config.json").write_text(TEACHER.to_json())
+    argv = [teacher if a == "TEACHER" else str(untrained) if a == "UNTRAINED" else a for a in argv]
     assert cli.main([*argv, "--runs-dir", str(tmp_path / "runs"), "--progress", "0"]
                     if argv[0] == "distill" else argv) == cli.EXIT_FAILED
     assert message in capsys.readouterr().err

@@ -82,9 +82,13 @@ def student_config(
             f"The teacher {teacher} is itself a student (a distill run); distill from the run "
             f"it learned from: {taught.distill.teacher}. Received: teacher={teacher!r}"
         )
-    if checkpoint is not None or epoch is not None:
-        # Checked now, before a student run folder is written.
-        runs.select_checkpoint(teacher, checkpoint, epoch)
+    # Checked now, before a student run folder is written: the teacher has weights.
+    chosen = runs.select_checkpoint(teacher, checkpoint, epoch)
+    if chosen is None and not os.path.isfile(runs.RunPaths(teacher).model):
+        raise FileNotFoundError(
+            f"The teacher {teacher} has neither checkpoints nor {runs.MODEL_FILE}: it has not "
+            f"trained yet. Received: teacher={teacher!r}"
+        )
     distill = DistillConfig(
         teacher=teacher,
         teacher_method=taught.model.method,
