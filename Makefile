@@ -13,8 +13,13 @@ INSTALLED := $(VENV)/.installed
 demo: $(INSTALLED)
 	$(BIN)/tfcyclegan demo
 
+# Two pytest workers (pytest-xdist): the tests' tiny models keep about one core busy
+# (a sequential run's CPU time equals its wall time), so on 2 cores two processes halve
+# the wall time. More workers than cores only oversubscribe TensorFlow's thread pools.
+TEST_WORKERS ?= 2
+
 test: $(INSTALLED)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/run_all.py

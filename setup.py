@@ -40,6 +40,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
             "ai-edge-litert>=2.0",
             "tensorflow-serving-api>=2.21,<2.22",
             "safetensors>=0.4",
