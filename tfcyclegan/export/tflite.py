@@ -681,8 +681,8 @@ def gpu_compatibility(tflite_bytes):
     Returns a dict:
         analyzer: the "GPU COMPATIBILITY WARNING" lines of
             `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`.
-        integer_ops: ops computing on integer tensors (the shape arithmetic of
-            dynamic-size models: SHAPE, PACK, STRIDED_SLICE on int32, ...). The
+        integer_ops: ops computing on integer tensors (shape arithmetic at
+            run time: SHAPE, PACK, STRIDED_SLICE on int32, ...). The
             GPU delegate runs float tensors only, so these stay on the CPU and
             split the graph.
         dynamic_shape: the input has unknown dimensions; GPU delegates need a
