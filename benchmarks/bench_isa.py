@@ -166,7 +166,16 @@ def render(result):
              "`keras` is tfcyclegan as shipped (its start-up choice of TensorFlow path, `tfcyclegan/cpu.py`); "
              "`path` is the one its TensorFlow ran.",
              "- 2 threads everywhere; min / median of interleaved rounds; ratios against the PyTorch reference "
-             "of the same ISA in the same rounds.", ""]
+             "of the same ISA in the same rounds."]
+    if machine["load_average"][0] > machine["cpus"]:
+        end = result.get("load_average_end")
+        lines.append(
+            f"- **oversubscribed**: load average {machine['load_average'][0]} at start"
+            + (f", {end[0]} at end" if end else "")
+            + f" on {machine['cpus']} CPUs (other jobs ran throughout). Candidates slow down unequally "
+            "on an oversubscribed machine (OpenMP's waiting barriers, which PyTorch uses, suffer most): "
+            "read the ratios as indicative only and rerun on a quiet machine.")
+    lines.append("")
     for section, title, how in (
         ("train", "Training step, 256 px, paper config (fp32)", "speed × torch = torch time / ours (≥ 1 is faster)"),
         ("forward", "ResNet-9 forward, 256 px, Keras in a tf.function", "time ÷ torch = ours / torch time (≤ 1 is faster)"),
@@ -262,6 +271,7 @@ def main(argv=None):
     if "train" in sections:
         result["train"] = run_timed("train", isas, args.train_candidates.split(","), 256, args.train_rounds, 1)
     result["calibration_after"] = common.matmul_gflops()
+    result["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     result["minutes"] = (time.perf_counter() - start) / 60
     block = render(result)
     print(block)
