@@ -103,3 +103,77 @@ def test_dynamic_size_tflite_has_no_transpose_conv_and_matches_keras():
             generator(images, training=False).numpy(),
             atol=export.FLOAT_TOLERANCE,
         )
+
+
+# --- NarrowConv2D: the generator's last layer, with a faster gradient on Eigen -------
+
+
+@pytest.mark.parametrize("kernel_size,shape", [(7, (2, 20, 18, 6)), (3, (1, 9, 11, 4))])
+def test_narrow_conv_gradient_equals_the_convolutions(kernel_size, shape):
+    import tensorflow as tf
+
+    from tfcyclegan.layers import _narrow_conv
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, shape[-1], 3)).astype(np.float32))
+    weights = tf.constant(rng.normal(size=(1, shape[1] - kernel_size + 1, shape[2] - kernel_size + 1, 3)),
+                          tf.float32)
+    grads = []
+    for conv in (lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), _narrow_conv):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = conv(x, kernel)
+            loss = tf.reduce_sum(y * y * weights)
+        grads.append([y] + tape.gradient(loss, [x, kernel]))
+    for a, b in zip(*grads):
+        scale = float(tf.reduce_max(tf.abs(a)))
+        np.testing.assert_allclose(b.numpy() / scale, a.numpy() / scale, atol=TOLERANCE)
+
+
+def test_narrow_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
+    import tensorflow as tf
+
+    from tfcyclegan import layers
+
+    calls = []
+    monkeypatch.setattr(layers, "_narrow_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
+    layer = layers.NarrowConv2D(3, 7)
+    x = np.random.default_rng(0).normal(size=(1, 16, 16, 4)).astype(np.float32)
+    expected = keras.layers.Conv2D(3, 7)
+    expected.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights([w + 0.1 for w in expected.get_weights()])
+    expected.set_weights(layer.get_weights())
+    for eigen, training, used in ((True, True, 1), (True, False, 0), (False, True, 0)):
+        monkeypatch.setattr(layers, "_eigen_convolutions", lambda: eigen)
+        calls.clear()
+        np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
+        assert len(calls) == used, (eigen, training)
+
+
+def test_resnet_generator_head_is_narrow_and_keeps_its_weights_name():
+    from tfcyclegan.layers import NarrowConv2D
+
+    generator = ResnetGenerator(ngf=4, n_blocks=1, seed=0)
+    head = generator.get_layer("head_conv")
+    assert isinstance(head, NarrowConv2D) and head.kernel.path == "head_conv/kernel"
+
+
+def test_narrow_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
+    import tensorflow as tf
+
+    from tfcyclegan import layers
+
+    monkeypatch.setattr(layers, "_eigen_convolutions", lambda: True)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 4)).astype(np.float32))
+    narrow, plain = layers.NarrowConv2D(3, 7), keras.layers.Conv2D(3, 7)
+    narrow.build(x.shape), plain.build(x.shape)
+    plain.set_weights(narrow.get_weights())
+    grads = []
+    for layer in (narrow, plain):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+        grads.append(tape.gradient(loss, layer.trainable_variables))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
