@@ -45,6 +45,7 @@ class KerasGeneratorForward:
     """One ResNet generator forward (inference, batch 1) per `run()` call, in a tf.function."""
 
     def __init__(self, size=256, threads=2, ngf=64, n_blocks=9, jit_compile=False, dtype=None, seed=0):
+        import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path (cpu.py)
         import numpy as np
         import tensorflow as tf
 

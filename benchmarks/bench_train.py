@@ -75,6 +75,7 @@ class KerasTrainStep:
 
     def __init__(self, size=256, jit_compile=False, threads=2, inter_op=None, dtype=None,
                  pool_size=50, seed=0, fuse_calls=None):
+        import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path (cpu.py)
         import numpy as np
         import tensorflow as tf
 

@@ -129,6 +129,36 @@ def describe_machine(info):
     )
 
 
+# === ISA modes ===
+
+ISA_MODES = {
+    "native": {},
+    # An AVX2 machine on a newer one. oneDNN stops at AVX2, and so do the JIT
+    # GEMM kernels TensorFlow's Eigen convolutions and matmuls call (oneDNN's
+    # sgemm: measured 147 -> 80 GFLOP/s on one core of an AVX-512 Xeon, so
+    # the Eigen path is not ISA-independent). PyTorch's ATen kernels stop at
+    # AVX2 too. XNNPACK (LiteRT) has no such switch: TFLite figures are native.
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+}
+
+
+def isa_env(mode):
+    """Environment variables that emulate ISA mode `mode` (see ISA_MODES)."""
+    if mode not in ISA_MODES:
+        raise ValueError(f"unknown ISA mode {mode!r}; choose from {sorted(ISA_MODES)}")
+    return dict(ISA_MODES[mode])
+
+
+def tensorflow_path():
+    """"onednn" or "eigen": the path this process's TensorFlow runs (import it first)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return "onednn" if _pywrap_util_port.IsMklEnabled() else "eigen"
+    except (ImportError, AttributeError):
+        return "unknown"
+
+
 # === Calibration ===
 
 _MATMUL = {}

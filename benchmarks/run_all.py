@@ -354,8 +354,31 @@ def render(result):
               "python benchmarks/torch_reference.py       # harness fidelity checks, a few reference steps",
               "python benchmarks/bench_data.py            # input pipeline details",
               "python benchmarks/bench_inference.py       # inference details (Keras baseline)",
+              "python benchmarks/bench_isa.py --readme    # native vs AVX2 vs the reference (the isa block below)",
               "```", ""]
     return "\n".join(lines)
+
+
+def _isa_block(readme):
+    """The native-vs-AVX2 tables bench_isa.py wrote into `readme` (kept across runs), or None."""
+    import re
+
+    try:
+        with open(readme) as f:
+            text = f.read()
+    except OSError:
+        return None
+    from benchmarks import bench_isa
+
+    match = re.search(re.escape(bench_isa.BEGIN) + ".*?" + re.escape(bench_isa.END), text, re.S)
+    return match.group(0) if match else None
+
+
+def _keep_isa_block(readme, block):
+    if block:
+        from benchmarks import bench_isa
+
+        bench_isa.write_readme(block, readme)
 
 
 def main(argv=None):
@@ -365,6 +388,7 @@ def main(argv=None):
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--from-json", default=None, help="regenerate the README from saved results only")
     args = parser.parse_args(argv)
+    previous = _isa_block(args.readme)
     if args.from_json:
         import json
 
@@ -376,6 +400,7 @@ def main(argv=None):
     text = render(result)
     with open(args.readme, "w") as f:
         f.write(text)
+    _keep_isa_block(args.readme, previous)
     print(text)
     return 0
 

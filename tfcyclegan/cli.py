@@ -381,7 +381,8 @@ def _add_export(subparsers):
     p.add_argument("--direction", default="both", choices=("a2b", "b2a", "both"))
     p.add_argument("--tflite-mode", dest="tflite_modes", action="append",
                    choices=("fp32", "fp16", "dynamic_int8", "int8"),
-                   help="repeat for several; default fp32, fp16, dynamic_int8 (+ int8 with --representative-data)")
+                   help="repeat for several; default fp32, fp16 (+ int8 with --representative-data); "
+                        "dynamic_int8 (smallest file, ~4x slower than fp32 on CPUs) only when asked for")
     p.add_argument("--tflite-io", action="append", choices=("float32", "uint8"),
                    help="float32: [-1, 1] tensors; uint8: camera pixels in and out (default both)")
     p.add_argument("--representative-data", help="folder of images for int8 calibration and the parity check")

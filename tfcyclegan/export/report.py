@@ -48,8 +48,19 @@ FORMATS = ("saved_model", "tflite")
 
 DYNAMIC_INT8_NOTE = (
     "dynamic_int8 files are for size, not speed: they quantize activations on the fly "
-    "in every op, and on CPUs the fp32/fp16 XNNPACK path is faster (measured ~4x)."
+    "in every op, and on CPUs the fp32/fp16 XNNPACK path is faster (measured ~4x). "
+    "Not exported unless asked for; fp16 is half the size at fp32 quality and speed."
 )
+
+DEFAULT_TFLITE_MODES = ("fp32", "fp16")
+"""TFLite modes `export` writes unless told (plus int8 when given representative data).
+
+dynamic_int8 is left out: its int8-weight / float-activation convolutions
+quantize their inputs at run time in every op, and on LiteRT's CPU path
+(XNNPACK, 2 threads, x86) it took ~4x the time of fp32
+(benchmarks/README.md); fp16 halves the file at fp32 speed and quality.
+Ask for it with `tflite_modes=(..., "dynamic_int8")` when only size matters.
+"""
 
 
 @dataclasses.dataclass
@@ -175,8 +186,9 @@ def export(
         out_dir: the export folder.
         formats: any of "saved_model", "tflite".
         direction: "a2b", "b2a" or "both".
-        tflite_modes: subset of `TFLITE_MODES`. Default: fp32, fp16,
-            dynamic_int8, and int8 when `representative_data` is given.
+        tflite_modes: subset of `TFLITE_MODES`. Default: fp32, fp16, and
+            int8 when `representative_data` is given (`DEFAULT_TFLITE_MODES`:
+            dynamic_int8, ~4x slower than fp32 on CPUs, only when asked for).
         tflite_io: "float32" (float [-1, 1] tensors) and/or "uint8" (pixels).
         representative_data: folder of images: int8 calibration and the parity
             images.
@@ -272,7 +284,7 @@ def _check_request(
     formats = check_choices("formats", formats, FORMATS)
     tflite_io = check_choices("tflite_io", tflite_io, TFLITE_IO)
     if tflite_modes is None:
-        tflite_modes = ("fp32", "fp16", "dynamic_int8") + (("int8",) if representative_data else ())
+        tflite_modes = DEFAULT_TFLITE_MODES + (("int8",) if representative_data else ())
     tflite_modes = check_choices("tflite_modes", tflite_modes, TFLITE_MODES)
     check_choice("saved_model_dtype", saved_model_dtype, SAVED_MODEL_DTYPES)
     if "tflite" in formats and "int8" in tflite_modes and representative_data is None:

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tfcyclegan import imaging
 from tfcyclegan.config import check_choice
+from tfcyclegan.export.forms import subpixel_upsampling
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator, sample_folder
 from tfcyclegan.export.runtime import METADATA_NAME, pad_numpy
 from tfcyclegan.export.saved_model import write_archive
@@ -136,10 +137,18 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
     cost ~12 dB of PSNR (measured); instead the output is pinned to [0, 255]
     by a FakeQuant op and the converter's uint8 output then has scale 1 and
     zero point 0: its values are the pixels.
+
+    Dynamic-size files compute each transposed convolution as a convolution
+    and a depth-to-space (`forms.subpixel_upsampling`, the same outputs): a
+    TRANSPOSE_CONV whose output shape is computed at run time is not taken by
+    LiteRT's XNNPACK delegate and made these files ~14% slower than
+    fixed-size ones; with the sub-pixel form they are as fast (benchmarks/README.md).
+    Fixed-size files keep TRANSPOSE_CONV, which XNNPACK and GPU delegates run.
     """
     channels, _ = channels_of(generator)
     if input_size is None:
         shape = [None, None, None, channels]
+        generator = subpixel_upsampling(generator)
     else:
         shape = [1, *input_size, channels]
 
@@ -672,8 +681,8 @@ def gpu_compatibility(tflite_bytes):
     Returns a dict:
         analyzer: the "GPU COMPATIBILITY WARNING" lines of
             `tf.lite.experimental.Analyzer.analyze(..., gpu_compatibility=True)`.
-        integer_ops: ops computing on integer tensors (the shape arithmetic of
-            dynamic-size models: SHAPE, PACK, STRIDED_SLICE on int32, ...). The
+        integer_ops: ops computing on integer tensors (shape arithmetic at
+            run time: SHAPE, PACK, STRIDED_SLICE on int32, ...). The
             GPU delegate runs float tensors only, so these stay on the CPU and
             split the graph.
         dynamic_shape: the input has unknown dimensions; GPU delegates need a
