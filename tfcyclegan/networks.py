@@ -173,6 +173,61 @@ def _resnet_up(build, x, filters, upsample, norm, use_bias, name):
     return build.relu(x, f"{name}_relu")
 
 
+def _residual_block(build, x, filters, norm, dropout, use_bias, name):
+    """The paper's residual block (`ResidualBlock`), as a graph step."""
+    return ResidualBlock(
+        filters,
+        norm=norm,
+        dropout=0.5 if dropout else 0.0,
+        use_bias=use_bias,
+        kernel_initializer=build.initializer(),
+        dtype=build.dtype,
+        name=name,
+    )(x)
+
+
+def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks, norm, dropout,
+                  init_type, init_gain, seed, upsample, dtype):
+    """(inputs, outputs) of a ResNet generator whose residual blocks `block` makes.
+
+    The stem, the two down- and upsamplings and the 7x7 head are the paper's;
+    `block(build, x, filters, norm, dropout, use_bias, name)` is
+    `_residual_block` (`ResnetGenerator`) or `_mobile_block`
+    (`MobileResnetGenerator`). `network` names the class in errors.
+    """
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(
+            f"{network}: `upsample` must be one of {list(UPSAMPLE_MODES)}. "
+            f"Received: upsample={upsample!r}"
+        )
+    _check_args(
+        network,
+        norm,
+        input_channels=(input_channels, 1),
+        output_channels=(output_channels, 1),
+        ngf=(ngf, 1),
+        n_blocks=(n_blocks, 0),
+    )
+    use_bias = norm != "batch"
+    build = _Builder(dtype, init_type, init_gain, seed)
+    inputs = keras.Input(shape=(None, None, input_channels), name="image")
+    x = InputSizeCheck(4, 8, network, dtype=dtype, name="size_check")(inputs)
+    x = ReflectionPadding2D(3, dtype=dtype, name="stem_pad")(x)
+    x = build.conv(ngf, 7, 1, use_bias, "stem_conv")(x)
+    x = build.norm(norm, x, "stem_norm")
+    x = build.relu(x, "stem_relu")
+    for i in range(2):
+        x = _resnet_down(build, x, ngf * 2 ** (i + 1), upsample, norm, use_bias, f"down{i}")
+    for i in range(n_blocks):
+        x = block(build, x, ngf * 4, norm, dropout, use_bias, f"block{i}")
+    for i in range(2):
+        x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
+    x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
+    x = build.conv(output_channels, 7, 1, True, "head_conv", narrow=True)(x)
+    outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return inputs, outputs
+
+
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class ResnetGenerator(_Network):
     """CycleGAN's generator: downsample twice, residual blocks, upsample twice.
@@ -247,46 +302,10 @@ class ResnetGenerator(_Network):
         dtype=None,
         **kwargs,
     ):
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(
-                f"ResnetGenerator: `upsample` must be one of {list(UPSAMPLE_MODES)}. "
-                f"Received: upsample={upsample!r}"
-            )
-        _check_args(
-            "ResnetGenerator",
-            norm,
-            input_channels=(input_channels, 1),
-            output_channels=(output_channels, 1),
-            ngf=(ngf, 1),
-            n_blocks=(n_blocks, 0),
+        inputs, outputs = _resnet_graph(
+            "ResnetGenerator", _residual_block, input_channels, output_channels, ngf, n_blocks, norm,
+            dropout, init_type, init_gain, seed, upsample, dtype,
         )
-        use_bias = norm != "batch"
-        build = _Builder(dtype, init_type, init_gain, seed)
-
-        # === Functional model ===
-        inputs = keras.Input(shape=(None, None, input_channels), name="image")
-        x = InputSizeCheck(4, 8, "ResnetGenerator", dtype=dtype, name="size_check")(inputs)
-        x = ReflectionPadding2D(3, dtype=dtype, name="stem_pad")(x)
-        x = build.conv(ngf, 7, 1, use_bias, "stem_conv")(x)
-        x = build.norm(norm, x, "stem_norm")
-        x = build.relu(x, "stem_relu")
-        for i in range(2):
-            x = _resnet_down(build, x, ngf * 2 ** (i + 1), upsample, norm, use_bias, f"down{i}")
-        for i in range(n_blocks):
-            x = ResidualBlock(
-                ngf * 4,
-                norm=norm,
-                dropout=0.5 if dropout else 0.0,
-                use_bias=use_bias,
-                kernel_initializer=build.initializer(),
-                dtype=dtype,
-                name=f"block{i}",
-            )(x)
-        for i in range(2):
-            x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
-        x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
-        x = build.conv(output_channels, 7, 1, True, "head_conv", narrow=True)(x)
-        outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
@@ -618,38 +637,10 @@ class MobileResnetGenerator(_Network):
         dtype=None,
         **kwargs,
     ):
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(
-                f"MobileResnetGenerator: `upsample` must be one of {list(UPSAMPLE_MODES)}. "
-                f"Received: upsample={upsample!r}"
-            )
-        _check_args(
-            "MobileResnetGenerator",
-            norm,
-            input_channels=(input_channels, 1),
-            output_channels=(output_channels, 1),
-            ngf=(ngf, 1),
-            n_blocks=(n_blocks, 0),
+        inputs, outputs = _resnet_graph(
+            "MobileResnetGenerator", _mobile_block, input_channels, output_channels, ngf, n_blocks, norm,
+            dropout, init_type, init_gain, seed, upsample, dtype,
         )
-        use_bias = norm != "batch"
-        build = _Builder(dtype, init_type, init_gain, seed)
-
-        # === Functional model ===
-        inputs = keras.Input(shape=(None, None, input_channels), name="image")
-        x = InputSizeCheck(4, 8, "MobileResnetGenerator", dtype=dtype, name="size_check")(inputs)
-        x = ReflectionPadding2D(3, dtype=dtype, name="stem_pad")(x)
-        x = build.conv(ngf, 7, 1, use_bias, "stem_conv")(x)
-        x = build.norm(norm, x, "stem_norm")
-        x = build.relu(x, "stem_relu")
-        for i in range(2):
-            x = _resnet_down(build, x, ngf * 2 ** (i + 1), upsample, norm, use_bias, f"down{i}")
-        for i in range(n_blocks):
-            x = _mobile_block(build, x, ngf * 4, norm, dropout, use_bias, f"block{i}")
-        for i in range(2):
-            x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
-        x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
-        x = build.conv(output_channels, 7, 1, True, "head_conv")(x)
-        outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
