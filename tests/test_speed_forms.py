@@ -105,75 +105,127 @@ def test_dynamic_size_tflite_has_no_transpose_conv_and_matches_keras():
         )
 
 
-# --- NarrowConv2D: the generator's last layer, with a faster gradient on Eigen -------
+# --- EigenConv2D: convolutions with a faster gradient on TensorFlow's Eigen path ----
 
 
-@pytest.mark.parametrize("kernel_size,shape", [(7, (2, 20, 18, 6)), (3, (1, 9, 11, 4))])
-def test_narrow_conv_gradient_equals_the_convolutions(kernel_size, shape):
+# (kernel, input shape, output channels): both kernel-gradient forms (few output
+# channels: the upstream gradient's patches; wide: shifted inputs), odd sizes,
+# a batch of one and of three.
+GRADIENT_CASES = [
+    (7, (2, 20, 18, 6), 3),
+    (3, (1, 9, 11, 4), 3),
+    (3, (2, 12, 11, 40), 40),
+    (3, (1, 9, 13, 33), 34),
+    (4, (3, 10, 10, 5), 64),
+]
+
+
+@pytest.mark.parametrize("kernel_size,shape,filters", GRADIENT_CASES)
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+def test_valid_conv_gradient_equals_tensorflows(kernel_size, shape, filters, static):
     import tensorflow as tf
 
-    from tfcyclegan.layers import _narrow_conv
+    from tfcyclegan.layers import _valid_conv
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
-    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, shape[-1], 3)).astype(np.float32))
-    weights = tf.constant(rng.normal(size=(1, shape[1] - kernel_size + 1, shape[2] - kernel_size + 1, 3)),
-                          tf.float32)
-    grads = []
-    for conv in (lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), _narrow_conv):
+    kernel = tf.constant(rng.normal(size=(kernel_size, kernel_size, shape[-1], filters)).astype(np.float32))
+    out_shape = (shape[0], shape[1] - kernel_size + 1, shape[2] - kernel_size + 1, filters)
+    weights = tf.constant(rng.normal(size=out_shape).astype(np.float32))
+
+    def run(conv, x, kernel, weights):
         with tf.GradientTape() as tape:
             tape.watch([x, kernel])
             y = conv(x, kernel)
             loss = tf.reduce_sum(y * y * weights)
-        grads.append([y] + tape.gradient(loss, [x, kernel]))
-    for a, b in zip(*grads):
+        return [y] + tape.gradient(loss, [x, kernel])
+
+    def traced(conv):
+        if static:
+            return run(conv, x, kernel, weights)
+        # Batch, height and width unknown when traced.
+        signature = [tf.TensorSpec([None, None, None, shape[-1]]), tf.TensorSpec(kernel.shape),
+                     tf.TensorSpec([None, None, None, filters])]
+        return tf.function(lambda *args: run(conv, *args), input_signature=signature)(x, kernel, weights)
+
+    expected = traced(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"))
+    actual = traced(_valid_conv)
+    for a, b in zip(expected, actual):
         scale = float(tf.reduce_max(tf.abs(a)))
         np.testing.assert_allclose(b.numpy() / scale, a.numpy() / scale, atol=TOLERANCE)
 
 
-def test_narrow_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
+def test_gradient_cases_cover_both_kernel_gradient_forms():
+    from tfcyclegan.layers import _PATCHES_UP_TO
+
+    assert {k * k * f <= _PATCHES_UP_TO for k, _, f in GRADIENT_CASES} == {True, False}
+
+
+def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
     import tensorflow as tf
 
     from tfcyclegan import layers
 
     calls = []
-    monkeypatch.setattr(layers, "_narrow_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
-    layer = layers.NarrowConv2D(3, 7)
-    x = np.random.default_rng(0).normal(size=(1, 16, 16, 4)).astype(np.float32)
-    expected = keras.layers.Conv2D(3, 7)
-    expected.build(x.shape)
-    layer.build(x.shape)
-    layer.set_weights([w + 0.1 for w in expected.get_weights()])
-    expected.set_weights(layer.get_weights())
-    for eigen, training, used in ((True, True, 1), (True, False, 0), (False, True, 0)):
-        monkeypatch.setattr(layers, "_eigen_convolutions", lambda: eigen)
-        calls.clear()
-        np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
-        assert len(calls) == used, (eigen, training)
+    monkeypatch.setattr(layers, "_valid_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
+    rng = np.random.default_rng(0)
+    # Enough input channels, and an RGB input (a stem), where the forms are slower.
+    for channels, wide_enough in ((layers._MIN_INPUT_CHANNELS, True), (3, False)):
+        layer = layers.EigenConv2D(3, 7)
+        x = rng.normal(size=(1, 16, 16, channels)).astype(np.float32)
+        expected = keras.layers.Conv2D(3, 7)
+        expected.build(x.shape)
+        layer.build(x.shape)
+        layer.set_weights([w + 0.1 for w in expected.get_weights()])
+        expected.set_weights(layer.get_weights())
+        for eigen, training, used in ((True, True, wide_enough), (True, False, False), (False, True, False)):
+            monkeypatch.setattr(layers, "_eigen_convolutions", lambda: eigen)
+            calls.clear()
+            np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
+            assert len(calls) == used, (channels, eigen, training)
 
 
-def test_resnet_generator_head_is_narrow_and_keeps_its_weights_name():
-    from tfcyclegan.layers import NarrowConv2D
+def test_resnet_generator_convolutions_keep_their_weights_names():
+    from tfcyclegan.layers import EigenConv2D
 
     generator = ResnetGenerator(ngf=4, n_blocks=1, seed=0)
     head = generator.get_layer("head_conv")
-    assert isinstance(head, NarrowConv2D) and head.kernel.path == "head_conv/kernel"
+    assert isinstance(head, EigenConv2D) and head.kernel.path == "head_conv/kernel"
+    block = generator.get_layer("block0")
+    assert isinstance(block.conv1, EigenConv2D) and isinstance(block.conv2, EigenConv2D)
+    assert block.conv1.kernel.path == "block0/conv1/kernel"
 
 
-def test_narrow_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
+def test_narrow_conv2d_files_still_load(tmp_path):
+    """`.keras` files saved while the head was a `NarrowConv2D` (its former name)."""
+    from tfcyclegan.layers import EigenConv2D, NarrowConv2D
+
+    inputs = keras.Input((12, 12, 4))
+    model = keras.Model(inputs, NarrowConv2D(3, 7, name="head_conv")(inputs))
+    model.save(tmp_path / "old.keras")
+    loaded = keras.saving.load_model(tmp_path / "old.keras")
+    head = loaded.get_layer("head_conv")
+    assert isinstance(head, EigenConv2D)
+    x = np.random.default_rng(0).normal(size=(1, 12, 12, 4)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=TOLERANCE)
+
+
+def test_eigen_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
     import tensorflow as tf
 
     from tfcyclegan import layers
 
     monkeypatch.setattr(layers, "_eigen_convolutions", lambda: True)
-    x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 4)).astype(np.float32))
-    narrow, plain = layers.NarrowConv2D(3, 7), keras.layers.Conv2D(3, 7)
-    narrow.build(x.shape), plain.build(x.shape)
-    plain.set_weights(narrow.get_weights())
-    grads = []
-    for layer in (narrow, plain):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.square(layer(x, training=True)))
-        grads.append(tape.gradient(loss, layer.trainable_variables))
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+    x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 16)).astype(np.float32))
+    for filters, kernel_size in ((3, 7), (64, 3)):  # both kernel-gradient forms
+        eigen = layers.EigenConv2D(filters, kernel_size)
+        plain = keras.layers.Conv2D(filters, kernel_size)
+        eigen.build(x.shape), plain.build(x.shape)
+        plain.set_weights(eigen.get_weights())
+        grads = []
+        for layer in (eigen, plain):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(layer(x, training=True)))
+            grads.append(tape.gradient(loss, layer.trainable_variables))
+        for a, b in zip(*grads):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
