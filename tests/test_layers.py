@@ -26,11 +26,12 @@ def test_instance_norm_matches_numpy(rng):
     np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-5), atol=1e-5)
 
 
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("batch", [1, 3, None], ids=["one", "three", "unknown"])
 @pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
 def test_instance_norm_training_path_equals_inference_path(rng, batch, affine):
-    # Training uses the fused batch-norm kernel per image, inference builtin
-    # ops; outputs and gradients must agree.
+    # Training uses the fused batch-norm kernel per image (one image, a split
+    # batch, or with the batch size unknown (None) the images as channels of one),
+    # inference builtin ops; outputs and gradients must agree.
     import tensorflow as tf
 
     layer = InstanceNormalization(center=affine, scale=affine)
@@ -38,16 +39,23 @@ def test_instance_norm_training_path_equals_inference_path(rng, batch, affine):
     if affine:
         layer.gamma.assign(rng.normal(1.0, 0.3, 6))
         layer.beta.assign(rng.normal(0.0, 0.3, 6))
-    x = tf.constant(rng.normal(2.0, 1.5, (batch, 9, 7, 6)).astype("float32"))
-    upstream = tf.constant(rng.normal(size=(batch, 9, 7, 6)).astype("float32"))
-    results = {}
-    for training in (False, True):
+    x = tf.constant(rng.normal(2.0, 1.5, (batch or 2, 9, 7, 6)).astype("float32"))
+    upstream = tf.constant(rng.normal(size=x.shape).astype("float32"))
+
+    def run(x, upstream, training):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x, training=training)
             loss = tf.reduce_sum(y * upstream)
-        grads = tape.gradient(loss, [x] + layer.trainable_variables)
-        results[training] = [np.asarray(t) for t in [y] + grads]
+        return [y] + tape.gradient(loss, [x] + layer.trainable_variables)
+
+    results = {}
+    for training in (False, True):
+        step = lambda x, upstream: run(x, upstream, training)  # noqa: E731
+        if batch is None:
+            spec = tf.TensorSpec((None, 9, 7, 6), "float32")
+            step = tf.function(step, input_signature=[spec, spec])
+        results[training] = [np.asarray(t) for t in step(x, upstream)]
     for inference, training in zip(results[False], results[True]):
         np.testing.assert_allclose(training, inference, atol=1e-4)
 
