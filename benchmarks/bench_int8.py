@@ -6,7 +6,7 @@ side by side in one process, between two calibration lines:
 - fp32, fp16, dynamic_int8;
 - int8_plain: full int8 as exported before issue #18 (no equalization);
 - int8: full int8 as exported now (instance-norm equalization,
-  `tflite.equalize_instance_norm`), calibrated on input-domain images at the
+  `quantization.equalize_instance_norm`), calibrated on input-domain images at the
   training size (the A halves of train/), and `int8_uint8` (pixel I/O);
 - int8_abcal: the same, calibrated on the test folder's A|B images, as
   `--representative-data data/test` does on an aligned dataset;
@@ -123,7 +123,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     import numpy as np
 
     from tfcyclegan.evaluate import load_test_split, paired_metrics
-    from tfcyclegan.export import tflite
+    from tfcyclegan.export import quantization, tflite
     from tfcyclegan.export.loading import as_float32, generators_of, training_size
     from tfcyclegan.export.parity import psnr
     from tfcyclegan.models import translate_with
@@ -134,7 +134,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     split = load_test_split(data, "a2b", size)
     reference = translate_with(generator, split.inputs)
     domain = _input_domain(data, size, calibration_count)
-    aligned = tflite.calibration_set(os.path.join(data, "test"), 3, *_requirement(generator))
+    aligned = quantization.calibration_set(os.path.join(data, "test"), 3, *_requirement(generator))
 
     def plain_int8(input_size):
         with tflite.tflite_saved_model(generator, input_size) as saved_model_dir:
@@ -162,7 +162,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     log("converting int16x8")
     int16, int16_error = _int16x8(generator, size, domain, threads)
 
-    equalized = tflite.equalize_instance_norm(generator, domain)
+    equalized = quantization.equalize_instance_norm(generator, domain)
     truth = paired_metrics(reference, split.targets)
     quality = {"keras_fp32": {"psnr_truth": float(truth["psnr_db"].mean()),
                               "ssim_truth": float(truth["ssim"].mean())}}
