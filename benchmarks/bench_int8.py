@@ -26,7 +26,6 @@ against the ground truth (`evaluate.paired_metrics`).
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if not __package__:  # run as a script
@@ -195,23 +194,12 @@ def _requirement(generator):
 
 def measure(built, threads=2, rounds=5, iters=10, log=common.log):
     """min / median seconds per image of every file, interleaved (A B A B ...)."""
-    size, image = built["size"], built["image"]
     runners = {
-        (name, form): _runner(flatbuffer, size, threads)
+        (name, form): _runner(flatbuffer, built["size"], threads)
         for name, forms in built["files"].items()
         for form, flatbuffer in forms.items()
     }
-    for run in runners.values():
-        run(image)  # XNNPACK packs weights on the first run
-    times = {key: [] for key in runners}
-    for r in range(rounds):
-        for key, run in runners.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(image)
-                times[key].append(time.perf_counter() - start)
-        log(f"  round {r + 1}/{rounds}")
-    return {key: common.summarize(t) for key, t in times.items()}
+    return common.interleave_calls(runners, built["image"], rounds, iters, log)
 
 
 def table(built, latency):
