@@ -43,6 +43,17 @@ from tfcyclegan.distillation import STUDENTS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+
+def _int_list(text):
+    """`"0,4,8"` as (0, 4, 8); argparse names the flag in its error."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 0,4,8,12,16; got {text!r}"
+        ) from None
+
+
 # Flags of `train` that set a config field: (flag, "section.field", argparse kwargs).
 # Defaults stay None so that only flags the user gives override the config.
 CONFIG_FLAGS = (
@@ -80,6 +91,9 @@ CONFIG_FLAGS = (
     ("--lambda-gan", "train.lambda_gan", dict(type=float, help="adversarial weight (1); 0: cycle alone / L1 alone")),
     ("--lambda-l1", "train.lambda_l1", dict(type=float, help="pix2pix: weight of ||y - G(x)||_1 (100)")),
     ("--lambda-nce", "train.lambda_nce", dict(type=float, help="CUT: PatchNCE weight (1; FastCUT 10)")),
+    ("--nce-layers", "model.nce_layers", dict(type=_int_list, metavar="I,J,...",
+                                              help="CUT: encoder layers PatchNCE compares, the authors' "
+                                              "indices (0,4,8,12,16); fewer blocks need smaller ones")),
     ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
     ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
     ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),
@@ -214,7 +228,7 @@ def _data_spec(args, required):
 _NOT_FOR_DISTILL = (
     "--model", "--netG", "--ngf", "--input-nc", "--output-nc", "--conditional", "--dropout",
     "--direction", "--lambda-a", "--lambda-b", "--lambda-identity", "--lambda-l1", "--lambda-nce",
-    "--lambda-gan", "--pool-size", "--evaluate-every", "--fid-weights",
+    "--nce-layers", "--lambda-gan", "--pool-size", "--evaluate-every", "--fid-weights",
 )
 
 

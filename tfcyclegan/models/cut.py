@@ -17,14 +17,12 @@ Translation", ECCV 2020. X is domain A, Y domain B; data is unpaired.
 import keras
 import tensorflow as tf
 
-from tfcyclegan.config import ModelConfig, parse_direction
+from tfcyclegan.config import NCE_LAYERS, ModelConfig, parse_direction
 from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
 METRICS = ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake", "total")
-NCE_LAYERS = (0, 4, 8, 12, 16)
-"""The authors' default: indices into their ResNet generator's `nn.Sequential`."""
 
 
 # === PatchNCE ===
@@ -146,9 +144,12 @@ def encoder_layer_names(generator, nce_layers=NCE_LAYERS):
     chosen = []
     for index in nce_layers:
         if not 0 <= index < len(names):
+            fitting = [i for i in nce_layers if 0 <= i < len(names)] or [0]
             raise ValueError(
                 f"`nce_layers` index {index} is outside the generator's encoder (0 to "
-                f"{len(names) - 1}). Received: nce_layers={tuple(nce_layers)}"
+                f"{len(names) - 1}). Received: nce_layers={tuple(nce_layers)}; choose layers "
+                f"within it, e.g. nce_layers={tuple(fitting)} (tfcyclegan train: --nce-layers "
+                f"{','.join(map(str, fitting))})"
             )
         j = index
         while names[j] not in present:  # an identity in the authors' network
@@ -229,8 +230,12 @@ class CUT(base.TranslationModel):
 
     @classmethod
     def from_model_config(cls, config=None, mode="cut", seed=None, dtype=None, name="cut", **kwargs):
-        """G (a ResNet generator) and D as a `ModelConfig` describes them."""
+        """G (a ResNet generator), D and the PatchNCE layers as a `ModelConfig` describes them.
+
+        `kwargs` go to `CUT`; a `nce_layers` there overrides `config.nce_layers`.
+        """
         config = config or ModelConfig(method=mode)
+        kwargs.setdefault("nce_layers", config.nce_layers)
         seeds = (None, None, None) if seed is None else (3 * seed, 3 * seed + 1, 3 * seed + 2)
         return cls(
             build_generator(config, config.input_channels, config.output_channels, seeds[0], dtype, name="G"),
