@@ -27,7 +27,6 @@ networks trained at 64 px. Prints one Markdown table; no asserts (a benchmark, n
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if not __package__:  # run as a script
@@ -123,20 +122,9 @@ def build(teacher_run, student_runs, data, size=256, calibration_images=4, log=c
 
 def measure(built, threads=2, rounds=5, iters=5, log=common.log):
     """min / median seconds per image of every file, interleaved (A B C A B C ...)."""
-    size, image = built["size"], built["image"]
-    runners = {(label, name): _runner(flatbuffer, size, threads)
+    runners = {(label, name): _runner(flatbuffer, built["size"], threads)
                for label, row in built["rows"].items() for name, flatbuffer in row["files"].items()}
-    for run in runners.values():
-        run(image)  # XNNPACK packs weights on the first run
-    times = {key: [] for key in runners}
-    for r in range(rounds):
-        for key, run in runners.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(image)
-                times[key].append(time.perf_counter() - start)
-        log(f"  round {r + 1}/{rounds}")
-    return {key: common.summarize(t) for key, t in times.items()}
+    return common.interleave_calls(runners, built["image"], rounds, iters, log)
 
 
 def table(built, latency):

@@ -6,7 +6,7 @@ side by side in one process, between two calibration lines:
 - fp32, fp16, dynamic_int8;
 - int8_plain: full int8 as exported before issue #18 (no equalization);
 - int8: full int8 as exported now (instance-norm equalization,
-  `tflite.equalize_instance_norm`), calibrated on input-domain images at the
+  `quantization.equalize_instance_norm`), calibrated on input-domain images at the
   training size (the A halves of train/), and `int8_uint8` (pixel I/O);
 - int8_abcal: the same, calibrated on the test folder's A|B images, as
   `--representative-data data/test` does on an aligned dataset;
@@ -26,7 +26,6 @@ against the ground truth (`evaluate.paired_metrics`).
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if not __package__:  # run as a script
@@ -123,7 +122,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     import numpy as np
 
     from tfcyclegan.evaluate import load_test_split, paired_metrics
-    from tfcyclegan.export import tflite
+    from tfcyclegan.export import quantization, tflite
     from tfcyclegan.export.loading import as_float32, generators_of, training_size
     from tfcyclegan.export.parity import psnr
     from tfcyclegan.models import translate_with
@@ -134,7 +133,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     split = load_test_split(data, "a2b", size)
     reference = translate_with(generator, split.inputs)
     domain = _input_domain(data, size, calibration_count)
-    aligned = tflite.calibration_set(os.path.join(data, "test"), 3, *_requirement(generator))
+    aligned = quantization.calibration_set(os.path.join(data, "test"), 3, *_requirement(generator))
 
     def plain_int8(input_size):
         with tflite.tflite_saved_model(generator, input_size) as saved_model_dir:
@@ -162,7 +161,7 @@ def build(run, data, calibration_count=16, threads=2, float_island=True, log=com
     log("converting int16x8")
     int16, int16_error = _int16x8(generator, size, domain, threads)
 
-    equalized = tflite.equalize_instance_norm(generator, domain)
+    equalized = quantization.equalize_instance_norm(generator, domain)
     truth = paired_metrics(reference, split.targets)
     quality = {"keras_fp32": {"psnr_truth": float(truth["psnr_db"].mean()),
                               "ssim_truth": float(truth["ssim"].mean())}}
@@ -195,23 +194,12 @@ def _requirement(generator):
 
 def measure(built, threads=2, rounds=5, iters=10, log=common.log):
     """min / median seconds per image of every file, interleaved (A B A B ...)."""
-    size, image = built["size"], built["image"]
     runners = {
-        (name, form): _runner(flatbuffer, size, threads)
+        (name, form): _runner(flatbuffer, built["size"], threads)
         for name, forms in built["files"].items()
         for form, flatbuffer in forms.items()
     }
-    for run in runners.values():
-        run(image)  # XNNPACK packs weights on the first run
-    times = {key: [] for key in runners}
-    for r in range(rounds):
-        for key, run in runners.items():
-            for _ in range(iters):
-                start = time.perf_counter()
-                run(image)
-                times[key].append(time.perf_counter() - start)
-        log(f"  round {r + 1}/{rounds}")
-    return {key: common.summarize(t) for key, t in times.items()}
+    return common.interleave_calls(runners, built["image"], rounds, iters, log)
 
 
 def table(built, latency):

@@ -392,6 +392,36 @@ def interleave(workers, rounds, calls=1, log=None):
     return times
 
 
+def interleave_calls(runners, argument, rounds, calls, log=None):
+    """Times in-process runners (e.g. LiteRT interpreters) interleaved: A B C A B C ...
+
+    Each runner is first called once untimed (XNNPACK packs its weights on the
+    first run); then, for `rounds` rounds, each in turn `calls` times.
+
+    Args:
+        runners: {key: callable(argument)}.
+        argument: what every runner is called on (e.g. one image).
+        rounds: A B C ... repetitions.
+        calls: consecutive calls per runner per turn.
+        log: optional callable(str) for a line per round.
+
+    Returns:
+        {key: `summarize`d seconds per call}.
+    """
+    for run in runners.values():
+        run(argument)
+    times = {key: [] for key in runners}
+    for r in range(rounds):
+        for key, run in runners.items():
+            for _ in range(calls):
+                start = time.perf_counter()
+                run(argument)
+                times[key].append(time.perf_counter() - start)
+        if log:
+            log(f"  round {r + 1}/{rounds}")
+    return {key: summarize(t) for key, t in times.items()}
+
+
 def warm_up(workers, calls=2, log=None):
     """Runs each worker `calls` times untimed (traces, compiles, fills caches); returns those times."""
     times = {}

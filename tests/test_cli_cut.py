@@ -7,13 +7,29 @@ import pytest
 import tensorflow as tf
 
 from tfcyclegan import cli, training
-from tfcyclegan.config import Config
+from tfcyclegan.config import NCE_LAYERS, Config
 from tfcyclegan.models import CUT
 from tfcyclegan.synthetic import make_paired_dataset
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
         "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2", "--verbose", "0",
         "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "2"]
+
+
+def test_nce_layers_flag_sets_the_model_config(capsys):
+    def config(*flags):
+        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--model", "fastcut",
+                                                                   *flags]))
+
+    assert config().model.nce_layers == NCE_LAYERS
+    assert config("--nce-layers", "0,4,8,12").model.nce_layers == (0, 4, 8, 12)
+    assert cli.main(["train", "--data", "d", "--nce-layers", "0,four"]) == cli.EXIT_USAGE
+    assert ("argument --nce-layers: expected comma-separated integers, e.g. 0,4,8,12,16; got '0,four'"
+            in capsys.readouterr().err)
+    assert cli.main(["train", "--data", "d", "--model", "cut", "--nce-layers", "0,-4"]) == cli.EXIT_FAILED
+    assert "Received: nce_layers=(0, -4)" in capsys.readouterr().err
+    # A student has no PatchNCE term.
+    assert cli.main(["distill", "--teacher", "t", "--nce-layers", "0"]) == cli.EXIT_USAGE
 
 
 @pytest.fixture(scope="module")

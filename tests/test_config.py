@@ -3,6 +3,7 @@ import json
 import pytest
 
 from tfcyclegan.config import (
+    NCE_LAYERS,
     Config,
     DataConfig,
     ModelConfig,
@@ -53,6 +54,9 @@ def test_parse_generator(name, expected):
         (ModelConfig, {"norm": "layer"}, "norm='layer'"),
         (ModelConfig, {"ngf": 0}, "ngf=0"),
         (ModelConfig, {"discriminator": "huge"}, "discriminator='huge'"),
+        (ModelConfig, {"nce_layers": ()}, r"nce_layers=\(\)"),
+        (ModelConfig, {"nce_layers": (0, -4)}, r"nce_layers=\(0, -4\)"),
+        (ModelConfig, {"nce_layers": "0,4"}, "nce_layers='0,4'"),
         (DataConfig, {"preprocess": "zoom"}, "preprocess='zoom'"),
         (DataConfig, {"crop_size": 300}, "crop_size=300, load_size=286"),
         (DataConfig, {"channels": 4}, "channels=4"),
@@ -69,6 +73,17 @@ def test_parse_generator(name, expected):
 def test_bad_values_are_named(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(**kwargs)
+
+
+def test_nce_layers_round_trip_and_default_for_older_config_files(tmp_path):
+    config = Config.for_method("cut").replace(model=ModelConfig(method="cut", nce_layers=[0, 4, 8]))
+    assert config.model.nce_layers == (0, 4, 8)  # a list (as JSON gives) becomes a tuple
+    path = tmp_path / "config.json"
+    config.save(path)
+    assert json.loads(path.read_text())["model"]["nce_layers"] == [0, 4, 8]
+    assert Config.load(path) == config
+    # config.json files written before the field existed get the authors' layers.
+    assert Config.from_dict({"model": {"method": "cut"}}).model.nce_layers == NCE_LAYERS == (0, 4, 8, 12, 16)
 
 
 def test_unknown_keys_are_rejected():

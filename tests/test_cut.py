@@ -141,6 +141,17 @@ def test_checkpoint_restores_the_next_step_exactly(rng, tmp_path):
         assert got[name] == pytest.approx(expected[name], rel=1e-4), name
 
 
+def test_a_generator_too_small_for_the_authors_layers_is_refused_with_layers_that_fit():
+    config = ModelConfig(method="fastcut", generator="resnet_4blocks", upsample="antialias", ngf=4, ndf=4,
+                         discriminator="n_layers", n_layers_d=1)
+    # Anti-aliased with 4 blocks, the encoder has layers 0 to 15: the authors' 16 is out.
+    with pytest.raises(ValueError, match=r"index 16 is outside .* \(tfcyclegan train: --nce-layers 0,4,8,12\)"):
+        CUT.from_model_config(config, mode="fastcut")
+    model = CUT.from_model_config(config.replace(nce_layers=(0, 4, 8, 12)), mode="fastcut")
+    assert model.nce_layers == (0, 4, 8, 12)  # from the config
+    assert CUT.from_model_config(config, mode="fastcut", nce_layers=(0, 4)).nce_layers == (0, 4)
+
+
 def test_bad_arguments_are_refused():
     generator = ResnetGenerator(ngf=4, n_blocks=1)
     discriminator = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3)])

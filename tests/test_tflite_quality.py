@@ -1,4 +1,4 @@
-"""Full int8 on trained-like weights: instance-norm equalization (tfcyclegan.export.tflite).
+"""Full int8 on trained-like weights: instance-norm equalization (tfcyclegan.export.quantization).
 
 The output channels of a convolution differ in scale (stds spread 2-6x per
 layer on a CycleGAN trained at 64 px, and as much in the paper's normal(0.02)
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfcyclegan import export
-from tfcyclegan.export import tflite
+from tfcyclegan.export import quantization, tflite
 from tfcyclegan.export.parity import psnr
 from tfcyclegan.layers import InstanceNormalization
 from tfcyclegan.models import translate_with
@@ -105,12 +105,12 @@ def test_plain_int8_breaks_on_the_same_weights(trained_like, images):
 
 def test_equalization_is_the_same_function_in_float(trained_like, images):
     calibration, inputs = images
-    equalized = tflite.equalize_instance_norm(trained_like, calibration)
+    equalized = quantization.equalize_instance_norm(trained_like, calibration)
     assert len(equalized.pairs) == 9
     assert equalized.generator is not trained_like
     assert max(equalized.spread) > 2  # what int8's per-tensor scales could not hold
     # Only the norms' epsilon acts differently (see `equalize_instance_norm`).
-    assert equalized.psnr_db >= tflite.EQUALIZE_MIN_PSNR
+    assert equalized.psnr_db >= quantization.EQUALIZE_MIN_PSNR
     np.testing.assert_allclose(
         translate_with(equalized.generator, inputs), translate_with(trained_like, inputs),
         atol=1e-2,
@@ -123,12 +123,12 @@ def test_equalization_skips_generators_without_instance_norm(images):
     calibration, _ = images
     generator = ResnetGenerator(ngf=4, n_blocks=1, norm="batch", seed=0)
     generator(tf.zeros((1, SIZE, SIZE, 3)))
-    equalized = tflite.equalize_instance_norm(generator, calibration)
+    equalized = quantization.equalize_instance_norm(generator, calibration)
     assert equalized.generator is generator and equalized.pairs == []
 
 
 def test_equalization_refuses_a_wrong_pairing(trained_like, images):
     calibration, _ = images
     # A bound no copy can meet stands for a pairing that changed the function.
-    equalized = tflite.equalize_instance_norm(trained_like, calibration, min_psnr=float("inf"))
+    equalized = quantization.equalize_instance_norm(trained_like, calibration, min_psnr=float("inf"))
     assert equalized.generator is trained_like and equalized.pairs == []

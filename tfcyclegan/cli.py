@@ -43,6 +43,17 @@ from tfcyclegan.distillation import STUDENTS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+
+def _int_list(text):
+    """`"0,4,8"` as (0, 4, 8); argparse names the flag in its error."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, e.g. 0,4,8,12,16; got {text!r}"
+        ) from None
+
+
 # Flags of `train` that set a config field: (flag, "section.field", argparse kwargs).
 # Defaults stay None so that only flags the user gives override the config.
 CONFIG_FLAGS = (
@@ -80,6 +91,9 @@ CONFIG_FLAGS = (
     ("--lambda-gan", "train.lambda_gan", dict(type=float, help="adversarial weight (1); 0: cycle alone / L1 alone")),
     ("--lambda-l1", "train.lambda_l1", dict(type=float, help="pix2pix: weight of ||y - G(x)||_1 (100)")),
     ("--lambda-nce", "train.lambda_nce", dict(type=float, help="CUT: PatchNCE weight (1; FastCUT 10)")),
+    ("--nce-layers", "model.nce_layers", dict(type=_int_list, metavar="I,J,...",
+                                              help="CUT: encoder layers PatchNCE compares, the authors' "
+                                              "indices (0,4,8,12,16); fewer blocks need smaller ones")),
     ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
     ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
     ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),
@@ -214,7 +228,7 @@ def _data_spec(args, required):
 _NOT_FOR_DISTILL = (
     "--model", "--netG", "--ngf", "--input-nc", "--output-nc", "--conditional", "--dropout",
     "--direction", "--lambda-a", "--lambda-b", "--lambda-identity", "--lambda-l1", "--lambda-nce",
-    "--lambda-gan", "--pool-size", "--evaluate-every", "--fid-weights",
+    "--nce-layers", "--lambda-gan", "--pool-size", "--evaluate-every", "--fid-weights",
 )
 
 
@@ -231,11 +245,8 @@ def _add_distill(subparsers):
     )
     teacher = p.add_argument_group("teacher")
     teacher.add_argument("--teacher", metavar="RUN_DIR", help="the trained run folder to learn from")
-    choice = teacher.add_mutually_exclusive_group()
-    choice.add_argument("--checkpoint", dest="teacher_checkpoint", metavar="NAME",
-                        help="the teacher's checkpoint, e.g. ckpt-1200 (default: its newest state)")
-    choice.add_argument("--epoch", dest="teacher_epoch", type=int, metavar="N",
-                        help="the teacher's checkpoint of epoch N")
+    _add_checkpoint_flags(teacher, whose="the teacher's", example="ckpt-1200 (default: its newest state)",
+                          dest_prefix="teacher_")
     teacher.add_argument("--direction", dest="teacher_direction", choices=("a2b", "b2a"),
                          help="the teacher's direction to learn: a2b (G, default) or b2a (F, CycleGAN)")
     student = p.add_argument_group("student")
@@ -334,14 +345,20 @@ def _add_translate(subparsers):
                    help="translate in PX x PX tiles with blended seams (bounded memory; 0: never). "
                    "Default: tiles of 1024 for images above 1.5 megapixels (docs/large_images.md)")
     p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="pixels shared by neighbouring tiles (64)")
-    _add_checkpoint_flags(p)
+    _add_checkpoint_flags(p.add_argument_group("run folders (default: the newest state)"))
     p.set_defaults(run=_translate)
 
 
-def _add_checkpoint_flags(p):
-    group = p.add_argument_group("run folders (default: the newest state)").add_mutually_exclusive_group()
-    group.add_argument("--checkpoint", metavar="NAME", help="a run's checkpoint, e.g. ckpt-1200 or epoch-60")
-    group.add_argument("--epoch", type=int, metavar="N", help="a run's checkpoint of epoch N")
+def _add_checkpoint_flags(group, whose="a run's", example="ckpt-1200 or epoch-60", dest_prefix=""):
+    """--checkpoint NAME or --epoch N (one of), in `group`: which saved state of a run folder to load.
+
+    Their values land in `args.<dest_prefix>checkpoint` and `args.<dest_prefix>epoch`.
+    """
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--checkpoint", dest=f"{dest_prefix}checkpoint", metavar="NAME",
+                        help=f"{whose} checkpoint, e.g. {example}")
+    choice.add_argument("--epoch", dest=f"{dest_prefix}epoch", type=int, metavar="N",
+                        help=f"{whose} checkpoint of epoch N")
 
 
 def _translate(args):
@@ -398,7 +415,7 @@ def _add_export(subparsers):
     p.add_argument("--saved-model-dtype", default="float32", choices=("float32", "bfloat16"),
                    help="the SavedModel's arithmetic: bfloat16 is ~2x faster on CPUs with AVX512_BF16/AMX "
                    "(slower without), PSNR vs float32 reported (default float32)")
-    _add_checkpoint_flags(p)
+    _add_checkpoint_flags(p.add_argument_group("run folders (default: the newest state)"))
     p.set_defaults(run=_export)
 
 
@@ -460,7 +477,7 @@ def _add_evaluate(subparsers):
                                          ".safetensors of it); default: downloaded once into the Keras cache")
     p.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID and KID")
     p.add_argument("--max-images", type=int, help="evaluate at most this many test images")
-    _add_checkpoint_flags(p)
+    _add_checkpoint_flags(p.add_argument_group("run folders (default: the newest state)"))
     p.set_defaults(run=_evaluate)
 
 

@@ -51,6 +51,11 @@ time (CycleGAN's upsampling: `resize_conv`, no checkerboard, higher PSNR on two 
 
 _RESNET_NAME = re.compile(r"^(mobile_)?resnet_(\d+)blocks$")
 DISTILL_LOSSES = ("l1", "l2")
+NCE_LAYERS = (0, 4, 8, 12, 16)
+"""CUT's default PatchNCE layers (the authors' `--nce_layers 0,4,8,12,16`): indices into
+their ResNet generator's `nn.Sequential`. Index 16 is the fifth residual block of CUT's
+anti-aliased generator (the seventh with `upsample="transpose"`), so a generator with
+fewer blocks needs smaller indices."""
 
 
 DIRECTIONS = ("a2b", "b2a")
@@ -184,6 +189,9 @@ class ModelConfig(_Section):
             transposed convolutions; the authors' weights need it),
             `resize_conv` (x2 resize, then a 3x3 convolution: no checkerboard)
             or `antialias` (CUT's blur-pool down- and upsampling).
+        nce_layers: CUT / FastCUT: the encoder layers PatchNCE compares, as
+            indices into the authors' ResNet generator (`NCE_LAYERS`: 0, 4, 8,
+            12, 16); a generator with fewer blocks needs smaller ones.
     """
 
     method: str = "cyclegan"
@@ -200,6 +208,7 @@ class ModelConfig(_Section):
     output_channels: int = 3
     conditional: bool = True
     upsample: str = "transpose"
+    nce_layers: tuple = NCE_LAYERS
 
     def __post_init__(self):
         check_choice("method", self.method, METHODS)
@@ -214,11 +223,26 @@ class ModelConfig(_Section):
         _check_int("input_channels", self.input_channels, 1)
         _check_int("output_channels", self.output_channels, 1)
         _check_positive("init_gain", self.init_gain)
+        self._check_nce_layers()
         for name in ("dropout", "conditional"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
                 )
+
+    def _check_nce_layers(self):
+        layers = self.nce_layers
+        if (
+            not isinstance(layers, (tuple, list))
+            or not layers
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers)
+        ):
+            raise ValueError(
+                "`nce_layers` must be a non-empty sequence of integers >= 0 (encoder layer "
+                f"indices, e.g. {NCE_LAYERS}). Received: nce_layers={layers!r}"
+            )
+        # A list from JSON becomes a tuple: the config stays hashable and equal to itself.
+        object.__setattr__(self, "nce_layers", tuple(layers))
 
     @property
     def d_layers(self):

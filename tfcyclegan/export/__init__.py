@@ -51,6 +51,7 @@ The modules, one job each (the runtime imports none of the exporters):
     signatures   in-graph decoding and the three serving signatures
     saved_model  the SavedModel writer (TF Serving layout, atomic versions)
     tflite       TFLite conversion, metadata, builtin-op and GPU-delegate checks
+    quantization full int8: calibration images, instance-norm equalization
     runtime      Translator, the LiteRT runner, load_translator (`translate` uses this)
     parity       artifacts against Keras
     report       export() and ExportReport

@@ -27,10 +27,10 @@ from tfcyclegan.export.saved_model import (
     export_saved_model,
     write_serving_config,
 )
+from tfcyclegan.export.quantization import calibration_set
 from tfcyclegan.export.tflite import (
     TFLITE_IO,
     TFLITE_MODES,
-    calibration_set,
     check_input_size,
     convert_variant,
     default_input_size_of,

@@ -6,17 +6,11 @@ float or uint8 tensors, checks that every operator is a TFLite builtin (phone
 runtimes ship without the Flex delegate) and stores what a runner needs (the
 size multiple, tensor names, range, default size) as JSON metadata "tfcyclegan".
 
-Full int8 first equalizes the convolutions that feed instance norm
-(`equalize_instance_norm`): int8 activations have one scale per tensor, and
-on trained weights the channels of a convolution's output differ in scale by
-up to ~20x, so the norm's statistics (squared deviations, their mean, rsqrt)
-lost the small channels and full int8 fell to ~29 dB PSNR against float32.
-Instance norm does not see a per-channel scale or shift of its input, so the
-rescaled generator computes the same function in float.
+Full int8 first equalizes the convolutions that feed instance norm, on the
+calibration images (`quantization.equalize_instance_norm`, which says why).
 """
 
 import contextlib
-import dataclasses
 import io
 import json
 import logging
@@ -24,17 +18,16 @@ import os
 import re
 import tempfile
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import imaging
 from tfcyclegan.config import check_choice
 from tfcyclegan.export.forms import subpixel_upsampling
-from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator, sample_folder
-from tfcyclegan.export.runtime import METADATA_NAME, pad_numpy
+from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
+from tfcyclegan.export.quantization import calibration_set, equalize_instance_norm
+from tfcyclegan.export.runtime import METADATA_NAME
 from tfcyclegan.export.saved_model import write_archive
-from tfcyclegan.layers import InstanceNormalization
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.version import __version__
 
@@ -247,51 +240,6 @@ def _converter_error(error):
     return None
 
 
-def calibration_set(
-    representative_images, channels, multiple, min_size, max_images=16, max_side=256
-):
-    """Representative images as a list of float32 [1, H, W, C] arrays in [-1, 1].
-
-    At most `max_images`, shrunk to fit `max_side` (calibration measures value
-    ranges, which do not need full resolution) and reflect-padded to a valid size.
-    """
-    if representative_images is None:
-        raise ValueError(
-            "mode='int8' quantizes activations and needs representative images to measure "
-            "their ranges: pass representative_images (a folder or a list of images)."
-        )
-    if isinstance(representative_images, (str, os.PathLike)):
-        arrays = sample_folder(representative_images, max_images, channels)
-    else:
-        arrays = [np.asarray(a) for a in representative_images][:max_images]
-        if arrays and arrays[0].ndim == 4:
-            arrays = [image for batch in arrays for image in batch][:max_images]
-    if not arrays:
-        raise ValueError("`representative_images` holds no images.")
-    batch = []
-    for array in arrays:
-        if array.ndim != 3 or array.shape[-1] != channels:
-            raise ValueError(
-                f"Representative images must be (height, width, {channels}) arrays. "
-                f"Received: shape={array.shape}"
-            )
-        if array.dtype == np.uint8:
-            array = imaging.to_float_array(array)
-        array = _shrink(array.astype(np.float32), max_side)
-        batch.append(pad_numpy(array[None], multiple, min_size))
-    return batch
-
-
-def _shrink(image, max_side):
-    """Downscales an HWC float image in [-1, 1] so its longer side is at most `max_side`."""
-    height, width = image.shape[:2]
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return tf.image.resize(image, size, method="area", antialias=True).numpy()
-
-
 def _convert(saved_model_dir, signature, mode, calibration, uint8_io):
     converter = tf.lite.TFLiteConverter.from_saved_model(
         os.fspath(saved_model_dir), signature_keys=[signature]
@@ -501,178 +449,6 @@ def convert_variant(
     if equalized is not None:
         metadata["equalized_norms"] = len(equalized.pairs)
     return add_tflite_metadata(flatbuffer, metadata), ops, metadata
-
-
-EQUALIZE_MIN_PSNR = 60.0
-"""Least PSNR (dB) of an equalized generator against the original, in float, on the
-calibration images; below it (a convolution output used by more than its norm), the
-generator is quantized as it is."""
-
-
-@dataclasses.dataclass
-class Equalized:
-    """What `equalize_instance_norm` made.
-
-    Attributes:
-        generator: the rescaled copy (or the generator itself when `pairs` is empty).
-        pairs: (convolution name, norm name) of every rescaled pair.
-        psnr_db: the copy against the original in float32 on the calibration
-            images (None when nothing was rescaled); it differs only through
-            the norms' epsilon.
-        spread: per pair, the largest over the smallest channel std before
-            rescaling (what per-tensor int8 ranges could not hold).
-    """
-
-    generator: object
-    pairs: list
-    psnr_db: float = None
-    spread: list = dataclasses.field(default_factory=list)
-
-
-def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
-    """A copy of `generator` whose convolutions feeding instance norm have channels of
-    unit scale and zero mean on `calibration`: the same function, int8-friendly.
-
-    Full int8 gives each activation tensor one scale. After a trained
-    convolution, channel stds differ by 5-20x (measured on a CycleGAN trained
-    at 64 px), and the instance norm after it squares them: the small channels
-    round to a few levels, their variance to ~0, rsqrt saturates, and whole
-    feature maps break (max abs error ~1 on [-1, 1]). Instance norm removes a
-    per-channel shift and scale of its input, so each such convolution's
-    output channel c is divided by its typical std s_c and its bias shifted by
-    the channel's mean: int8 then sees channels of one scale. Exact in float
-    except for epsilon, which acts as epsilon / s_c^2 (channels with variance
-    under 100 epsilon are not rescaled, so the change is below ~0.5%).
-
-    A norm is paired with the convolution called just before it (through
-    layers such as cropping), with as many channels; the copy is checked
-    against the original on `calibration` and not used if it differs by more
-    than `min_psnr` dB (a pairing that was wrong).
-
-    Args:
-        generator: a float32 generator.
-        calibration: float32 [1, H, W, C] arrays in [-1, 1] (`calibration_set`).
-        min_psnr: the check's bound.
-
-    Returns:
-        An `Equalized` (its `pairs` empty when there was nothing to do).
-    """
-    convs = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    found = [
-        layer
-        for layer in generator._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, (*convs, InstanceNormalization))
-    ]
-    if not any(isinstance(layer, InstanceNormalization) for layer in found):
-        return Equalized(generator, [])
-    try:
-        copy = generator.__class__.from_config(generator.get_config())
-        copy.set_weights(generator.get_weights())
-    except Exception as error:  # A model that cannot be rebuilt from its config.
-        logging.getLogger(__name__).warning(
-            "Not equalizing %s for int8: cannot copy it (%s).", generator.name, error
-        )
-        return Equalized(generator, [])
-    calls, outputs = _recorded_calls(copy, calibration, convs)
-
-    pairs, spread = [], []
-    for conv, norm, stats in _conv_norm_pairs(calls):
-        mean, variance = stats  # (images, channels) each
-        if not conv.use_bias or norm.epsilon is None:
-            continue
-        typical = np.mean(variance, axis=0)
-        scale = np.where(typical > 100 * norm.epsilon, 1.0 / np.sqrt(np.maximum(typical, 1e-30)), 1.0)
-        kernel, bias = conv.get_weights()
-        # Output channels: last kernel axis of Conv2D, the third of Conv2DTranspose.
-        axis_scale = scale[:, None] if isinstance(conv, keras.layers.Conv2DTranspose) else scale
-        conv.set_weights([kernel * axis_scale, (bias - np.mean(mean, axis=0)) * scale])
-        pairs.append((conv.name, norm.name))
-        live = np.sqrt(typical[typical > 100 * norm.epsilon])
-        spread.append(float(live.max() / live.min()) if live.size else 1.0)
-    if not pairs:
-        return Equalized(generator, [])
-    quality = _psnr(
-        np.concatenate([_flat(copy(image, training=False)) for image in calibration]),
-        np.concatenate(outputs),
-    )
-    if quality < min_psnr:
-        logging.getLogger(__name__).warning(
-            "Not equalizing %s for int8: the rescaled copy differs from it (%.1f dB PSNR "
-            "< %.0f dB), so a convolution output is used by more than its instance norm.",
-            generator.name, quality, min_psnr,
-        )
-        return Equalized(generator, [])
-    return Equalized(copy, pairs, round(quality, 2), spread)
-
-
-def _recorded_calls(model, calibration, layer_types):
-    """Runs `model` eagerly on each calibration image, recording the calls of its
-    layers of `layer_types` and of its instance norms.
-
-    Returns:
-        (calls, outputs): per image, [(layer, input, output), ...] in the order
-        of execution; the model's output per image, flattened.
-    """
-    layers = [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if isinstance(layer, (*layer_types, InstanceNormalization))
-    ]
-    calls, record = [], None
-
-    def recording(layer, call):
-        def wrapped(inputs, *args, **kwargs):
-            output = call(inputs, *args, **kwargs)
-            record.append((layer, inputs, output))
-            return output
-
-        return wrapped
-
-    for layer in layers:
-        # An instance attribute shadows the method for the eager calls below.
-        layer.call = recording(layer, layer.call)
-    outputs = []
-    try:
-        for image in calibration:
-            record = []
-            outputs.append(_flat(model(image, training=False)))
-            calls.append(record)
-    finally:
-        for layer in layers:
-            del layer.call
-    return calls, outputs
-
-
-def _conv_norm_pairs(calls):
-    """(conv, norm, (means, variances)) of each norm and the convolution called just
-    before it, with the per-image channel statistics of that convolution's output."""
-    pairs = {}
-    for record in calls:
-        last = None
-        for layer, inputs, output in record:
-            if not isinstance(layer, InstanceNormalization):
-                last = (layer, output)
-                continue
-            if last is not None and last[1].shape[-1] == inputs.shape[-1]:
-                values = np.asarray(last[1], np.float64)
-                key = (id(last[0]), id(layer))
-                entry = pairs.setdefault(key, (last[0], layer, ([], [])))
-                entry[2][0].append(values.mean(axis=(0, 1, 2)))
-                entry[2][1].append(values.var(axis=(1, 2)).mean(axis=0))
-            last = None
-    return [
-        (conv, norm, (np.stack(means), np.stack(variances)))
-        for conv, norm, (means, variances) in pairs.values()
-    ]
-
-
-def _flat(tensor):
-    return np.asarray(tensor, np.float64).reshape(-1)
-
-
-def _psnr(a, b):
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(4.0 / mse)
 
 
 def gpu_compatibility(tflite_bytes):

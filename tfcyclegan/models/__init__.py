@@ -3,7 +3,8 @@
 `cyclegan.CycleGAN` (unpaired), `cut.CUT` (unpaired, one generator: CUT and FastCUT),
 `pix2pix.Pix2Pix` (paired), `distill.Distill` (a student generator learning a trained
 teacher's outputs); `base` holds what
-they share (the authors' Adam, optimizer groups, running a generator).
+they share (the `TranslationModel` base class for metrics, batches and serialization, the
+authors' Adam, optimizer groups, running a generator).
 """
 
 from tfcyclegan.models.base import translate_with

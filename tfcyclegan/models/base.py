@@ -1,9 +1,11 @@
-"""What the models share: the authors' Adam, optimizer groups, scaled losses, running a generator.
+"""What the models share: a base class, the authors' Adam, optimizer groups, scaled losses,
+running a generator.
 
-CycleGAN, pix2pix and CUT each write their objective in their own module; the
-mechanics of applying it (one optimizer per group of networks, loss scaling
-for `mixed_float16` and `tf.distribute`) and of running a trained generator
-over images of any size live here, once.
+CycleGAN, pix2pix, CUT and Distill each write their objective in their own
+module; the mechanics around it (metrics, batches, serialization and
+recompilation in `TranslationModel`; one optimizer per group of networks,
+loss scaling for `mixed_float16` and `tf.distribute`) and running a trained
+generator over images of any size live here, once.
 """
 
 import keras
@@ -68,6 +70,103 @@ def image_shape(data):
 
 def describe(value):
     return "None" if value is None else f"{type(value).__name__} of shape {tuple(value.shape)}"
+
+
+def check_weights(weights):
+    """Refuses loss weights (`{name: value}`) that are not numbers >= 0; a bool is not a weight."""
+    for name, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+
+
+class TranslationModel(keras.Model):
+    """What every model shares around its objective: metrics, batches, (de)serialization.
+
+    A subclass writes its objective (`compile`, `train_step`, `test_step`) in
+    its own module. It names its child networks in `NETWORK_ARGS`
+    (`{init argument: attribute}`, in `get_config` order) and the batches it
+    trains on in `EXPECTED_BATCHES` (the start of the error for any other);
+    its `__init__` sets `self.G`, `self.trackers` (one `keras.metrics.Mean`
+    per reported term) and `self.objective = None`, and its `compile` sets
+    the objective and `generator_groups` / `discriminator_groups`.
+
+    Calling the model runs G (so `predict` gives G(x)).
+    """
+
+    NETWORK_ARGS = {}
+    EXPECTED_BATCHES = ""
+
+    def call(self, inputs, training=False):
+        return self.G(inputs, training=training)
+
+    @property
+    def optimizers(self):
+        """The generator side's optimizer, then the discriminator's."""
+        return [self.generator_groups[0][0], self.discriminator_groups[0][0]]
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _unpack(self, data):
+        """`(x, y)` of a batch, float32."""
+        # Keras packs batches as (x, y, sample_weight); sample weights have no
+        # meaning for images.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None or sample_weight is not None:
+            raise ValueError(
+                f"{self.EXPECTED_BATCHES} Received: x={describe(x)}, y={describe(y)}, "
+                f"sample_weight={describe(sample_weight)}"
+            )
+        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
+
+    def _update_metrics(self, terms):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Serialization ===
+
+    def get_config(self):
+        """Name, trainable and the child networks; subclasses add their other arguments."""
+        config = {"name": self.name, "trainable": self.trainable}
+        for arg, attribute in self.NETWORK_ARGS.items():
+            config[arg] = keras.layers.serialize(getattr(self, attribute))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for arg in cls.NETWORK_ARGS:
+            if isinstance(config[arg], dict):
+                config[arg] = keras.layers.deserialize(config[arg])
+        return cls(**config)
+
+    def get_compile_config(self):
+        # Saved in .keras files so `load_model` recompiles the model; Keras then
+        # restores every optimizer's state (moments, step) too.
+        if self.objective is None:
+            return None
+        return dict(
+            self.objective,
+            jit_compile=self.jit_compile,
+            steps_per_execution=self.steps_per_execution,
+            **self._optimizers_config(),
+        )
+
+    def _optimizers_config(self):
+        """The optimizers as `compile` takes them, serialized."""
+        return dict(
+            generator_optimizer=keras.optimizers.serialize(self.generator_groups[0][0]),
+            discriminator_optimizer=keras.optimizers.serialize(self.discriminator_groups[0][0]),
+        )
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("generator_optimizer", "discriminator_optimizer"):
+            if key in config:
+                config[key] = keras.optimizers.deserialize(config[key])
+        self.compile(**config)
 
 
 def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, name=None):

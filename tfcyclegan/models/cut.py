@@ -17,14 +17,12 @@ Translation", ECCV 2020. X is domain A, Y domain B; data is unpaired.
 import keras
 import tensorflow as tf
 
-from tfcyclegan.config import ModelConfig, parse_direction
+from tfcyclegan.config import NCE_LAYERS, ModelConfig, parse_direction
 from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
 METRICS = ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake", "total")
-NCE_LAYERS = (0, 4, 8, 12, 16)
-"""The authors' default: indices into their ResNet generator's `nn.Sequential`."""
 
 
 # === PatchNCE ===
@@ -146,9 +144,12 @@ def encoder_layer_names(generator, nce_layers=NCE_LAYERS):
     chosen = []
     for index in nce_layers:
         if not 0 <= index < len(names):
+            fitting = [i for i in nce_layers if 0 <= i < len(names)] or [0]
             raise ValueError(
                 f"`nce_layers` index {index} is outside the generator's encoder (0 to "
-                f"{len(names) - 1}). Received: nce_layers={tuple(nce_layers)}"
+                f"{len(names) - 1}). Received: nce_layers={tuple(nce_layers)}; choose layers "
+                f"within it, e.g. nce_layers={tuple(fitting)} (tfcyclegan train: --nce-layers "
+                f"{','.join(map(str, fitting))})"
             )
         j = index
         while names[j] not in present:  # an identity in the authors' network
@@ -161,7 +162,7 @@ def encoder_layer_names(generator, nce_layers=NCE_LAYERS):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class CUT(keras.Model):
+class CUT(base.TranslationModel):
     """Contrastive unpaired translation: CUT and FastCUT.
 
     The objective (CUT section 3, eq. 5):
@@ -193,6 +194,9 @@ class CUT(keras.Model):
         mode: "cut" or "fastcut": the defaults of `compile` and flip equivariance.
         seed: seed of the heads' weights and the patch and flip draws.
     """
+
+    NETWORK_ARGS = {"generator": "G", "discriminator": "D"}
+    EXPECTED_BATCHES = "CUT trains on batches of (x, y): unpaired images of X and of Y."
 
     def __init__(self, generator, discriminator, nce_layers=NCE_LAYERS, num_patches=256, units=256,
                  temperature=0.07, mode="cut", seed=None, **kwargs):
@@ -226,17 +230,18 @@ class CUT(keras.Model):
 
     @classmethod
     def from_model_config(cls, config=None, mode="cut", seed=None, dtype=None, name="cut", **kwargs):
-        """G (a ResNet generator) and D as a `ModelConfig` describes them."""
+        """G (a ResNet generator), D and the PatchNCE layers as a `ModelConfig` describes them.
+
+        `kwargs` go to `CUT`; a `nce_layers` there overrides `config.nce_layers`.
+        """
         config = config or ModelConfig(method=mode)
+        kwargs.setdefault("nce_layers", config.nce_layers)
         seeds = (None, None, None) if seed is None else (3 * seed, 3 * seed + 1, 3 * seed + 2)
         return cls(
             build_generator(config, config.input_channels, config.output_channels, seeds[0], dtype, name="G"),
             build_discriminator(config, config.output_channels, seeds[1], dtype, name="D"),
             mode=mode, seed=seeds[2], name=name, **kwargs,
         )
-
-    def call(self, inputs, training=False):
-        return self.G(inputs, training=training)
 
     # === Compilation ===
 
@@ -257,9 +262,7 @@ class CUT(keras.Model):
         fast = self.mode == "fastcut"
         lambda_nce = (10.0 if fast else 1.0) if lambda_nce is None else lambda_nce
         nce_identity = (not fast) if nce_identity is None else nce_identity
-        for name, value in (("lambda_gan", lambda_gan), ("lambda_nce", lambda_nce)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        base.check_weights(dict(lambda_gan=lambda_gan, lambda_nce=lambda_nce))
         self.generator_groups = base.prepare_groups(
             [(generator_optimizer or base.default_adam(), [self.G, self.H])]
         )
@@ -272,14 +275,6 @@ class CUT(keras.Model):
         super().compile(optimizer=self.generator_groups[0][0], jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution, run_eagerly=run_eagerly,
                         auto_scale_loss=False)
-
-    @property
-    def optimizers(self):
-        return [self.generator_groups[0][0], self.discriminator_groups[0][0]]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
     # === Training ===
 
@@ -306,19 +301,10 @@ class CUT(keras.Model):
         ])
         return self.objective["lambda_nce"] * total / len(keys)
 
-    def _unpack(self, data, purpose):
-        if self.objective is None:
-            raise RuntimeError(f"Call `compile()` before {purpose} the CUT model.")
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None or sample_weight is not None:
-            raise ValueError(
-                "CUT trains on batches of (x, y): unpaired images of X and of Y. Received: "
-                f"x={base.describe(x)}, y={base.describe(y)}, sample_weight={base.describe(sample_weight)}"
-            )
-        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
-
     def train_step(self, data):
-        x, y = self._unpack(data, "training")
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before training the CUT model.")
+        x, y = self._unpack(data)
         w = self.objective
         real = tf.concat([x, y], axis=0) if w["nce_identity"] else x
         flipped = False
@@ -361,7 +347,9 @@ class CUT(keras.Model):
 
     def test_step(self, data):
         """The same losses on held-out data: no updates, no flip, fixed patch positions."""
-        x, y = self._unpack(data, "evaluating")
+        if self.objective is None:
+            raise RuntimeError("Call `compile()` before evaluating the CUT model.")
+        x, y = self._unpack(data)
         w = self.objective
         fake_y = self.G(x, training=False)
         d_real, d_fake = self.adversarial.discriminator_terms(
@@ -376,11 +364,6 @@ class CUT(keras.Model):
             both = 0.5 * (nce + nce_y)
         terms = dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, D_real=d_real, D_fake=d_fake, total=g_gan + both)
         return self._update_metrics(terms)
-
-    def _update_metrics(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     # === Inference ===
 
@@ -405,10 +388,7 @@ class CUT(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "generator": keras.layers.serialize(self.G),
-            "discriminator": keras.layers.serialize(self.D),
+            **super().get_config(),
             "nce_layers": list(self.nce_layers),
             "num_patches": self.num_patches,
             "units": self.units,
@@ -416,32 +396,6 @@ class CUT(keras.Model):
             "mode": self.mode,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            if isinstance(config[key], dict):
-                config[key] = keras.layers.deserialize(config[key])
-        return cls(**config)
-
-    def get_compile_config(self):
-        if self.objective is None:
-            return None
-        return dict(
-            self.objective,
-            jit_compile=self.jit_compile,
-            steps_per_execution=self.steps_per_execution,
-            generator_optimizer=keras.optimizers.serialize(self.optimizers[0]),
-            discriminator_optimizer=keras.optimizers.serialize(self.optimizers[1]),
-        )
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("generator_optimizer", "discriminator_optimizer"):
-            if key in config:
-                config[key] = keras.optimizers.deserialize(config[key])
-        self.compile(**config)
 
     def training_checkpoint(self, **extra):
         """A `tf.train.Checkpoint` of G, H, D, both optimizers, the random draws and `extra`."""

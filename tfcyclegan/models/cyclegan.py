@@ -25,7 +25,7 @@ METRICS = ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity", "D_X", "D_Y", "to
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class CycleGAN(keras.Model):
+class CycleGAN(base.TranslationModel):
     """Unpaired image-to-image translation with cycle consistency.
 
     The full objective (paper eq. 3), with the identity term of section 5.2:
@@ -54,6 +54,17 @@ class CycleGAN(keras.Model):
         seed: seed of the pools' random draws.
         **kwargs: standard model arguments.
     """
+
+    NETWORK_ARGS = {
+        "generator_g": "G",
+        "generator_f": "F",
+        "discriminator_x": "D_X",
+        "discriminator_y": "D_Y",
+    }
+    EXPECTED_BATCHES = (
+        "CycleGAN trains on batches of (x, y): unpaired images of X and of Y, "
+        "e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, y_images)`."
+    )
 
     def __init__(
         self,
@@ -129,9 +140,6 @@ class CycleGAN(keras.Model):
             self.pool_y.build((None, height, width, self.G.output_shape[-1]))
         self.built = True
 
-    def call(self, inputs, training=False):
-        return self.G(inputs, training=training)
-
     def fit(self, x=None, y=None, *args, **kwargs):
         # Build the pools from the data's static shape before Keras traces the
         # training step: variables created during a trace make TensorFlow
@@ -198,9 +206,7 @@ class CycleGAN(keras.Model):
             lambda_identity=lambda_identity,
             lambda_gan=lambda_gan,
         )
-        for name, value in weights.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        base.check_weights(weights)
         if lambda_identity > 0 and self.G.input_shape[-1] != self.G.output_shape[-1]:
             raise ValueError(
                 "The identity loss compares G(y) with y, so X and Y need the same "
@@ -254,24 +260,7 @@ class CycleGAN(keras.Model):
                 seen.append(optimizer)
         return seen
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     # === Training ===
-
-    def _unpack(self, data):
-        # Keras packs batches as (x, y, sample_weight); sample weights have no
-        # meaning for unpaired images.
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None or sample_weight is not None:
-            raise ValueError(
-                "CycleGAN trains on batches of (x, y): unpaired images of X and of Y, "
-                "e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, "
-                f"y_images)`. Received: x={base.describe(x)}, y={base.describe(y)}, "
-                f"sample_weight={base.describe(sample_weight)}"
-            )
-        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
 
     def _run(self, network, batches, training):
         """`network` on each of `batches`, fused into one call when exact."""
@@ -357,11 +346,6 @@ class CycleGAN(keras.Model):
             terms["D_X"] = terms["D_Y"] = tf.constant(0.0)
         return self._update_metrics(terms)
 
-    def _update_metrics(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     # === Inference ===
 
     def generator(self, direction):
@@ -397,57 +381,28 @@ class CycleGAN(keras.Model):
     # === Serialization ===
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "generator_g": keras.layers.serialize(self.G),
-            "generator_f": keras.layers.serialize(self.F),
-            "discriminator_x": keras.layers.serialize(self.D_X),
-            "discriminator_y": keras.layers.serialize(self.D_Y),
-            "pool_size": self.pool_size,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), "pool_size": self.pool_size, "seed": self.seed}
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator_g", "generator_f", "discriminator_x", "discriminator_y"):
-            if isinstance(config[key], dict):
-                config[key] = keras.layers.deserialize(config[key])
-        return cls(**config)
-
-    def get_compile_config(self):
-        # Saved in .keras files so `load_model` recompiles the model; Keras then
-        # restores every optimizer's state (moments, step) too.
-        if self.objective is None:
-            return None
-        config = dict(self.objective)
-        config.update(
-            jit_compile=self.jit_compile,
-            steps_per_execution=self.steps_per_execution,
-        )
+    def _optimizers_config(self):
+        # As compiled: a generator and a discriminator optimizer, or one per network.
         groups = self.generator_groups + self.discriminator_groups
         if len(groups) == 2:
-            config["generator_optimizer"] = keras.optimizers.serialize(groups[0][0])
-            config["discriminator_optimizer"] = keras.optimizers.serialize(groups[1][0])
-        else:
-            config["optimizers"] = {
+            return super()._optimizers_config()
+        return {
+            "optimizers": {
                 name: keras.optimizers.serialize(optimizer)
                 for name, (optimizer, _) in zip(NETWORKS, groups)
             }
-        return config
+        }
 
     def compile_from_config(self, config):
         config = dict(config)
-        for key in ("generator_optimizer", "discriminator_optimizer"):
-            if key in config:
-                config[key] = keras.optimizers.deserialize(config[key])
         if "optimizers" in config:
             config["optimizers"] = {
                 name: keras.optimizers.deserialize(value)
                 for name, value in config["optimizers"].items()
             }
-        self.compile(**config)
+        super().compile_from_config(config)
 
     def training_checkpoint(self, **extra):
         """A `tf.train.Checkpoint` of everything training needs to resume exactly.

@@ -76,7 +76,7 @@ def feature_pairs(student, teacher, points=FEATURE_POINTS):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class Distill(keras.Model):
+class Distill(base.TranslationModel):
     """A student generator G trained to reproduce a frozen teacher T.
 
     The objective (GAN Compression, eq. 2-4), for x of the student's input side:
@@ -107,6 +107,12 @@ class Distill(keras.Model):
             batches is the input.
         **kwargs: standard model arguments.
     """
+
+    NETWORK_ARGS = {"teacher": "T", "student": "G", "discriminator": "D"}
+    EXPECTED_BATCHES = (
+        "Distill trains on batches of (a, b): images of domain A and of domain B "
+        "(the input side is chosen by `direction`)."
+    )
 
     def __init__(self, teacher, student, discriminator, direction="a2b", **kwargs):
         super().__init__(**kwargs)
@@ -173,9 +179,6 @@ class Distill(keras.Model):
             name=name,
         )
 
-    def call(self, inputs, training=False):
-        return self.G(inputs, training=training)
-
     # === Compilation ===
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, *, loss="l1",
@@ -196,9 +199,7 @@ class Distill(keras.Model):
         check_choice("loss", loss, DISTILL_LOSSES)
         weights = dict(lambda_distill=lambda_distill, lambda_feature=lambda_feature,
                        lambda_gan=lambda_gan)
-        for name, value in weights.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        base.check_weights(weights)
         if not any(weights.values()):
             raise ValueError(
                 "With every weight 0 the student has nothing to learn: set `lambda_distill`, "
@@ -223,27 +224,11 @@ class Distill(keras.Model):
                         steps_per_execution=steps_per_execution, run_eagerly=run_eagerly,
                         auto_scale_loss=False)
 
-    @property
-    def optimizers(self):
-        """G's (and the adapters') optimizer, then D's."""
-        return [self.generator_groups[0][0], self.discriminator_groups[0][0]]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     # === Training ===
 
     def _unpack(self, data):
-        a, b, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if b is None or sample_weight is not None:
-            raise ValueError(
-                "Distill trains on batches of (a, b): images of domain A and of domain B "
-                "(the input side is chosen by `direction`). Received: "
-                f"x={base.describe(a)}, y={base.describe(b)}, "
-                f"sample_weight={base.describe(sample_weight)}"
-            )
-        a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+        """(x, y) of an (a, b) batch: the student's input side first."""
+        a, b = super()._unpack(data)
         return (a, b) if self.direction == "a2b" else (b, a)
 
     def _terms(self, x, y, student_outputs, training):
@@ -319,11 +304,6 @@ class Distill(keras.Model):
             terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
         return self._update_metrics(terms)
 
-    def _update_metrics(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     # === Inference ===
 
     def generator(self, direction=None):
@@ -352,40 +332,7 @@ class Distill(keras.Model):
     # === Serialization ===
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "teacher": keras.layers.serialize(self.T),
-            "student": keras.layers.serialize(self.G),
-            "discriminator": keras.layers.serialize(self.D),
-            "direction": self.direction,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("teacher", "student", "discriminator"):
-            if isinstance(config[key], dict):
-                config[key] = keras.layers.deserialize(config[key])
-        return cls(**config)
-
-    def get_compile_config(self):
-        if self.objective is None:
-            return None
-        return dict(
-            self.objective,
-            jit_compile=self.jit_compile,
-            steps_per_execution=self.steps_per_execution,
-            generator_optimizer=keras.optimizers.serialize(self.optimizers[0]),
-            discriminator_optimizer=keras.optimizers.serialize(self.optimizers[1]),
-        )
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("generator_optimizer", "discriminator_optimizer"):
-            if key in config:
-                config[key] = keras.optimizers.deserialize(config[key])
-        self.compile(**config)
+        return {**super().get_config(), "direction": self.direction}
 
     def training_checkpoint(self, **extra):
         """A `tf.train.Checkpoint` of G, the adapters, D, both optimizers and `extra`.

@@ -32,7 +32,7 @@ DEFAULT_CONFIG = ModelConfig(generator="unet_256", norm="batch", dropout=True)
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class Pix2Pix(keras.Model):
+class Pix2Pix(base.TranslationModel):
     """Paired image-to-image translation: a conditional GAN plus L1 (pix2pix).
 
     The objective, with the paper's equation numbers:
@@ -69,6 +69,12 @@ class Pix2Pix(keras.Model):
         conditional: whether D sees the input x beside y (True, the paper).
         **kwargs: standard model arguments.
     """
+
+    NETWORK_ARGS = {"generator": "G", "discriminator": "D"}
+    EXPECTED_BATCHES = (
+        "Pix2Pix trains on batches of aligned pairs (x, y): an input and its target, "
+        "e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, y_images)`."
+    )
 
     def __init__(self, generator, discriminator, conditional=True, **kwargs):
         super().__init__(**kwargs)
@@ -119,9 +125,6 @@ class Pix2Pix(keras.Model):
             name=name,
         )
 
-    def call(self, inputs, training=False):
-        return self.G(inputs, training=training)
-
     # === Compilation ===
 
     def compile(
@@ -152,9 +155,7 @@ class Pix2Pix(keras.Model):
         `LossScaleOptimizer`.
         """
         weights = dict(lambda_l1=lambda_l1, lambda_gan=lambda_gan)
-        for name, value in weights.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+        base.check_weights(weights)
         if lambda_l1 == 0 and lambda_gan == 0:
             raise ValueError(
                 "With both weights 0 the generator has nothing to learn: set `lambda_l1` or "
@@ -179,27 +180,7 @@ class Pix2Pix(keras.Model):
             auto_scale_loss=False,
         )
 
-    @property
-    def optimizers(self):
-        """G's optimizer, then D's."""
-        return [self.generator_groups[0][0], self.discriminator_groups[0][0]]
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
     # === Training ===
-
-    def _unpack(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None or sample_weight is not None:
-            raise ValueError(
-                "Pix2Pix trains on batches of aligned pairs (x, y): an input and its "
-                "target, e.g. `model.fit(dataset_of_x_y_pairs)` or `model.fit(x_images, "
-                f"y_images)`. Received: x={base.describe(x)}, y={base.describe(y)}, "
-                f"sample_weight={base.describe(sample_weight)}"
-            )
-        return tf.cast(x, tf.float32), tf.cast(y, tf.float32)
 
     def _judge(self, x, image, training):
         """D's logits for `image` (a real or generated y), given the input x."""
@@ -266,11 +247,6 @@ class Pix2Pix(keras.Model):
             terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
         return self._update_metrics(terms)
 
-    def _update_metrics(self, terms):
-        for name, tracker in self.trackers.items():
-            tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
-
     # === Inference ===
 
     def generator(self, direction="a2b"):
@@ -309,41 +285,7 @@ class Pix2Pix(keras.Model):
     # === Serialization ===
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "generator": keras.layers.serialize(self.G),
-            "discriminator": keras.layers.serialize(self.D),
-            "conditional": self.conditional,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            if isinstance(config[key], dict):
-                config[key] = keras.layers.deserialize(config[key])
-        return cls(**config)
-
-    def get_compile_config(self):
-        # Saved in .keras files so `load_model` recompiles the model; Keras then
-        # restores the optimizers' state too.
-        if self.objective is None:
-            return None
-        return dict(
-            self.objective,
-            jit_compile=self.jit_compile,
-            steps_per_execution=self.steps_per_execution,
-            generator_optimizer=keras.optimizers.serialize(self.optimizers[0]),
-            discriminator_optimizer=keras.optimizers.serialize(self.optimizers[1]),
-        )
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        for key in ("generator_optimizer", "discriminator_optimizer"):
-            if key in config:
-                config[key] = keras.optimizers.deserialize(config[key])
-        self.compile(**config)
+        return {**super().get_config(), "conditional": self.conditional}
 
     def training_checkpoint(self, **extra):
         """A `tf.train.Checkpoint` of everything training needs to resume exactly.
