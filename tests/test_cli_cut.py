@@ -37,6 +37,19 @@ def pairs(tmp_path_factory):
     return str(make_paired_dataset(tmp_path_factory.mktemp("pairs"), n_train=4, n_test=2, size=32))
 
 
+def test_a_model_that_cannot_be_built_leaves_no_run_behind(pairs, tmp_path, capsys):
+    from tfcyclegan.ablate import unpaired_view
+
+    data = str(unpaired_view(pairs, tmp_path))
+    runs = tmp_path / "runs"
+    args = ["train", "--model", "fastcut", "--data", data, "--runs-dir", str(runs), "--name", "f", *TINY,
+            "--netG", "resnet_4blocks"]
+    assert cli.main(args) == cli.EXIT_FAILED  # NCE layer 16 does not exist with 4 blocks
+    assert "--nce-layers 0,4,8,12" in capsys.readouterr().err
+    assert not (runs / "f").exists()
+    assert cli.main(args + ["--nce-layers", "0,4,8,12"]) == cli.EXIT_OK  # the same name, fixed
+
+
 @pytest.mark.parametrize("method", ["cut", "fastcut"])
 def test_cut_trains_resumes_exports_and_evaluates_from_the_cli(method, pairs, tmp_path):
     from tfcyclegan.ablate import unpaired_view

@@ -293,12 +293,13 @@ def train(
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.train.seed)
 
-    # The data is found and checked before the run folder is written: a typo
-    # in a path must not leave a half-made run behind that blocks the name.
+    # The data is found and checked, and the model built, before the run folder
+    # is written: a typo in a path or a model the config cannot build must not
+    # leave a half-made run behind that blocks the name.
     data = _run_data(config, data_spec, verbose, chief)
+    model, step, checkpoint = restorable_model(config, strategy, data.steps_per_epoch)
     if chief:
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
-    model, step, checkpoint = restorable_model(config, strategy, data.steps_per_epoch)
     if resume:
         _restore_latest(checkpoint, paths, step, verbose)
     run_callbacks = _run_callbacks(
