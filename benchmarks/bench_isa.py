@@ -198,8 +198,9 @@ def render(result):
     deploy = result.get("deploy")
     if deploy:
         torch = deploy["latency"]["torch [native]"]
+        baseline = f", `{deploy['baseline']}` the baseline" if deploy["baseline"] else " (no baseline)"
         lines += ["### TFLite fp32, fixed vs dynamic size (LiteRT XNNPACK, native)", "",
-                  f"`this` is this code, `{deploy['baseline']}` the baseline; time ÷ torch against the PyTorch "
+                  f"`this` is this code{baseline}; time ÷ torch against the PyTorch "
                   "forward (native) of the same rounds; dynamic ÷ fixed of the same code.", "",
                   "| file | min s | median s | ÷ torch (min) | dynamic ÷ fixed (min) | (median) | TRANSPOSE_CONV | max abs vs Keras |",
                   "|---|---|---|---|---|---|---|---|"]
