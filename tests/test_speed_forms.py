@@ -125,7 +125,7 @@ GRADIENT_CASES = [
 def test_valid_conv_gradient_equals_tensorflows(kernel_size, shape, filters, static):
     import tensorflow as tf
 
-    from tfcyclegan.layers import _valid_conv
+    from tfcyclegan.eigen_conv import _valid_conv
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
@@ -156,7 +156,7 @@ def test_valid_conv_gradient_equals_tensorflows(kernel_size, shape, filters, sta
 
 
 def test_gradient_cases_cover_both_kernel_gradient_forms():
-    from tfcyclegan.layers import _PATCHES_UP_TO
+    from tfcyclegan.eigen_conv import _PATCHES_UP_TO
 
     assert {k * k * f <= _PATCHES_UP_TO for k, _, f in GRADIENT_CASES} == {True, False}
 
@@ -164,14 +164,14 @@ def test_gradient_cases_cover_both_kernel_gradient_forms():
 def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import layers
+    from tfcyclegan import eigen_conv
 
     calls = []
-    monkeypatch.setattr(layers, "_valid_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
+    monkeypatch.setattr(eigen_conv, "_valid_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
     rng = np.random.default_rng(0)
     # Enough input channels, and an RGB input (a stem), where the forms are slower.
-    for channels, wide_enough in ((layers._MIN_INPUT_CHANNELS, True), (3, False)):
-        layer = layers.EigenConv2D(3, 7)
+    for channels, wide_enough in ((eigen_conv._MIN_INPUT_CHANNELS, True), (3, False)):
+        layer = eigen_conv.EigenConv2D(3, 7)
         x = rng.normal(size=(1, 16, 16, channels)).astype(np.float32)
         expected = keras.layers.Conv2D(3, 7)
         expected.build(x.shape)
@@ -179,14 +179,14 @@ def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
         layer.set_weights([w + 0.1 for w in expected.get_weights()])
         expected.set_weights(layer.get_weights())
         for eigen, training, used in ((True, True, wide_enough), (True, False, False), (False, True, False)):
-            monkeypatch.setattr(layers, "_eigen_convolutions", lambda: eigen)
+            monkeypatch.setattr(eigen_conv, "_eigen_convolutions", lambda: eigen)
             calls.clear()
             np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
             assert len(calls) == used, (channels, eigen, training)
 
 
 def test_resnet_generator_convolutions_keep_their_weights_names():
-    from tfcyclegan.layers import EigenConv2D
+    from tfcyclegan.eigen_conv import EigenConv2D
 
     generator = ResnetGenerator(ngf=4, n_blocks=1, seed=0)
     head = generator.get_layer("head_conv")
@@ -198,7 +198,7 @@ def test_resnet_generator_convolutions_keep_their_weights_names():
 
 def test_narrow_conv2d_files_still_load(tmp_path):
     """`.keras` files saved while the head was a `NarrowConv2D` (its former name)."""
-    from tfcyclegan.layers import EigenConv2D, NarrowConv2D
+    from tfcyclegan.eigen_conv import EigenConv2D, NarrowConv2D
 
     inputs = keras.Input((12, 12, 4))
     model = keras.Model(inputs, NarrowConv2D(3, 7, name="head_conv")(inputs))
@@ -213,12 +213,12 @@ def test_narrow_conv2d_files_still_load(tmp_path):
 def test_eigen_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import layers
+    from tfcyclegan import eigen_conv
 
-    monkeypatch.setattr(layers, "_eigen_convolutions", lambda: True)
+    monkeypatch.setattr(eigen_conv, "_eigen_convolutions", lambda: True)
     x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 16)).astype(np.float32))
     for filters, kernel_size in ((3, 7), (64, 3)):  # both kernel-gradient forms
-        eigen = layers.EigenConv2D(filters, kernel_size)
+        eigen = eigen_conv.EigenConv2D(filters, kernel_size)
         plain = keras.layers.Conv2D(filters, kernel_size)
         eigen.build(x.shape), plain.build(x.shape)
         plain.set_weights(eigen.get_weights())

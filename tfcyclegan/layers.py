@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from tfcyclegan.eigen_conv import EigenConv2D
+
 
 def _as_pair(value, name):
     if isinstance(value, int) and not isinstance(value, bool):
@@ -407,158 +409,6 @@ def _distinct(initializer, index):
     return initializer
 
 
-def _eigen_convolutions():
-    """Whether this process's TensorFlow runs convolutions in Eigen rather than oneDNN."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return not _pywrap_util_port.IsMklEnabled()
-    except (ImportError, AttributeError):  # private API: assume the default wheel's Eigen
-        return True
-
-
-def _input_gradient(upstream, kernel):
-    """d/dx of a stride-1 "valid" convolution: the full correlation of the upstream
-    gradient with the flipped kernel, as a forward convolution (Eigen's forward
-    kernels run near the matmul peak; its backprop-input kernel does not)."""
-    kh, kw = kernel.shape[0], kernel.shape[1]
-    padded = tf.pad(upstream, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
-    flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-    return tf.nn.conv2d(padded, flipped, 1, "VALID")
-
-
-def _kernel_gradient_by_upstream_patches(x, upstream, kernel_shape):
-    """d/dkernel when the kernel has few output channels: every input pixel against the
-    kh x kw window of upstream gradients that saw it, one
-    (cin x pixels) @ (pixels x kh*kw*cout) product."""
-    kh, kw, cin, cout = kernel_shape
-    padded = tf.pad(upstream, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
-    patches = tf.image.extract_patches(padded, [1, kh, kw, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
-    product = tf.matmul(
-        tf.reshape(x, [-1, cin]), tf.reshape(patches, [-1, kh * kw * cout]), transpose_a=True
-    )
-    return tf.reverse(tf.transpose(tf.reshape(product, [cin, kh, kw, cout]), [1, 2, 0, 3]), [0, 1])
-
-
-def _kernel_gradient_by_shifted_inputs(x, upstream, kernel_shape):
-    """d/dkernel when both channel counts are wide: (cout x pixels) @ (pixels x cin)
-    products, one per kernel tap, with no copy of the input.
-
-    Row-major, an image's input is a (height * width, cin) matrix, and the
-    pixels tap (i, j) multiplies are its rows from i * width + j on, *if* the
-    upstream gradient is given the input's height and width (kh - 1 rows and
-    kw - 1 columns of zeros): the window's rows that wrap into the next image
-    row meet zeros. Slicing rows of a matrix copies nothing. The zeros cost
-    (height * width) / (output height * output width) more arithmetic: 6% at
-    64 x 64 with 3 x 3.
-    """
-    kh, kw, cin, cout = kernel_shape
-    static = None not in x.shape[:3]
-    width = x.shape[2] if static else tf.shape(x)[2]
-    offsets = [i * width + j for i in range(kh) for j in range(kw)]
-    # One product per image and tap where the shapes are static (on two images' rows
-    # at once the kernel gradient ran ~10% slower, 2 threads, AVX2); otherwise the
-    # whole batch as one matrix, whose windows wrapping into the next image meet its
-    # zero rows.
-    images = x.shape[0] if static else 1
-    inputs = tf.reshape(x, [images, -1, cin])
-    upstream = tf.pad(upstream, [[0, 0], [0, kh - 1], [0, kw - 1], [0, 0]])
-    # The last offsets[-1] rows are zeros: dropped, so that the last tap's window
-    # ends at the input's last pixel.
-    length = tf.shape(inputs)[1] - offsets[-1]
-    upstream = tf.reshape(upstream, [images, -1, cout])[:, :length]
-    # Transposed here, batched: a 2-D transpose in front of a matmul is folded into
-    # it by TensorFlow's graph optimizer, and MatMul(transpose_a=True) runs ~15% slower.
-    upstream = tf.transpose(upstream, [0, 2, 1])
-    taps = []
-    for n in range(images):
-        # Rows of one image, then windows of its rows: slices of the leading axis
-        # alias their input, a slice of two axes at once copies.
-        rows = inputs[n]
-        taps.append(tf.stack([tf.matmul(upstream[n], rows[o:o + length]) for o in offsets]))
-    taps = tf.add_n(taps)
-    return tf.transpose(tf.reshape(taps, [kh, kw, cout, cin]), [0, 1, 3, 2])
-
-
-# Below this many output values per input pixel (kh * kw * cout) the kernel's
-# gradient goes through the upstream gradient's patches, above it through shifted
-# inputs: a (cout x pixels) @ (pixels x cin) product is slow when cout is a few
-# channels (the generator's last layer: 7 * 7 * 3 = 147), and the patches are
-# large when it is not (a residual block: 3 * 3 * 256 = 2304).
-_PATCHES_UP_TO = 256
-
-
-# With fewer input channels the products of either form have too few columns to
-# run fast: a stem's 7x7 convolution of RGB images (3 channels) took 2.4x longer.
-_MIN_INPUT_CHANNELS = 16
-
-
-@tf.custom_gradient
-def _valid_conv(x, kernel):
-    """A stride-1 "valid" convolution whose gradient runs as a forward convolution
-    and matrix products instead of TensorFlow's Eigen backprop kernels."""
-    outputs = tf.nn.conv2d(x, kernel, 1, "VALID")
-
-    def gradient(upstream):
-        kh, kw, cin, cout = kernel.shape
-        by = (
-            _kernel_gradient_by_upstream_patches
-            if kh * kw * cout <= _PATCHES_UP_TO
-            else _kernel_gradient_by_shifted_inputs
-        )
-        return _input_gradient(upstream, kernel), by(x, upstream, kernel.shape)
-
-    return outputs, gradient
-
-
-@keras.saving.register_keras_serializable(package="tfcyclegan")
-class EigenConv2D(keras.layers.Conv2D):
-    """Keras's `Conv2D`, with a faster training gradient on TensorFlow's Eigen path.
-
-    AVX2 CPUs run TensorFlow's Eigen kernels (see `tfcyclegan.cpu`), whose
-    forward convolutions run near the matmul peak but whose backprop kernels do
-    not. In training, on the Eigen path, float32, stride 1, "valid", with at
-    least `_MIN_INPUT_CHANNELS` input channels, this layer computes the input's
-    gradient as a forward convolution of the padded upstream gradient with the
-    flipped kernel, and the kernel's as matrix products (`_valid_conv`), equal
-    to ~1e-6 relative. Forward and backward, batch of 2, one core, AVX2
-    (docs/cpu_paths.md), TensorFlow's kernels -> this layer: the ResNet head
-    (7x7, 64 -> 3 at 256 px) 1901 -> 269 ms, a residual block's 3x3 256 -> 256
-    at 64 px 319 -> 263 ms, resize-conv upsampling 1180 -> 656 ms, the
-    PatchGAN's logits (4x4, 512 -> 1) 86 -> 5 ms; with 3 input channels (the
-    stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
-    own kernels are faster than these forms, and inference is the plain
-    convolution, so outside that case this is `Conv2D`.
-
-    Args:
-        **kwargs: as `keras.layers.Conv2D`.
-    """
-
-    def call(self, inputs, training=None):
-        if not (training and self._eigen_gradient(inputs)):
-            return super().call(inputs)
-        # A tensor, not the variable: tf.custom_gradient then needs no `variables`
-        # argument, and the kernel's gradient reaches the variable through its read.
-        outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
-        if self.use_bias:
-            outputs = outputs + ops.reshape(self.bias, (1, 1, 1, self.filters))
-        return outputs if self.activation is None else self.activation(outputs)
-
-    def _eigen_gradient(self, inputs):
-        return (
-            keras.backend.backend() == "tensorflow"
-            and self.compute_dtype == "float32"
-            and inputs.dtype == tf.float32
-            and tuple(self.strides) == (1, 1)
-            and tuple(self.dilation_rate) == (1, 1)
-            and self.padding == "valid"
-            and self.data_format == "channels_last"
-            and self.groups == 1
-            and (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
-            and _eigen_convolutions()
-        )
-
-
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class ResidualBlock(keras.layers.Layer):
     """The ResNet generator's block: x + [pad, conv, norm, relu, (dropout), pad, conv, norm](x).
@@ -767,9 +617,3 @@ class Upsampling2x(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "interpolation": self.interpolation}
-
-
-@keras.saving.register_keras_serializable(package="tfcyclegan")
-class NarrowConv2D(EigenConv2D):
-    """`EigenConv2D` under its first name: `.keras` files saved while the ResNet
-    generator's head was a `NarrowConv2D` still load."""

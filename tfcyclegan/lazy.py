@@ -25,6 +25,7 @@ import importlib.util
 import sys
 
 KERAS_CLASS_MODULES = (
+    "tfcyclegan.eigen_conv",
     "tfcyclegan.layers",
     "tfcyclegan.networks",
     "tfcyclegan.pool",

@@ -25,10 +25,10 @@ All networks are fully convolutional: inputs are `(None, None, C)`.
 import keras
 
 from tfcyclegan.config import UPSAMPLE_MODES, parse_generator
+from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.layers import (
     BlurPool2D,
     Cropping2D,
-    EigenConv2D,
     InputSizeCheck,
     ReflectionPadding2D,
     ResidualBlock,
