@@ -229,8 +229,59 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
     return inputs, outputs
 
 
+class _ResnetFamily(_Network):
+    """What `ResnetGenerator` and `MobileResnetGenerator` share: arguments, graph
+    (`_resnet_graph`) and config; a subclass names its residual block in `_block`."""
+
+    _config_keys = (
+        "input_channels",
+        "output_channels",
+        "ngf",
+        "n_blocks",
+        "norm",
+        "dropout",
+        "init_type",
+        "init_gain",
+        "seed",
+        "upsample",
+    )
+
+    def __init__(
+        self,
+        input_channels=3,
+        output_channels=3,
+        ngf=64,
+        n_blocks=9,
+        norm="instance",
+        dropout=False,
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        upsample="transpose",
+        dtype=None,
+        **kwargs,
+    ):
+        inputs, outputs = _resnet_graph(
+            type(self).__name__, self._block, input_channels, output_channels, ngf, n_blocks, norm,
+            dropout, init_type, init_gain, seed, upsample, dtype,
+        )
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.ngf = ngf
+        self.n_blocks = n_blocks
+        self.norm = norm
+        self.dropout = bool(dropout)
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+        self.upsample = upsample
+
+
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class ResnetGenerator(_Network):
+class ResnetGenerator(_ResnetFamily):
     """CycleGAN's generator: downsample twice, residual blocks, upsample twice.
 
     Layers, as the reference: reflection pad 3, 7x7 conv, norm, ReLU; two
@@ -275,51 +326,7 @@ class ResnetGenerator(_Network):
     `upsample`: each halving is exact on even sizes).
     """
 
-    _config_keys = (
-        "input_channels",
-        "output_channels",
-        "ngf",
-        "n_blocks",
-        "norm",
-        "dropout",
-        "init_type",
-        "init_gain",
-        "seed",
-        "upsample",
-    )
-
-    def __init__(
-        self,
-        input_channels=3,
-        output_channels=3,
-        ngf=64,
-        n_blocks=9,
-        norm="instance",
-        dropout=False,
-        init_type="normal",
-        init_gain=0.02,
-        seed=None,
-        upsample="transpose",
-        dtype=None,
-        **kwargs,
-    ):
-        inputs, outputs = _resnet_graph(
-            "ResnetGenerator", _residual_block, input_channels, output_channels, ngf, n_blocks, norm,
-            dropout, init_type, init_gain, seed, upsample, dtype,
-        )
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-
-        # === Config ===
-        self.input_channels = input_channels
-        self.output_channels = output_channels
-        self.ngf = ngf
-        self.n_blocks = n_blocks
-        self.norm = norm
-        self.dropout = bool(dropout)
-        self.init_type = init_type
-        self.init_gain = init_gain
-        self.seed = seed
-        self.upsample = upsample
+    _block = staticmethod(_residual_block)
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -595,7 +602,7 @@ def _mobile_block(build, x, filters, norm, dropout, use_bias, name):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
-class MobileResnetGenerator(_Network):
+class MobileResnetGenerator(_ResnetFamily):
     """A phone-sized ResNet generator: `ResnetGenerator` with depthwise-separable blocks.
 
     The "mobile ResNet" of GAN Compression (Li et al., CVPR 2020), the
@@ -621,40 +628,7 @@ class MobileResnetGenerator(_Network):
     Height and width must be multiples of 4 and at least 8.
     """
 
-    _config_keys = ResnetGenerator._config_keys
-
-    def __init__(
-        self,
-        input_channels=3,
-        output_channels=3,
-        ngf=64,
-        n_blocks=9,
-        norm="instance",
-        dropout=False,
-        init_type="normal",
-        init_gain=0.02,
-        seed=None,
-        upsample="transpose",
-        dtype=None,
-        **kwargs,
-    ):
-        inputs, outputs = _resnet_graph(
-            "MobileResnetGenerator", _mobile_block, input_channels, output_channels, ngf, n_blocks, norm,
-            dropout, init_type, init_gain, seed, upsample, dtype,
-        )
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
-
-        # === Config ===
-        self.input_channels = input_channels
-        self.output_channels = output_channels
-        self.ngf = ngf
-        self.n_blocks = n_blocks
-        self.norm = norm
-        self.dropout = bool(dropout)
-        self.init_type = init_type
-        self.init_gain = init_gain
-        self.seed = seed
-        self.upsample = upsample
+    _block = staticmethod(_mobile_block)
 
 
 def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
