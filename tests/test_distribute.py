@@ -213,42 +213,12 @@ def test_multi_worker_needs_tf_config(monkeypatch):
         make_strategy("cluster")
 
 
-def test_pix2pix_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path):
-    from tfcyclegan.synthetic import make_paired_dataset
-
-    pairs = make_paired_dataset(tmp_path / "pairs", n_train=4, n_test=2, size=32)
-    config = Config.for_method("pix2pix")
+def _train_mirrored(method, generator, data, tmp_path):
+    """Trains `method`'s tiny published config for 2 steps under MirroredStrategy on two
+    logical CPUs, in a subprocess; returns {"step", "replicas", "losses": last values}."""
+    config = Config.for_method(method)
     config = config.replace(
-        model=config.model.replace(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers",
-                                   n_layers_d=1),
-        data=DataConfig(load_size=36, crop_size=32, batch_size=2),
-        train=config.train.replace(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=3, num_samples=2),
-    )
-    config.save(tmp_path / "c.json")
-    code = """
-    import json, sys, numpy as np, tensorflow as tf
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tfcyclegan import training
-    from tfcyclegan.config import Config
-    config = Config.from_json(open(sys.argv[1]).read())
-    result = training.train(config, sys.argv[2], training.DataSpec(data=sys.argv[3]), verbose=0,
-                            strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    print(json.dumps({"step": result.step, "finite": bool(all(np.isfinite(v[-1]) for v in result.history.values())),
-                      "replicas": 2}))
-    """
-    out = json.loads(run_python(code, tmp_path / "c.json", tmp_path / "run", pairs).strip().splitlines()[-1])
-    assert out == {"step": 2, "finite": True, "replicas": 2}
-    # The mirrored run's checkpoint resumes on one device.
-    model = training.load_run_model(tmp_path / "run")
-    assert type(model).__name__ == "Pix2Pix"
-
-
-def test_cut_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path, dataset):
-    config = Config.for_method("cut")
-    config = config.replace(
-        model=config.model.replace(generator="resnet_5blocks", ngf=4, ndf=4, discriminator="n_layers",
-                                   n_layers_d=1),
+        model=config.model.replace(generator=generator, ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
         data=DataConfig(load_size=36, crop_size=32, batch_size=2),
         train=config.train.replace(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=3, num_samples=2),
     )
@@ -265,7 +235,23 @@ def test_cut_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path, 
     print(json.dumps({"step": result.step, "replicas": strategy.num_replicas_in_sync,
                       "losses": {k: float(v[-1]) for k, v in result.history.items()}}))
     """
-    out = json.loads(run_python(code, tmp_path / "c.json", tmp_path / "run", dataset).strip().splitlines()[-1])
+    return json.loads(run_python(code, tmp_path / "c.json", tmp_path / "run", data).strip().splitlines()[-1])
+
+
+def test_pix2pix_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path):
+    from tfcyclegan.synthetic import make_paired_dataset
+
+    pairs = make_paired_dataset(tmp_path / "pairs", n_train=4, n_test=2, size=32)
+    out = _train_mirrored("pix2pix", "resnet_1blocks", pairs, tmp_path)
+    assert out["step"] == 2 and out["replicas"] == 2
+    assert all(np.isfinite(value) for value in out["losses"].values()), out["losses"]
+    # The mirrored run's checkpoint resumes on one device.
+    model = training.load_run_model(tmp_path / "run")
+    assert type(model).__name__ == "Pix2Pix"
+
+
+def test_cut_trains_under_mirrored_strategy_and_resumes_on_one_device(tmp_path, dataset):
+    out = _train_mirrored("cut", "resnet_5blocks", dataset, tmp_path)
     assert out["step"] == 2 and out["replicas"] == 2
     # Every term of CUT's objective ran on both replicas: finite and non-zero (NCE_Y is the identity term).
     for name in ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake"):
