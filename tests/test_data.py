@@ -448,9 +448,7 @@ def test_resumed_stream_repeats_an_uninterrupted_one(tmp_path, rng, decode_calls
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
     resumed = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=4, start_step=5)
-    decode_calls.clear()
     tail = _batches(resumed.dataset, 4)
-    assert len(decode_calls) <= 2 * 2 * 4 + 8  # no decoding for the skipped steps (+ prefetch)
     for (x1, y1), (x2, y2) in zip(expected[5:], tail):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
@@ -459,6 +457,20 @@ def test_resumed_stream_repeats_an_uninterrupted_one(tmp_path, rng, decode_calls
         np.testing.assert_array_equal(y1, y2)
     with pytest.raises(ValueError, match="needs a seeded training stream"):
         data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config).from_step(1)
+
+
+def test_resuming_far_into_a_run_decodes_no_skipped_image(tmp_path, rng, decode_calls):
+    _domain(tmp_path / "a", rng, 3)
+    _domain(tmp_path / "b", rng, 5)
+    config = SMALL.replace(batch_size=2)
+    far = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=4, start_step=10_000)
+    decode_calls.clear()
+    _batches(far.dataset, 4)
+    # Decoding the skipped steps would be 2 domains x 2 images x 10 000 steps.
+    # What is decoded is the 16 images used plus the pipeline's autotuned
+    # read-ahead, whose depth depends on timing (25 seen on a loaded machine),
+    # so the bound is loose on that side and tight on the one that matters.
+    assert 16 <= len(decode_calls) < 400
 
 
 def test_every_image_once_per_epoch_in_a_new_order(tmp_path, rng):
