@@ -326,9 +326,12 @@ def test_from_step_resumes_exactly_without_decoding_skipped_pairs(tmp_path, rng,
     assert full.steps_per_epoch == 2  # 5 // 2, as the reference's epoch
     expected = _batches(full.dataset, 10)
     _assert_same_batches(expected, _batches(full.dataset, 10))  # a second iterator
-    decode_calls.clear()
     _assert_same_batches(expected[6:], _batches(full.from_step(6), 4))
-    assert len(decode_calls) <= 2 * 4 + 8  # no decoding for the 6 skipped steps (+ prefetch)
+    decode_calls.clear()
+    _batches(full.from_step(10_000), 4)
+    # Decoding skipped steps would be 2 pairs x 10 000 steps; what is decoded
+    # is the 8 pairs used plus an autotuned read-ahead that depends on timing.
+    assert 8 <= len(decode_calls) < 400
     resumed = data.paired_dataset(tmp_path / "train", config, seed=3, start_step=6)
     _assert_same_batches(expected[6:], _batches(resumed.dataset, 4))
     other = _batches(data.paired_dataset(tmp_path / "train", config, seed=4).dataset, 10)
