@@ -12,6 +12,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfcyclegan import winograd
+
 
 def _eigen_convolutions():
     """Whether this process's TensorFlow runs convolutions in Eigen rather than oneDNN."""
@@ -141,20 +143,38 @@ class EigenConv2D(keras.layers.Conv2D):
     """
 
     def call(self, inputs, training=None):
-        if not (training and self._eigen_gradient(inputs)):
+        if training and self._eigen_gradient(inputs):
+            # A tensor, not the variable: tf.custom_gradient then needs no `variables`
+            # argument, and the kernel's gradient reaches the variable through its read.
+            outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
+        elif not training and self._winograd(inputs):
+            outputs = winograd.conv3x3(
+                inputs, tf.convert_to_tensor(self.kernel), batched=not _eigen_convolutions()
+            )
+        else:
             return super().call(inputs)
-        # A tensor, not the variable: tf.custom_gradient then needs no `variables`
-        # argument, and the kernel's gradient reaches the variable through its read.
-        outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
         if self.use_bias:
             outputs = outputs + ops.reshape(self.bias, (1, 1, 1, self.filters))
         return outputs if self.activation is None else self.activation(outputs)
 
-    def _eigen_gradient(self, inputs):
+    def _winograd(self, inputs):
+        return (
+            self._float32_tensorflow(inputs)
+            and self.groups == 1
+            and self.data_format == "channels_last"
+            and winograd.applies(self.kernel.shape, self.strides, self.dilation_rate, self.padding)
+        )
+
+    def _float32_tensorflow(self, inputs):
         return (
             keras.backend.backend() == "tensorflow"
             and self.compute_dtype == "float32"
             and inputs.dtype == tf.float32
+        )
+
+    def _eigen_gradient(self, inputs):
+        return (
+            self._float32_tensorflow(inputs)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "valid"

@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import imaging
+from tfcyclegan import imaging, winograd
 from tfcyclegan.config import check_choice
 from tfcyclegan.export.forms import subpixel_upsampling
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
@@ -137,6 +137,10 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
     LiteRT's XNNPACK delegate and made these files ~14% slower than
     fixed-size ones; with the sub-pixel form they are as fast (benchmarks/README.md).
     Fixed-size files keep TRANSPOSE_CONV, which XNNPACK and GPU delegates run.
+
+    Convolutions are traced in their direct form (`winograd.direct_convolutions`):
+    LiteRT runs a CONV_2D faster than the Winograd form's small ops, and int8
+    quantization of its transformed values would cost precision.
     """
     channels, _ = channels_of(generator)
     if input_size is None:
@@ -164,7 +168,8 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
         "translate_uint8": (translate_uint8, [tf.TensorSpec(shape, tf.uint8, name="pixels")]),
     }
     with tempfile.TemporaryDirectory(prefix="tfcyclegan-tflite-") as tmp:
-        write_archive(tmp, endpoints)
+        with winograd.direct_convolutions():
+            write_archive(tmp, endpoints)
         yield tmp
 
 

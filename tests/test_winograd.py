@@ -1,0 +1,109 @@
+"""Winograd F(4x4, 3x3) inference: numbers against float64, where it engages, and
+that exported LiteRT graphs keep the direct convolution."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcyclegan import export, winograd
+from tfcyclegan.eigen_conv import EigenConv2D
+from tfcyclegan.networks import ResnetGenerator
+
+CHANNELS = winograd.MIN_CHANNELS
+# Float32 Winograd error, relative to the output's largest magnitude (module docstring:
+# ~1e-5 measured; the direct convolution's is ~3e-7).
+RELATIVE = 5e-5
+
+
+def _case(rng, shape, cout=CHANNELS):
+    x = rng.standard_normal(shape).astype(np.float32)
+    kernel = (rng.standard_normal((3, 3, shape[-1], cout)) / np.sqrt(9 * shape[-1])).astype(np.float32)
+    exact = tf.nn.conv2d(x.astype(np.float64), kernel.astype(np.float64), 1, "VALID").numpy()
+    return x, kernel, exact
+
+
+def _relative_error(got, exact):
+    assert got.shape == exact.shape
+    return np.abs(got - exact).max() / np.abs(exact).max()
+
+
+def _op_types(function, *specs):
+    graph = tf.function(function).get_concrete_function(*specs).graph
+    types = {op.type for op in graph.get_operations()}
+    for function_def in graph.as_graph_def().library.function:  # the branches of a tf.cond
+        types.update(node.op for node in function_def.node_def)
+    return types
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 18, 18, CHANNELS),  # 16 x 16 outputs: whole tiles
+        (2, 13, 11, CHANNELS),  # 11 x 9: partial tiles, cropped
+        (1, 3, 7, CHANNELS),  # a single output row
+    ],
+)
+def test_matches_the_float64_convolution(rng, shape):
+    x, kernel, exact = _case(rng, shape)
+    assert _relative_error(winograd.conv3x3(tf.constant(x), tf.constant(kernel)).numpy(), exact) < RELATIVE
+    for batched in (True, False):
+        dynamic = tf.function(
+            lambda images: winograd.conv3x3(images, tf.constant(kernel), batched=batched),
+            input_signature=[tf.TensorSpec([None, None, None, CHANNELS], tf.float32)],
+        )
+        assert _relative_error(dynamic(x).numpy(), exact) < RELATIVE
+
+
+@pytest.mark.parametrize(
+    "kernel_shape, strides, padding, applies",
+    [
+        ((3, 3, CHANNELS, CHANNELS), (1, 1), "valid", True),
+        ((3, 3, CHANNELS // 2, CHANNELS), (1, 1), "valid", False),  # measured slower
+        ((3, 3, CHANNELS, CHANNELS // 2), (1, 1), "valid", False),
+        ((4, 4, CHANNELS, CHANNELS), (1, 1), "valid", False),
+        ((3, 3, CHANNELS, CHANNELS), (2, 2), "valid", False),
+        ((3, 3, CHANNELS, CHANNELS), (1, 1), "same", False),
+    ],
+)
+def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding, applies):
+    assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies
+    with winograd.direct_convolutions():
+        assert winograd.applies(kernel_shape, strides, (1, 1), padding) is False
+    assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
+
+
+def test_eigen_conv_uses_it_for_inference_only(rng):
+    layer = EigenConv2D(CHANNELS, 3, activation="relu")
+    x = rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32)
+    trained = layer(x, training=True).numpy()
+    inferred = layer(x, training=False).numpy()
+    expected = winograd.conv3x3(tf.constant(x), layer.kernel) + layer.bias
+    np.testing.assert_allclose(inferred, np.maximum(expected, 0.0), rtol=0, atol=1e-6)
+    assert 0 < np.abs(inferred - trained).max() < RELATIVE * np.abs(trained).max()
+    with winograd.direct_convolutions():
+        np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
+    spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
+
+    def form(training):
+        types = _op_types(lambda t: layer(t, training=training), spec)
+        products = types & {"BatchMatMulV2", "MatMul"}  # batched under oneDNN, not on Eigen
+        assert ("Conv2D" in types) != bool(products), types
+        return "direct" if "Conv2D" in types else "winograd"
+
+    assert form(training=False) == "winograd"
+    assert form(training=True) == "direct"
+    with winograd.direct_convolutions():
+        assert form(training=False) == "direct"
+
+
+def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng):
+    # ngf 64: the residual blocks' convolutions have 256 channels, as at the paper's setting.
+    generator = ResnetGenerator(ngf=64, n_blocks=1, seed=0)
+    images = rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    fast = generator(images, training=False).numpy()
+    with winograd.direct_convolutions():
+        direct = generator(images, training=False).numpy()
+    assert 0 < np.abs(fast - direct).max() < 1e-4
+    ops = export.tflite_ops(export.convert_tflite(generator, input_size=(16, 16)))
+    assert "CONV_2D" in ops
+    assert "BATCH_MATMUL" not in ops and "FULLY_CONNECTED" not in ops
