@@ -48,6 +48,34 @@ class KerasForward(bench_generator.KerasGeneratorForward):
         return common.tensorflow_path()
 
 
+class SavedModelForward:
+    """The generator of `KerasForward` exported as a SavedModel (what TF Serving
+    loads), run through its `translate` signature (dynamic size, float32)."""
+
+    def __init__(self, size=256, threads=2, seed=0):
+        import tempfile
+
+        import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path
+        import numpy as np
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        from tfcyclegan import export
+        from tfcyclegan.networks import ResnetGenerator
+
+        self._folder = tempfile.TemporaryDirectory()
+        generator = ResnetGenerator(ngf=64, n_blocks=9, seed=seed, name="G")
+        version = export.export_saved_model(generator, self._folder.name, "G")
+        self.translate = export.load_translator(version)
+        self.image = np.random.default_rng(seed).uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
+
+    def path(self):
+        return common.tensorflow_path()
+
+    def run(self):
+        return self.translate(self.image)
+
+
 class KerasTrain(bench_train.KerasTrainStep):
     def path(self):
         return common.tensorflow_path()
@@ -99,6 +127,8 @@ def _workers(stack, section, isas, candidates, size, log):
     for isa in isas:
         for name in candidates:
             module, factory = factories[0] if name == "torch" else factories[1]
+            if section == "forward" and name == "saved_model":
+                factory = "SavedModelForward"
             env = {**common.isa_env(isa), **TF_PATHS.get(name, {})}
             label = f"{name} [{isa}]"
             log(f"{section}: starting {label}")
@@ -178,7 +208,9 @@ def render(result):
     lines.append("")
     for section, title, how in (
         ("train", "Training step, 256 px, paper config (fp32)", "speed × torch = torch time / ours (≥ 1 is faster)"),
-        ("forward", "ResNet-9 forward, 256 px, Keras in a tf.function", "time ÷ torch = ours / torch time (≤ 1 is faster)"),
+        ("forward", "ResNet-9 forward, 256 px, batch 1", "time ÷ torch = ours / torch time (≤ 1 is faster); "
+         "`keras*`: the Keras generator in a tf.function; `saved_model`: the exported SavedModel's `translate` "
+         "signature (dynamic size, as TF Serving runs it)"),
     ):
         measured = result.get(section)
         if not measured:
@@ -239,7 +271,7 @@ def main(argv=None):
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--train-rounds", type=int, default=2)
-    parser.add_argument("--forward-candidates", default="torch,keras,keras_eigen,keras_onednn")
+    parser.add_argument("--forward-candidates", default="torch,keras,saved_model,keras_eigen,keras_onednn")
     parser.add_argument("--train-candidates", default="torch,keras,keras_onednn")
     parser.add_argument("--baseline", default="main", help="git revision for the TFLite before/after ('' for none)")
     parser.add_argument("--readme", action="store_true", help="write the tables into benchmarks/README.md")
