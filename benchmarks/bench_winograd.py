@@ -52,16 +52,14 @@ def measure_shape(batch, side, channels, rounds, seed=0):
     import tensorflow as tf
 
     from tfcyclegan import winograd
-    from tfcyclegan.eigen_conv import _eigen_convolutions
 
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=(batch, side + 2, side + 2, channels)).astype(np.float32))
     kernel = tf.Variable(
         (rng.normal(size=(3, 3, channels, channels)) / np.sqrt(9 * channels)).astype(np.float32)
     )
-    batched = not _eigen_convolutions()
     direct = tf.function(lambda: tf.nn.conv2d(x, kernel, 1, "VALID"))
-    tiles = tf.function(lambda: winograd.conv3x3(x, tf.convert_to_tensor(kernel), batched=batched))
+    tiles = tf.function(lambda: winograd.conv3x3(x, tf.convert_to_tensor(kernel)))
     best = _interleaved({"direct": lambda: direct().numpy(), "winograd": lambda: tiles().numpy()}, rounds)
     return 1000 * best["direct"], 1000 * best["winograd"]
 

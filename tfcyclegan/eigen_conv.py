@@ -148,9 +148,7 @@ class EigenConv2D(keras.layers.Conv2D):
             # argument, and the kernel's gradient reaches the variable through its read.
             outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
         elif not training and self._winograd(inputs):
-            outputs = winograd.conv3x3(
-                inputs, tf.convert_to_tensor(self.kernel), batched=not _eigen_convolutions()
-            )
+            outputs = winograd.conv3x3(inputs, tf.convert_to_tensor(self.kernel))
         else:
             return super().call(inputs)
         if self.use_bias:

@@ -14,11 +14,13 @@ of 6 rows is a block and the first 2 rows of the next block, so the
 overlapping windows are never gathered (extracting them as patches alone took
 half as long as the direct convolution).
 
-Where it pays (benchmarks/README.md, "Winograd"): 3x3 convolutions of 256
-channels in and out, where it took 0.66-0.95 of the direct convolution's time
-on both TensorFlow paths (oneDNN, and Eigen limited to AVX2; 2 cores) at every
-size measured, batch 1 at 32-256 px squares and batch 2-8 at 64 px. With 128
-channels it was 0.9-0.97 (Eigen) and 1.3-1.45x (oneDNN): `MIN_CHANNELS`.
+Where it pays (benchmarks/bench_winograd.py; figures in benchmarks/README.md):
+3x3 convolutions of 256 channels in and out took 0.50-0.74 of the direct
+convolution's time on both TensorFlow paths (oneDNN, and Eigen limited to
+AVX2; 2 cores) at every size measured, batch 1 at 32-256 px squares and
+batch 4 at 64 px; a whole ResNet-9 forward at 256 px 0.66-0.71. With 128
+channels it was 0.81-0.83 on Eigen but 1.05-1.25x under oneDNN, so
+`MIN_CHANNELS` is 256 for both.
 
 Float32 error: ~1e-5 of the output's largest magnitude (the direct
 convolution's: ~3e-7), from the transform's coefficients up to 8; the
@@ -92,24 +94,28 @@ def applies(kernel_shape, strides, dilation_rate, padding):
     )
 
 
-def _combine(parts, matrix):
-    """The rows of `matrix` applied to a list of tensors: sums with few multiplies."""
-    results = []
-    for row in matrix:
-        total = None
-        for coefficient, part in zip(row, parts):
-            if coefficient == 0:
-                continue
-            if total is None:
-                total = part if coefficient == 1 else part * float(coefficient)
-            elif coefficient == 1:
-                total = total + part
-            elif coefficient == -1:
-                total = total - part
-            else:
-                total = total + part * float(coefficient)
-        results.append(total)
-    return results
+def _input_transform(p):
+    """B^T applied along a list of 6 tensors: 6 tensors, in 5 multiplications and
+    14 additions (the rows of `_BT`, with shared differences)."""
+    d31 = p[3] - p[1]
+    d42 = p[4] - p[2]
+    twice_d31 = d31 * 2.0
+    return [
+        (p[0] - p[2]) * 4.0 + d42,  # 4 p0 - 5 p2 + p4
+        (p[3] + p[4]) - (p[1] + p[2]) * 4.0,  # -4 p1 - 4 p2 + p3 + p4
+        (p[1] - p[2]) * 4.0 + (p[4] - p[3]),  # 4 p1 - 4 p2 - p3 + p4
+        d42 + twice_d31,  # -2 p1 - p2 + 2 p3 + p4
+        d42 - twice_d31,  # 2 p1 - p2 - 2 p3 + p4
+        (p[5] - p[3]) - twice_d31 * 2.0,  # 4 p1 - 5 p3 + p5
+    ]
+
+
+def _output_transform(m):
+    """A^T applied along a list of 6 tensors: 4 tensors, in 3 multiplications and
+    10 additions (the rows of `_AT`)."""
+    s12, d12 = m[1] + m[2], m[1] - m[2]
+    s34, d34 = m[3] + m[4], m[3] - m[4]
+    return [m[0] + s12 + s34, d12 + d34 * 2.0, s12 + s34 * 4.0, d12 + d34 * 8.0 + m[5]]
 
 
 def transformed_kernel(kernel):
@@ -124,7 +130,7 @@ def transformed_kernel(kernel):
     return tf.reshape(tf.matmul(both, tf.reshape(kernel, [9, cin * cout])), [_WINDOW * _WINDOW, cin, cout])
 
 
-def _winograd(x, kernel, batched):
+def _winograd(x, kernel):
     """The valid 3x3 convolution of x (n, h + 2, w + 2, cin) by Winograd tiles."""
     cout = kernel.shape[3]
     shape = tf.shape(x)
@@ -142,42 +148,35 @@ def _winograd(x, kernel, batched):
             [0, 0],
         ],
     )
-    blocks = tf.reshape(x, [n, tiles_h + 1, TILE, tiles_w + 1, TILE, x.shape[-1]])
+    cin = x.shape[-1]
+    blocks = tf.reshape(x, [n, tiles_h + 1, TILE, tiles_w + 1, TILE, cin])
     # Window row i of tile t is row i of block t (i < 4) or row i - 4 of block t + 1.
     rows = [blocks[:, :-1, i] for i in range(TILE)] + [blocks[:, 1:, i] for i in range(2)]
-    transformed = []
-    for part in _combine(rows, _BT):  # (n, tiles_h, tiles_w + 1, 4, cin)
-        columns = [part[:, :, :-1, j] for j in range(TILE)] + [part[:, :, 1:, j] for j in range(2)]
-        transformed.extend(_combine(columns, _BT))
     tiles = n * tiles_h * tiles_w
-    v = tf.reshape(tf.stack(transformed), [_WINDOW * _WINDOW, tiles, x.shape[-1]])
+    v = []  # 36 x (tiles, cin), window position (i, j) at 6 i + j
+    for part in _input_transform(rows):  # (n, tiles_h, tiles_w + 1, 4, cin)
+        columns = [part[:, :, :-1, j] for j in range(TILE)] + [part[:, :, 1:, j] for j in range(2)]
+        v.extend(tf.reshape(column, [tiles, cin]) for column in _input_transform(columns))
     u = transformed_kernel(kernel)
-    if batched:
-        m = tf.matmul(v, u)  # (36, tiles, cout)
-    else:
-        m = tf.stack([tf.matmul(v[i], u[i]) for i in range(_WINDOW * _WINDOW)])
-    m = tf.reshape(m, [_WINDOW, _WINDOW, n, tiles_h, tiles_w, cout])
-    out_rows = _combine([m[i] for i in range(_WINDOW)], _AT)  # 4 x (6, n, th, tw, cout)
-    # Each output row r of the tile: its 4 columns next to each other.
+    # 36 matmuls, not one batched matmul of the stacked operands: no stacking
+    # copies, and TensorFlow's Eigen batched matmul ran these shapes at 61 GFLOP/s
+    # against 88 for separate ones (AVX2, 2 threads); under oneDNN separate ones
+    # were also faster (12.6 against 15.1 ms at 64 x 64 x 256).
+    m = [tf.reshape(tf.matmul(v[k], u[k]), [n, tiles_h, tiles_w, cout]) for k in range(len(v))]
+    # A^T m A: along j for each i, then along i for each output column c.
+    by_column = [_output_transform(m[_WINDOW * i:_WINDOW * (i + 1)]) for i in range(_WINDOW)]
+    outputs = [_output_transform([by_column[i][c] for i in range(_WINDOW)]) for c in range(TILE)]
+    # outputs[c][r]: output row r, column c of every tile.
     out = tf.stack(
-        [tf.stack(_combine([row[j] for j in range(_WINDOW)], _AT), axis=-2) for row in out_rows],
-        axis=2,
+        [tf.stack([outputs[c][r] for c in range(TILE)], axis=-2) for r in range(TILE)], axis=2
     )  # (n, tiles_h, 4, tiles_w, 4, cout)
     out = tf.reshape(out, [n, TILE * tiles_h, TILE * tiles_w, cout])
     return out[:, :height, :width]
 
 
-def conv3x3(x, kernel, batched=True):
-    """The stride-1 "valid" convolution of x (n, h + 2, w + 2, cin) by a 3x3 kernel,
-    by Winograd F(4x4, 3x3) tiles; any size, static or dynamic.
-
-    Args:
-        x: float32 (n, h + 2, w + 2, cin).
-        kernel: float32 (3, 3, cin, cout).
-        batched: the 36 products as one batched matmul (fastest under oneDNN) or
-            as 36 matmuls (TensorFlow's Eigen path: its batched matmul ran these
-            shapes at 61 GFLOP/s, separate ones at 88, AVX2, 2 threads).
-    """
+def conv3x3(x, kernel):
+    """The stride-1 "valid" convolution of x (n, h + 2, w + 2, cin) by a (3, 3, cin,
+    cout) kernel, float32, by Winograd F(4x4, 3x3) tiles; any size, static or dynamic."""
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     shape = [n, None if h is None else h - 2, None if w is None else w - 2, kernel.shape[3]]
-    return tf.ensure_shape(_winograd(x, kernel, batched), shape)
+    return tf.ensure_shape(_winograd(x, kernel), shape)
