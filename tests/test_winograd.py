@@ -1,12 +1,11 @@
 """Winograd F(4x4, 3x3) inference: numbers against float64, where it engages, and
 that exported LiteRT graphs keep the direct convolution."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcyclegan import eigen_conv, export, winograd
+from tfcyclegan import export, winograd
 from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.networks import ResnetGenerator
 
@@ -87,35 +86,16 @@ def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding,
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
 
 
-@pytest.mark.parametrize("eigen", [True, False])
-def test_eigen_conv_uses_it_in_inference_and_training_with_exact_gradients(rng, monkeypatch, eigen):
-    # The gradient is the direct convolution's, by the Eigen-path forms or by
-    # TensorFlow's kernels, whichever path this process's TensorFlow runs.
-    monkeypatch.setattr(eigen_conv, "_eigen_convolutions", lambda: eigen)
+def test_eigen_conv_uses_it_for_inference_only(rng):
     layer = EigenConv2D(CHANNELS, 3, activation="relu")
-    plain = keras.layers.Conv2D(CHANNELS, 3, activation="relu")
-    x = tf.constant(rng.standard_normal((2, 10, 10, CHANNELS)).astype(np.float32))
-    layer.build(x.shape), plain.build(x.shape)
-    plain.set_weights(layer.get_weights())
-    expected = np.maximum(winograd.conv3x3(x, layer.kernel) + layer.bias, 0.0)
-    for training in (False, True):
-        np.testing.assert_allclose(layer(x, training=training), expected, rtol=0, atol=1e-6)
-    assert 0 < np.abs(layer(x, training=False) - plain(x)).max() < RELATIVE * np.abs(plain(x)).max()
-    weights = tf.constant(rng.standard_normal((2, 8, 8, CHANNELS)).astype(np.float32))
-    gradients = []
-    for conv in (layer, plain):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(conv(x, training=True) * weights)
-        gradients.append(tape.gradient(loss, [x, *conv.trainable_variables]))
-    for ours, theirs in zip(*gradients):  # input, kernel, bias
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max())
+    x = rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32)
+    trained = layer(x, training=True).numpy()
+    inferred = layer(x, training=False).numpy()
+    expected = winograd.conv3x3(tf.constant(x), layer.kernel) + layer.bias
+    np.testing.assert_allclose(inferred, np.maximum(expected, 0.0), rtol=0, atol=1e-6)
+    assert 0 < np.abs(inferred - trained).max() < RELATIVE * np.abs(trained).max()
     with winograd.direct_convolutions():
-        np.testing.assert_allclose(layer(x, training=False), plain(x), rtol=0, atol=1e-5)
-
-
-def test_traced_graphs_take_the_form_asked_for(rng):
-    layer = EigenConv2D(CHANNELS, 3)
+        np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
     spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
 
     def form(training):
@@ -124,10 +104,9 @@ def test_traced_graphs_take_the_form_asked_for(rng):
         return "direct" if "Conv2D" in types else "winograd"
 
     assert form(training=False) == "winograd"
-    assert form(training=True) == "winograd"
+    assert form(training=True) == "direct"
     with winograd.direct_convolutions():
         assert form(training=False) == "direct"
-        assert form(training=True) == "direct"
 
 
 def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng):

@@ -101,58 +101,27 @@ _PATCHES_UP_TO = 256
 _MIN_INPUT_CHANNELS = 16
 
 
-def _direct(x, kernel):
-    return tf.nn.conv2d(x, kernel, 1, "VALID")
+@tf.custom_gradient
+def _valid_conv(x, kernel):
+    """A stride-1 "valid" convolution whose gradient runs as a forward convolution
+    and matrix products instead of TensorFlow's Eigen backprop kernels."""
+    outputs = tf.nn.conv2d(x, kernel, 1, "VALID")
 
+    def gradient(upstream):
+        kh, kw, cin, cout = kernel.shape
+        by = (
+            _kernel_gradient_by_upstream_patches
+            if kh * kw * cout <= _PATCHES_UP_TO
+            else _kernel_gradient_by_shifted_inputs
+        )
+        return _input_gradient(upstream, kernel), by(x, upstream, kernel.shape)
 
-def _eigen_gradients(x, kernel, upstream):
-    """(d/dx, d/dkernel) as a forward convolution and matrix products."""
-    kh, kw, cin, cout = kernel.shape
-    by = (
-        _kernel_gradient_by_upstream_patches
-        if kh * kw * cout <= _PATCHES_UP_TO
-        else _kernel_gradient_by_shifted_inputs
-    )
-    return _input_gradient(upstream, kernel), by(x, upstream, kernel.shape)
-
-
-def _tensorflow_gradients(x, kernel, upstream):
-    """(d/dx, d/dkernel) by TensorFlow's own backprop kernels (oneDNN's, where on)."""
-    strides = [1, 1, 1, 1]
-    return (
-        tf.raw_ops.Conv2DBackpropInput(
-            input_sizes=tf.shape(x), filter=kernel, out_backprop=upstream, strides=strides, padding="VALID"
-        ),
-        tf.raw_ops.Conv2DBackpropFilter(
-            input=x, filter_sizes=tf.shape(kernel), out_backprop=upstream, strides=strides, padding="VALID"
-        ),
-    )
-
-
-def _with_gradients(forward, gradients):
-    """A stride-1 "valid" convolution computed by `forward(x, kernel)`, differentiated
-    by `gradients(x, kernel, upstream)`: the backward pass needs only x and the
-    kernel, whatever the forward computed in between."""
-
-    @tf.custom_gradient
-    def convolution(x, kernel):
-        return forward(x, kernel), lambda upstream: gradients(x, kernel, upstream)
-
-    return convolution
-
-
-# The direct forward with the Eigen-path gradient forms.
-_valid_conv = _with_gradients(_direct, _eigen_gradients)
-# Winograd's forward (`winograd.conv3x3`) with either gradient.
-_winograd_conv = {
-    "eigen": _with_gradients(winograd.conv3x3, _eigen_gradients),
-    "tensorflow": _with_gradients(winograd.conv3x3, _tensorflow_gradients),
-}
+    return outputs, gradient
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class EigenConv2D(keras.layers.Conv2D):
-    """Keras's `Conv2D`, with faster forms on CPUs: Eigen-path gradients, Winograd tiles.
+    """Keras's `Conv2D`, with a faster training gradient on TensorFlow's Eigen path.
 
     AVX2 CPUs run TensorFlow's Eigen kernels (see `tfcyclegan.cpu`), whose
     forward convolutions run near the matmul peak but whose backprop kernels do
@@ -166,31 +135,22 @@ class EigenConv2D(keras.layers.Conv2D):
     at 64 px 319 -> 263 ms, resize-conv upsampling 1180 -> 656 ms, the
     PatchGAN's logits (4x4, 512 -> 1) 86 -> 5 ms; with 3 input channels (the
     stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
-    own backprop kernels are faster than these forms.
-
-    On either path, 3x3 stride-1 "valid" convolutions of >= 256 channels
-    (the ResNet generator's residual blocks) compute their forward pass as
-    Winograd F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.50-0.74 of the direct
-    convolution's time, ~1e-5 relative error), in inference and in training,
-    where the gradient is computed from the input and kernel as above (Eigen)
-    or by TensorFlow's backprop kernels (oneDNN). Graphs for LiteRT are traced
-    under `winograd.direct_convolutions()`. Everywhere else this is `Conv2D`.
+    own kernels are faster than these forms, and inference is the plain
+    convolution, so outside that case this is `Conv2D`.
 
     Args:
         **kwargs: as `keras.layers.Conv2D`.
     """
 
     def call(self, inputs, training=None):
-        eigen = bool(training) and self._eigen_gradient(inputs)
-        if self._winograd(inputs):
-            conv = _winograd_conv["eigen" if eigen else "tensorflow"]
-        elif eigen:
-            conv = _valid_conv
+        if training and self._eigen_gradient(inputs):
+            # A tensor, not the variable: tf.custom_gradient then needs no `variables`
+            # argument, and the kernel's gradient reaches the variable through its read.
+            outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
+        elif not training and self._winograd(inputs):
+            outputs = winograd.conv3x3(inputs, tf.convert_to_tensor(self.kernel))
         else:
             return super().call(inputs)
-        # A tensor, not the variable: tf.custom_gradient then needs no `variables`
-        # argument, and the kernel's gradient reaches the variable through its read.
-        outputs = conv(inputs, tf.convert_to_tensor(self.kernel))
         if self.use_bias:
             outputs = outputs + ops.reshape(self.bias, (1, 1, 1, self.filters))
         return outputs if self.activation is None else self.activation(outputs)
