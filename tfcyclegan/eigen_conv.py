@@ -121,7 +121,7 @@ def _valid_conv(x, kernel):
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class EigenConv2D(keras.layers.Conv2D):
-    """Keras's `Conv2D`, with a faster training gradient on TensorFlow's Eigen path.
+    """Keras's `Conv2D`, with faster CPU forms: Eigen-path gradients, Winograd inference.
 
     AVX2 CPUs run TensorFlow's Eigen kernels (see `tfcyclegan.cpu`), whose
     forward convolutions run near the matmul peak but whose backprop kernels do
@@ -135,8 +135,13 @@ class EigenConv2D(keras.layers.Conv2D):
     at 64 px 319 -> 263 ms, resize-conv upsampling 1180 -> 656 ms, the
     PatchGAN's logits (4x4, 512 -> 1) 86 -> 5 ms; with 3 input channels (the
     stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
-    own kernels are faster than these forms, and inference is the plain
-    convolution, so outside that case this is `Conv2D`.
+    own backprop kernels are faster than these forms.
+
+    In inference, on either path, 3x3 stride-1 "valid" convolutions of >= 256
+    channels (the ResNet generator's residual blocks) run as Winograd
+    F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.50-0.74 of the direct
+    convolution's time, ~1e-5 relative error); graphs for LiteRT are traced
+    under `winograd.direct_convolutions()`. Everywhere else this is `Conv2D`.
 
     Args:
         **kwargs: as `keras.layers.Conv2D`.
