@@ -1,6 +1,8 @@
 """Winograd F(4x4, 3x3) inference: numbers against float64, where it engages, and
 that exported LiteRT graphs keep the direct convolution."""
 
+import tempfile
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,8 +21,8 @@ def test_the_transforms_are_the_papers_matrices():
     # Each written-out transform applied to the unit vectors gives the columns of
     # its matrix (Lavin and Gray, F(4x4, 3x3)).
     unit = np.eye(6)
-    bt = np.stack(winograd._input_transform(list(unit)), axis=0)
-    at = np.stack(winograd._output_transform(list(unit)), axis=0)
+    bt = np.stack(winograd._input_transform(list(unit), 2.0, 4.0), axis=0)
+    at = np.stack(winograd._output_transform(list(unit), 2.0, 4.0, 8.0), axis=0)
     np.testing.assert_array_equal(bt, np.array(winograd._BT))
     np.testing.assert_array_equal(at, np.array(winograd._AT))
     # ...and G with them interpolates: A^T [(G g) * (B^T d)] is the correlation of d by g.
@@ -86,16 +88,22 @@ def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding,
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
 
 
-def test_eigen_conv_uses_it_for_inference_only(rng):
+def test_eigen_conv_uses_it_for_inference_in_graphs_only(rng):
     layer = EigenConv2D(CHANNELS, 3, activation="relu")
-    x = rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32)
-    trained = layer(x, training=True).numpy()
-    inferred = layer(x, training=False).numpy()
-    expected = winograd.conv3x3(tf.constant(x), layer.kernel) + layer.bias
-    np.testing.assert_allclose(inferred, np.maximum(expected, 0.0), rtol=0, atol=1e-6)
+    x = tf.constant(rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32))
+    graph = tf.function(lambda images, training: layer(images, training=training))
+    trained = graph(x, training=True).numpy()
+    inferred = graph(x, training=False).numpy()
+    expected = np.maximum(winograd.conv3x3(x, layer.kernel) + layer.bias, 0.0)
+    # The same form, up to the graph optimizer's reordering of its sums.
+    np.testing.assert_allclose(inferred, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
     assert 0 < np.abs(inferred - trained).max() < RELATIVE * np.abs(trained).max()
+    # Eagerly: the direct convolution (dispatching the form's ops one by one is slower).
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
     with winograd.direct_convolutions():
-        np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
+        np.testing.assert_array_equal(
+            tf.function(lambda images: layer(images, training=False))(x).numpy(), trained
+        )
     spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
 
     def form(training):
@@ -113,10 +121,13 @@ def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng
     # ngf 64: the residual blocks' convolutions have 256 channels, as at the paper's setting.
     generator = ResnetGenerator(ngf=64, n_blocks=1, seed=0)
     images = rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
-    fast = generator(images, training=False).numpy()
-    with winograd.direct_convolutions():
-        direct = generator(images, training=False).numpy()
+    fast = tf.function(lambda x: generator(x, training=False))(images).numpy()
+    direct = generator(images, training=False).numpy()  # eagerly: the direct form
     assert 0 < np.abs(fast - direct).max() < 1e-4
+    # The exported SavedModel (what TF Serving runs) computes Winograd's numbers.
+    with tempfile.TemporaryDirectory() as folder:
+        served = export.load_translator(export.export_saved_model(generator, folder, "G"))
+        np.testing.assert_allclose(served(images), fast, rtol=0, atol=1e-5)
     ops = export.tflite_ops(export.convert_tflite(generator, input_size=(16, 16)))
     assert "CONV_2D" in ops
     assert "BATCH_MATMUL" not in ops and "FULLY_CONNECTED" not in ops

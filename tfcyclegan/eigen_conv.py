@@ -137,11 +137,12 @@ class EigenConv2D(keras.layers.Conv2D):
     stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
     own backprop kernels are faster than these forms.
 
-    In inference, on either path, 3x3 stride-1 "valid" convolutions of >= 256
-    channels (the ResNet generator's residual blocks) run as Winograd
-    F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.50-0.74 of the direct
-    convolution's time, ~1e-5 relative error); graphs for LiteRT are traced
-    under `winograd.direct_convolutions()`. Everywhere else this is `Conv2D`.
+    In inference inside a graph (a tf.function, `predict`, a SavedModel), on
+    either path, 3x3 stride-1 "valid" convolutions of >= 256 channels (the
+    ResNet generator's residual blocks) run as Winograd F(4x4, 3x3) tiles
+    (`tfcyclegan.winograd`: 0.50-0.74 of the direct convolution's time, ~1e-5
+    relative error); graphs for LiteRT are traced under
+    `winograd.direct_convolutions()`. Everywhere else this is `Conv2D`.
 
     Args:
         **kwargs: as `keras.layers.Conv2D`.
@@ -161,8 +162,12 @@ class EigenConv2D(keras.layers.Conv2D):
         return outputs if self.activation is None else self.activation(outputs)
 
     def _winograd(self, inputs):
+        # In graphs only: run eagerly, the form's ~700 small ops each pay a
+        # dispatch, which cost more than the arithmetic saved (a .keras model
+        # translating 30 images eagerly took 34 s instead of 22).
         return (
-            self._float32_tensorflow(inputs)
+            not tf.executing_eagerly()
+            and self._float32_tensorflow(inputs)
             and self.groups == 1
             and self.data_format == "channels_last"
             and winograd.applies(self.kernel.shape, self.strides, self.dilation_rate, self.padding)

@@ -94,28 +94,40 @@ def applies(kernel_shape, strides, dilation_rate, padding):
     )
 
 
-def _input_transform(p):
+def _input_transform(p, two, four):
     """B^T applied along a list of 6 tensors: 6 tensors, in 5 multiplications and
-    14 additions (the rows of `_BT`, with shared differences)."""
+    14 additions (the rows of `_BT`, with shared differences). `two` and `four`
+    are scalar tensors made once per convolution (a Python float would add a
+    constant to the graph at every multiplication)."""
     d31 = p[3] - p[1]
     d42 = p[4] - p[2]
-    twice_d31 = d31 * 2.0
+    twice_d31 = d31 * two
     return [
-        (p[0] - p[2]) * 4.0 + d42,  # 4 p0 - 5 p2 + p4
-        (p[3] + p[4]) - (p[1] + p[2]) * 4.0,  # -4 p1 - 4 p2 + p3 + p4
-        (p[1] - p[2]) * 4.0 + (p[4] - p[3]),  # 4 p1 - 4 p2 - p3 + p4
+        (p[0] - p[2]) * four + d42,  # 4 p0 - 5 p2 + p4
+        (p[3] + p[4]) - (p[1] + p[2]) * four,  # -4 p1 - 4 p2 + p3 + p4
+        (p[1] - p[2]) * four + (p[4] - p[3]),  # 4 p1 - 4 p2 - p3 + p4
         d42 + twice_d31,  # -2 p1 - p2 + 2 p3 + p4
         d42 - twice_d31,  # 2 p1 - p2 - 2 p3 + p4
-        (p[5] - p[3]) - twice_d31 * 2.0,  # 4 p1 - 5 p3 + p5
+        (p[5] - p[3]) - twice_d31 * two,  # 4 p1 - 5 p3 + p5
     ]
 
 
-def _output_transform(m):
+def _output_transform(m, two, four, eight):
     """A^T applied along a list of 6 tensors: 4 tensors, in 3 multiplications and
     10 additions (the rows of `_AT`)."""
     s12, d12 = m[1] + m[2], m[1] - m[2]
     s34, d34 = m[3] + m[4], m[3] - m[4]
-    return [m[0] + s12 + s34, d12 + d34 * 2.0, s12 + s34 * 4.0, d12 + d34 * 8.0 + m[5]]
+    return [m[0] + s12 + s34, d12 + d34 * two, s12 + s34 * four, d12 + d34 * eight + m[5]]
+
+
+def _windows(blocks, axis):
+    """The 6 window positions along `axis` of tensors blocked in 4s on `axis` (the
+    block index on the axis before it): positions 0-3 from blocks 0..T-1,
+    4-5 from blocks 1..T. Two slices and two unstacks (few graph ops)."""
+    lead = [slice(None)] * (axis - 1)
+    first = blocks[tuple(lead + [slice(None, -1)])]
+    second = blocks[tuple(lead + [slice(1, None), slice(None, 2)])]
+    return tf.unstack(first, TILE, axis=axis) + tf.unstack(second, 2, axis=axis)
 
 
 def transformed_kernel(kernel):
@@ -149,23 +161,27 @@ def _winograd(x, kernel):
         ],
     )
     cin = x.shape[-1]
+    two, four, eight = (tf.constant(value, x.dtype) for value in (2.0, 4.0, 8.0))
     blocks = tf.reshape(x, [n, tiles_h + 1, TILE, tiles_w + 1, TILE, cin])
-    # Window row i of tile t is row i of block t (i < 4) or row i - 4 of block t + 1.
-    rows = [blocks[:, :-1, i] for i in range(TILE)] + [blocks[:, 1:, i] for i in range(2)]
-    tiles = n * tiles_h * tiles_w
+    flat = tf.stack([n * tiles_h * tiles_w, cin])
     v = []  # 36 x (tiles, cin), window position (i, j) at 6 i + j
-    for part in _input_transform(rows):  # (n, tiles_h, tiles_w + 1, 4, cin)
-        columns = [part[:, :, :-1, j] for j in range(TILE)] + [part[:, :, 1:, j] for j in range(2)]
-        v.extend(tf.reshape(column, [tiles, cin]) for column in _input_transform(columns))
+    for part in _input_transform(_windows(blocks, 2), two, four):  # (n, th, tw + 1, 4, cin)
+        v.extend(tf.reshape(c, flat) for c in _input_transform(_windows(part, 3), two, four))
     u = transformed_kernel(kernel)
     # 36 matmuls, not one batched matmul of the stacked operands: no stacking
     # copies, and TensorFlow's Eigen batched matmul ran these shapes at 61 GFLOP/s
     # against 88 for separate ones (AVX2, 2 threads); under oneDNN separate ones
     # were also faster (12.6 against 15.1 ms at 64 x 64 x 256).
-    m = [tf.reshape(tf.matmul(v[k], u[k]), [n, tiles_h, tiles_w, cout]) for k in range(len(v))]
+    tiled = tf.stack([n, tiles_h, tiles_w, cout])
+    m = [tf.reshape(tf.matmul(v[k], u[k]), tiled) for k in range(len(v))]
     # A^T m A: along j for each i, then along i for each output column c.
-    by_column = [_output_transform(m[_WINDOW * i:_WINDOW * (i + 1)]) for i in range(_WINDOW)]
-    outputs = [_output_transform([by_column[i][c] for i in range(_WINDOW)]) for c in range(TILE)]
+    by_column = [
+        _output_transform(m[_WINDOW * i:_WINDOW * (i + 1)], two, four, eight) for i in range(_WINDOW)
+    ]
+    outputs = [
+        _output_transform([by_column[i][c] for i in range(_WINDOW)], two, four, eight)
+        for c in range(TILE)
+    ]
     # outputs[c][r]: output row r, column c of every tile.
     out = tf.stack(
         [tf.stack([outputs[c][r] for c in range(TILE)], axis=-2) for r in range(TILE)], axis=2
