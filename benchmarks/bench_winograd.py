@@ -5,7 +5,7 @@ as Winograd tiles (`tfcyclegan.winograd`). This prints, per shape, the wall
 time of the direct convolution (`tf.nn.conv2d`) and of the Winograd form
 (kernel transform included, as in a served model), 2 threads, minimum of
 interleaved rounds; then one ResNet-9 ngf 64 forward at 256 px, batch 1, with
-and without the form (`winograd.direct_convolutions`), in the same rounds.
+and without the form (`portable.portable_ops`), in the same rounds.
 
 The TensorFlow path and ISA are the environment's, set before the run:
 
@@ -69,14 +69,14 @@ def measure_generator(rounds, size=256, seed=0):
     import numpy as np
     import tensorflow as tf
 
-    from tfcyclegan import winograd
+    from tfcyclegan import portable
     from tfcyclegan.networks import ResnetGenerator
 
     generator = ResnetGenerator(ngf=64, n_blocks=9, seed=seed)
     image = tf.constant(np.random.default_rng(seed).uniform(-1, 1, (1, size, size, 3)).astype(np.float32))
     tiles = tf.function(lambda images: generator(images, training=False))
     tiles(image)
-    with winograd.direct_convolutions():  # traced inside: the direct form
+    with portable.portable_ops():  # traced inside: the direct form
         direct = tf.function(lambda images: generator(images, training=False))
         direct(image)
     best = _interleaved(

@@ -80,6 +80,30 @@ def test_instance_norm_training_path_takes_unknown_batch_size(rng):
     assert static.get_concrete_function(tf.TensorSpec((3, 5, 6, 4))).structured_outputs.shape == (3, 5, 6, 4)
 
 
+@pytest.mark.parametrize("onednn", [True, False])
+def test_instance_norm_inference_graphs_fuse_under_onednn_only(rng, monkeypatch, onednn):
+    import tensorflow as tf
+
+    from tfcyclegan import layers, portable
+
+    monkeypatch.setattr(layers, "_eigen_convolutions", lambda: not onednn)
+    layer = InstanceNormalization(center=True, scale=True)
+    x = rng.normal(2.0, 3.0, size=(2, 5, 6, 4)).astype("float32")
+    layer.build(x.shape)
+    layer.set_weights([rng.normal(size=4).astype("float32") for _ in range(2)])
+    eager = np.asarray(layer(x, training=False))  # builtin ops
+
+    def fused_in_graph():
+        graph = tf.function(lambda t: layer(t, training=False))
+        ops = graph.get_concrete_function(tf.TensorSpec(x.shape)).graph.get_operations()
+        np.testing.assert_allclose(np.asarray(graph(x)), eager, atol=1e-5)
+        return any(op.type == "FusedBatchNormV3" for op in ops)
+
+    assert fused_in_graph() is onednn
+    with portable.portable_ops():  # graphs for LiteRT: builtin ops only
+        assert fused_in_graph() is False
+
+
 def test_instance_norm_has_no_weights_by_default():
     layer = InstanceNormalization()
     layer.build((None, None, None, 8))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcyclegan import export, winograd
+from tfcyclegan import export, portable, winograd
 from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.networks import ResnetGenerator
 
@@ -83,7 +83,7 @@ def test_matches_the_float64_convolution(rng, shape):
 )
 def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding, applies):
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies
-    with winograd.direct_convolutions():
+    with portable.portable_ops():
         assert winograd.applies(kernel_shape, strides, (1, 1), padding) is False
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
 
@@ -100,7 +100,7 @@ def test_eigen_conv_uses_it_for_inference_in_graphs_only(rng):
     assert 0 < np.abs(inferred - trained).max() < RELATIVE * np.abs(trained).max()
     # Eagerly: the direct convolution (dispatching the form's ops one by one is slower).
     np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
-    with winograd.direct_convolutions():
+    with portable.portable_ops():
         np.testing.assert_array_equal(
             tf.function(lambda images: layer(images, training=False))(x).numpy(), trained
         )
@@ -113,7 +113,7 @@ def test_eigen_conv_uses_it_for_inference_in_graphs_only(rng):
 
     assert form(training=False) == "winograd"
     assert form(training=True) == "direct"
-    with winograd.direct_convolutions():
+    with portable.portable_ops():
         assert form(training=False) == "direct"
 
 

@@ -142,7 +142,7 @@ class EigenConv2D(keras.layers.Conv2D):
     ResNet generator's residual blocks) run as Winograd F(4x4, 3x3) tiles
     (`tfcyclegan.winograd`: 0.50-0.74 of the direct convolution's time, ~1e-5
     relative error); graphs for LiteRT are traced under
-    `winograd.direct_convolutions()`. Everywhere else this is `Conv2D`.
+    `portable.portable_ops()`. Everywhere else this is `Conv2D`.
 
     Args:
         **kwargs: as `keras.layers.Conv2D`.

@@ -27,10 +27,9 @@ convolution's: ~3e-7), from the transform's coefficients up to 8; the
 ResNet generator's outputs move by ~1e-5 (tests/test_winograd.py).
 """
 
-import contextlib
-import contextvars
-
 import tensorflow as tf
+
+from tfcyclegan import portable
 
 # The transforms of F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2, infinity
 # (Lavin and Gray, section 4.2).
@@ -62,30 +61,12 @@ _WINDOW = TILE + 2
 # Narrower convolutions keep the direct form (module docstring).
 MIN_CHANNELS = 256
 
-_direct = contextvars.ContextVar("tfcyclegan_direct_convolutions", default=False)
-
-
-@contextlib.contextmanager
-def direct_convolutions():
-    """Inside this block, convolutions traced or run take the direct form.
-
-    For graphs that other runtimes execute: LiteRT runs these convolutions as
-    one CONV_2D faster than as this form's ~100 small ops (2.2x slower measured),
-    and int8 quantization of the transformed values would lose precision.
-    """
-    token = _direct.set(True)
-    try:
-        yield
-    finally:
-        _direct.reset(token)
-
-
 def applies(kernel_shape, strides, dilation_rate, padding):
     """Whether a convolution of these settings has a Winograd form here (3x3, stride 1,
-    "valid", wide enough) and no `direct_convolutions` block is active."""
+    "valid", wide enough) and no `portable.portable_ops()` block is active."""
     kh, kw, cin, cout = kernel_shape
     return (
-        not _direct.get()
+        not portable.active()
         and (kh, kw) == (3, 3)
         and tuple(strides) == (1, 1)
         and tuple(dilation_rate) == (1, 1)

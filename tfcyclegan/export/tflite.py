@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import imaging, winograd
+from tfcyclegan import imaging, portable
 from tfcyclegan.config import check_choice
 from tfcyclegan.export.forms import subpixel_upsampling
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
@@ -138,9 +138,10 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
     fixed-size ones; with the sub-pixel form they are as fast (benchmarks/README.md).
     Fixed-size files keep TRANSPOSE_CONV, which XNNPACK and GPU delegates run.
 
-    Convolutions are traced in their direct form (`winograd.direct_convolutions`):
-    LiteRT runs a CONV_2D faster than the Winograd form's small ops, and int8
-    quantization of its transformed values would cost precision.
+    Layers are traced in their plain forms (`portable.portable_ops`): LiteRT
+    runs a CONV_2D faster than the Winograd form's small ops (and int8
+    quantization of its transformed values would cost precision), and has no
+    fused batch norm in training mode for instance normalization.
     """
     channels, _ = channels_of(generator)
     if input_size is None:
@@ -168,7 +169,7 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
         "translate_uint8": (translate_uint8, [tf.TensorSpec(shape, tf.uint8, name="pixels")]),
     }
     with tempfile.TemporaryDirectory(prefix="tfcyclegan-tflite-") as tmp:
-        with winograd.direct_convolutions():
+        with portable.portable_ops():
             write_archive(tmp, endpoints)
         yield tmp
 
