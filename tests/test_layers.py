@@ -84,9 +84,9 @@ def test_instance_norm_training_path_takes_unknown_batch_size(rng):
 def test_instance_norm_inference_graphs_fuse_under_onednn_only(rng, monkeypatch, onednn):
     import tensorflow as tf
 
-    from tfcyclegan import layers, portable
+    from tfcyclegan import cpu, portable
 
-    monkeypatch.setattr(layers, "_eigen_convolutions", lambda: not onednn)
+    monkeypatch.setattr(cpu, "eigen_convolutions", lambda: not onednn)
     layer = InstanceNormalization(center=True, scale=True)
     x = rng.normal(2.0, 3.0, size=(2, 5, 6, 4)).astype("float32")
     layer.build(x.shape)

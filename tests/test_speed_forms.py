@@ -164,7 +164,7 @@ def test_gradient_cases_cover_both_kernel_gradient_forms():
 def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import eigen_conv
+    from tfcyclegan import cpu, eigen_conv
 
     calls = []
     monkeypatch.setattr(eigen_conv, "_valid_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
@@ -179,7 +179,7 @@ def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
         layer.set_weights([w + 0.1 for w in expected.get_weights()])
         expected.set_weights(layer.get_weights())
         for eigen, training, used in ((True, True, wide_enough), (True, False, False), (False, True, False)):
-            monkeypatch.setattr(eigen_conv, "_eigen_convolutions", lambda: eigen)
+            monkeypatch.setattr(cpu, "eigen_convolutions", lambda: eigen)
             calls.clear()
             np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
             assert len(calls) == used, (channels, eigen, training)
@@ -213,9 +213,9 @@ def test_narrow_conv2d_files_still_load(tmp_path):
 def test_eigen_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import eigen_conv
+    from tfcyclegan import cpu, eigen_conv
 
-    monkeypatch.setattr(eigen_conv, "_eigen_convolutions", lambda: True)
+    monkeypatch.setattr(cpu, "eigen_convolutions", lambda: True)
     x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 16)).astype(np.float32))
     for filters, kernel_size in ((3, 7), (64, 3)):  # both kernel-gradient forms
         eigen = eigen_conv.EigenConv2D(filters, kernel_size)

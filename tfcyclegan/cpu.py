@@ -81,6 +81,17 @@ def choose_tensorflow_path(environ=None, flags=None, machine_is_x86=None):
     return None, "AVX-512: TensorFlow's default"
 
 
+def eigen_convolutions():
+    """Whether this process's TensorFlow runs convolutions in Eigen rather than oneDNN
+    (imports TensorFlow; the layers' fast forms depend on it)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return not _pywrap_util_port.IsMklEnabled()
+    except (ImportError, AttributeError):  # private API: assume the default wheel's Eigen
+        return True
+
+
 def choose_tensorflow_path_at_startup():
     """Sets `TF_ENABLE_ONEDNN_OPTS` as `choose_tensorflow_path` says (once, at import)."""
     value, _ = choose_tensorflow_path()

@@ -12,17 +12,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import winograd
-
-
-def _eigen_convolutions():
-    """Whether this process's TensorFlow runs convolutions in Eigen rather than oneDNN."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return not _pywrap_util_port.IsMklEnabled()
-    except (ImportError, AttributeError):  # private API: assume the default wheel's Eigen
-        return True
+from tfcyclegan import cpu, winograd
 
 
 def _input_gradient(upstream, kernel):
@@ -189,7 +179,7 @@ class EigenConv2D(keras.layers.Conv2D):
             and self.data_format == "channels_last"
             and self.groups == 1
             and (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
-            and _eigen_convolutions()
+            and cpu.eigen_convolutions()
         )
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import portable
-from tfcyclegan.eigen_conv import EigenConv2D, _eigen_convolutions
+from tfcyclegan import cpu, portable
+from tfcyclegan.eigen_conv import EigenConv2D
 
 
 def _as_pair(value, name):
@@ -209,7 +209,7 @@ class InstanceNormalization(keras.layers.Layer):
         # In inference graphs under oneDNN the fused kernel is faster too (ResNet-9
         # forward at 256 px: 0.91 of the time), on Eigen it is not (1.04); eagerly
         # and for LiteRT (`portable.portable_ops`) the builtin ops stay.
-        return not (tf.executing_eagerly() or portable.active() or _eigen_convolutions())
+        return not (tf.executing_eagerly() or portable.active() or cpu.eigen_convolutions())
 
     def _fused_call(self, inputs):
         """The same normalization by `FusedBatchNormV3` (training mode), per image.
