@@ -1,4 +1,5 @@
-"""`EigenConv2D`: Keras's `Conv2D` with a training gradient suited to TensorFlow's Eigen path.
+"""`EigenConv2D`: Keras's `Conv2D` with a training gradient suited to TensorFlow's Eigen path
+(and, in inference graphs, Winograd tiles for wide 3x3 convolutions: `tfcyclegan.winograd`).
 
 TensorFlow's Eigen kernels (the CPU path AVX2 machines run; see `tfcyclegan.cpu`)
 compute a convolution's forward pass near the matmul peak, and its gradients
@@ -130,7 +131,7 @@ class EigenConv2D(keras.layers.Conv2D):
     In inference inside a graph (a tf.function, `predict`, a SavedModel), on
     either path, 3x3 stride-1 "valid" convolutions of >= 256 channels (the
     ResNet generator's residual blocks) run as Winograd F(4x4, 3x3) tiles
-    (`tfcyclegan.winograd`: 0.50-0.74 of the direct convolution's time, ~1e-5
+    (`tfcyclegan.winograd`: 0.55-0.82 of the direct convolution's time, ~1e-5
     relative error); graphs for LiteRT are traced under
     `portable.portable_ops()`. Everywhere else this is `Conv2D`.
 
@@ -157,27 +158,26 @@ class EigenConv2D(keras.layers.Conv2D):
         # translating 30 images eagerly took 34 s instead of 22).
         return (
             not tf.executing_eagerly()
-            and self._float32_tensorflow(inputs)
-            and self.groups == 1
-            and self.data_format == "channels_last"
+            and self._float32_nhwc_tensorflow(inputs)
             and winograd.applies(self.kernel.shape, self.strides, self.dilation_rate, self.padding)
         )
 
-    def _float32_tensorflow(self, inputs):
+    def _float32_nhwc_tensorflow(self, inputs):
+        """What both forms need: TensorFlow, float32, NHWC, one group."""
         return (
             keras.backend.backend() == "tensorflow"
             and self.compute_dtype == "float32"
             and inputs.dtype == tf.float32
+            and self.data_format == "channels_last"
+            and self.groups == 1
         )
 
     def _eigen_gradient(self, inputs):
         return (
-            self._float32_tensorflow(inputs)
+            self._float32_nhwc_tensorflow(inputs)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "valid"
-            and self.data_format == "channels_last"
-            and self.groups == 1
             and (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
             and cpu.eigen_convolutions()
         )

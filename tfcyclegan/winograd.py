@@ -14,17 +14,17 @@ of 6 rows is a block and the first 2 rows of the next block, so the
 overlapping windows are never gathered (extracting them as patches alone took
 half as long as the direct convolution).
 
-Where it pays (benchmarks/bench_winograd.py; figures in benchmarks/README.md):
-3x3 convolutions of 256 channels in and out took 0.50-0.74 of the direct
+Where it pays (benchmarks/bench_winograd.py; figures in docs/cpu_paths.md):
+3x3 convolutions of 256 channels in and out took 0.55-0.82 of the direct
 convolution's time on both TensorFlow paths (oneDNN, and Eigen limited to
 AVX2; 2 cores) at every size measured, batch 1 at 32-256 px squares and
-batch 4 at 64 px; a whole ResNet-9 forward at 256 px 0.66-0.71. With 128
-channels it was 0.81-0.83 on Eigen but 1.05-1.25x under oneDNN, so
+batch 4 at 64 px; a whole ResNet-9 forward at 256 px 0.65-0.68. With 128
+channels it was 0.80-0.93 on Eigen but 1.24-1.32x under oneDNN, so
 `MIN_CHANNELS` is 256 for both.
 
 Float32 error: ~1e-5 of the output's largest magnitude (the direct
 convolution's: ~3e-7), from the transform's coefficients up to 8; the
-ResNet generator's outputs move by ~1e-5 (tests/test_winograd.py).
+ResNet generator's outputs move by < 1e-4 (tests/test_winograd.py).
 """
 
 import tensorflow as tf
@@ -60,6 +60,7 @@ _WINDOW = TILE + 2
 
 # Narrower convolutions keep the direct form (module docstring).
 MIN_CHANNELS = 256
+
 
 def applies(kernel_shape, strides, dilation_rate, padding):
     """Whether a convolution of these settings has a Winograd form here (3x3, stride 1,
