@@ -120,15 +120,17 @@ class TFLiteFiles:
 
 def _workers(stack, section, isas, candidates, size, log):
     workers = {}
+    # Candidate -> (module, factory); names not listed are tfcyclegan's Keras candidate.
     factories = {
-        "forward": (("benchmarks.torch_reference", "TorchGeneratorForward"), ("benchmarks.bench_isa", "KerasForward")),
-        "train": (("benchmarks.torch_reference", "TorchTrainStep"), ("benchmarks.bench_isa", "KerasTrain")),
+        "forward": {"torch": ("benchmarks.torch_reference", "TorchGeneratorForward"),
+                    "saved_model": ("benchmarks.bench_isa", "SavedModelForward"),
+                    None: ("benchmarks.bench_isa", "KerasForward")},
+        "train": {"torch": ("benchmarks.torch_reference", "TorchTrainStep"),
+                  None: ("benchmarks.bench_isa", "KerasTrain")},
     }[section]
     for isa in isas:
         for name in candidates:
-            module, factory = factories[0] if name == "torch" else factories[1]
-            if section == "forward" and name == "saved_model":
-                factory = "SavedModelForward"
+            module, factory = factories.get(name, factories[None])
             env = {**common.isa_env(isa), **TF_PATHS.get(name, {})}
             label = f"{name} [{isa}]"
             log(f"{section}: starting {label}")

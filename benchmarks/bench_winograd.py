@@ -18,7 +18,6 @@ The TensorFlow path and ISA are the environment's, set before the run:
 import argparse
 import os
 import sys
-import time
 
 if not __package__:  # run as a script
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -36,15 +35,11 @@ SHAPES = {
 
 
 def _interleaved(runs, rounds):
-    """{name: min seconds} of `runs` (name -> callable), one warm-up call each."""
-    times = {name: [] for name in runs}
-    for round_ in range(rounds + 1):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            if round_:
-                times[name].append(time.perf_counter() - start)
-    return {name: min(seconds) for name, seconds in times.items()}
+    """{name: min seconds} of `runs` (name -> callable), interleaved after one warm-up call each."""
+    from benchmarks import common
+
+    timed = common.interleave_calls({name: lambda _, run=run: run() for name, run in runs.items()}, None, rounds, 1)
+    return {name: summary["min"] for name, summary in timed.items()}
 
 
 def measure_shape(batch, side, channels, rounds, seed=0):
