@@ -1,4 +1,4 @@
-"""Winograd F(4x4, 3x3) inference: numbers against float64, where it engages, and
+"""Winograd F(4x4, 3x3) inference (and training on the Eigen path): numbers against float64, where it engages, and
 that exported LiteRT graphs keep the direct convolution."""
 
 import tempfile
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcyclegan import export, portable, winograd
+from tfcyclegan import cpu, export, portable, winograd
 from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.networks import ResnetGenerator
 
@@ -15,6 +15,12 @@ CHANNELS = winograd.MIN_CHANNELS
 # Float32 Winograd error, relative to the output's largest magnitude (module docstring:
 # ~1e-5 measured; the direct convolution's is ~3e-7).
 RELATIVE = 5e-5
+
+
+@pytest.fixture
+def any_size(monkeypatch):
+    """Winograd on the tiny images of these tests too (`MIN_PIXELS` is about speed)."""
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
 
 
 def test_the_transforms_are_the_papers_matrices():
@@ -88,36 +94,96 @@ def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding,
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
 
 
-def test_eigen_conv_uses_it_for_inference_in_graphs_only(rng):
+def test_images_of_fewer_output_pixels_keep_the_direct_form(rng):
+    kernel_shape = (3, 3, CHANNELS, CHANNELS)
+
+    def applies(height, width):
+        return winograd.applies(kernel_shape, (1, 1), (1, 1), "valid", (1, height, width, CHANNELS))
+
+    assert winograd.MIN_PIXELS == 32 * 32
+    assert not applies(18, 18) and not applies(33, 34)  # 16 x 16, 31 x 32 outputs
+    assert applies(34, 34) and applies(66, 18)  # 32 x 32, 64 x 16
+    assert applies(None, None) and applies(None, 18)  # unknown: the image may be large
+    layer = EigenConv2D(CHANNELS, 3)
+    small = tf.constant(rng.standard_normal((1, 18, 18, CHANNELS)).astype(np.float32))
+    # In a graph, in inference: the direct convolution's exact numbers.
+    np.testing.assert_array_equal(
+        tf.function(lambda x: layer(x, training=False))(small).numpy(), layer(small).numpy()
+    )
+
+
+@pytest.mark.parametrize("eigen_path", [True, False], ids=["eigen", "onednn"])
+def test_eigen_conv_uses_it_in_graphs_for_inference_and_eigen_path_training(
+    rng, monkeypatch, any_size, eigen_path
+):
+    monkeypatch.setattr(cpu, "eigen_convolutions", lambda: eigen_path)
     layer = EigenConv2D(CHANNELS, 3, activation="relu")
     x = tf.constant(rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32))
     graph = tf.function(lambda images, training: layer(images, training=training))
     trained = graph(x, training=True).numpy()
     inferred = graph(x, training=False).numpy()
+    direct = layer(x, training=False).numpy()  # eagerly: the direct convolution
     expected = np.maximum(winograd.conv3x3(x, layer.kernel) + layer.bias, 0.0)
     # The same form, up to the graph optimizer's reordering of its sums.
     np.testing.assert_allclose(inferred, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
-    assert 0 < np.abs(inferred - trained).max() < RELATIVE * np.abs(trained).max()
-    # Eagerly: the direct convolution (dispatching the form's ops one by one is slower).
-    np.testing.assert_array_equal(layer(x, training=False).numpy(), trained)
+    assert 0 < np.abs(inferred - direct).max() < RELATIVE * np.abs(direct).max()
+    if eigen_path:  # training there runs Winograd too
+        np.testing.assert_allclose(trained, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
+    else:
+        np.testing.assert_array_equal(trained, direct)
     with portable.portable_ops():
         np.testing.assert_array_equal(
-            tf.function(lambda images: layer(images, training=False))(x).numpy(), trained
+            tf.function(lambda images: layer(images, training=False))(x).numpy(), direct
         )
     spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
 
     def form(training):
-        types = _op_types(lambda t: layer(t, training=training), spec)
+        def step(images):
+            with tf.GradientTape() as tape:
+                tape.watch(images)
+                outputs = layer(images, training=training)
+            return outputs, tape.gradient(outputs, [images, layer.kernel])
+
+        types = _op_types(step, spec)
         assert ("Conv2D" in types) != ("MatMul" in types), types
         return "direct" if "Conv2D" in types else "winograd"
 
     assert form(training=False) == "winograd"
-    assert form(training=True) == "direct"
+    # On the Eigen path the training gradient is Winograd (input) and matmuls
+    # (kernel): no Conv2D at all; elsewhere TensorFlow's backprop kernels.
+    assert form(training=True) == ("winograd" if eigen_path else "direct")
     with portable.portable_ops():
         assert form(training=False) == "direct"
 
 
-def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng):
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+def test_eigen_path_training_gradients_match_float64(rng, any_size, static):
+    from tfcyclegan.eigen_conv import _valid_conv
+
+    x, kernel, _ = _case(rng, (2, 11, 9, CHANNELS))  # 9 x 7 outputs: partial tiles
+    upstream = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)
+
+    def run(conv, x, kernel, upstream):
+        with tf.GradientTape() as tape:
+            tape.watch([x, kernel])
+            y = conv(x, kernel)
+        return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
+
+    in_float64 = (tf.constant(a, tf.float64) for a in (x, kernel, upstream))
+    exact = run(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), *in_float64)
+    unknown = [None, None, None, CHANNELS]  # batch, height and width unknown when traced
+    spec = [
+        tf.TensorSpec(x.shape if static else unknown),
+        tf.TensorSpec(kernel.shape),
+        tf.TensorSpec(upstream.shape if static else unknown),
+    ]
+    conv = tf.function(lambda *args: run(_valid_conv, *args), input_signature=spec)
+    assert "Conv2D" not in _op_types(lambda *args: run(_valid_conv, *args), *spec)
+    for got, want in zip(conv(x, kernel, upstream), exact):
+        assert _relative_error(got.numpy(), want.numpy()) < RELATIVE
+
+
+def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng, any_size):
     # ngf 64: the residual blocks' convolutions have 256 channels, as at the paper's setting.
     generator = ResnetGenerator(ngf=64, n_blocks=1, seed=0)
     images = rng.uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)

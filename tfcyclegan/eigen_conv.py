@@ -1,12 +1,14 @@
 """`EigenConv2D`: Keras's `Conv2D` with a training gradient suited to TensorFlow's Eigen path
-(and, in inference graphs, Winograd tiles for wide 3x3 convolutions: `tfcyclegan.winograd`).
+and Winograd tiles for wide 3x3 convolutions in graphs (`tfcyclegan.winograd`).
 
 TensorFlow's Eigen kernels (the CPU path AVX2 machines run; see `tfcyclegan.cpu`)
 compute a convolution's forward pass near the matmul peak, and its gradients
 well below it. For stride-1 "valid" convolutions (every convolution after the
 networks' explicit padding) the gradients are recomputed here from forward
 convolutions and matrix products: `_valid_conv` and its two kernel-gradient
-forms. Measurements: docs/cpu_paths.md, benchmarks/bench_conv_gradients.py.
+forms; its forward convolutions (the layer's, and the input gradient's) are
+Winograd tiles where those apply. Measurements: docs/cpu_paths.md,
+benchmarks/bench_conv_gradients.py, benchmarks/bench_winograd.py.
 """
 
 import keras
@@ -16,6 +18,16 @@ from keras import ops
 from tfcyclegan import cpu, winograd
 
 
+def _forward(x, kernel):
+    """A stride-1 "valid" convolution as a forward kernel: inside graphs, Winograd
+    tiles where they apply (3x3, >= 256 channels, images not too small: the
+    residual blocks; forward and backward 0.72-0.75 of the direct form's time at
+    64 x 64, Eigen, AVX2, 2 threads), else Conv2D."""
+    if not tf.executing_eagerly() and winograd.applies(kernel.shape, (1, 1), (1, 1), "valid", x.shape):
+        return winograd.conv3x3(x, kernel)
+    return tf.nn.conv2d(x, kernel, 1, "VALID")
+
+
 def _input_gradient(upstream, kernel):
     """d/dx of a stride-1 "valid" convolution: the full correlation of the upstream
     gradient with the flipped kernel, as a forward convolution (Eigen's forward
@@ -23,7 +35,7 @@ def _input_gradient(upstream, kernel):
     kh, kw = kernel.shape[0], kernel.shape[1]
     padded = tf.pad(upstream, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]])
     flipped = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
-    return tf.nn.conv2d(padded, flipped, 1, "VALID")
+    return _forward(padded, flipped)
 
 
 def _kernel_gradient_by_upstream_patches(x, upstream, kernel_shape):
@@ -96,7 +108,7 @@ _MIN_INPUT_CHANNELS = 16
 def _valid_conv(x, kernel):
     """A stride-1 "valid" convolution whose gradient runs as a forward convolution
     and matrix products instead of TensorFlow's Eigen backprop kernels."""
-    outputs = tf.nn.conv2d(x, kernel, 1, "VALID")
+    outputs = _forward(x, kernel)
 
     def gradient(upstream):
         kh, kw, cin, cout = kernel.shape
@@ -128,11 +140,13 @@ class EigenConv2D(keras.layers.Conv2D):
     stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
     own backprop kernels are faster than these forms.
 
-    In inference inside a graph (a tf.function, `predict`, a SavedModel), on
-    either path, 3x3 stride-1 "valid" convolutions of >= 256 channels (the
-    ResNet generator's residual blocks) run as Winograd F(4x4, 3x3) tiles
-    (`tfcyclegan.winograd`: 0.55-0.82 of the direct convolution's time, ~1e-5
-    relative error); graphs for LiteRT are traced under
+    Inside a graph (a tf.function, `fit`, `predict`, a SavedModel), 3x3
+    stride-1 "valid" convolutions of >= 256 channels on images of at least
+    32 x 32 outputs (the ResNet generator's residual blocks) run as Winograd
+    F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.55-0.82 of the direct
+    convolution's time, ~1e-5 relative error): in inference on either path, in
+    training on the Eigen path, where the input's gradient (a forward
+    convolution here) takes them too. Graphs for LiteRT are traced under
     `portable.portable_ops()`. Everywhere else this is `Conv2D`.
 
     Args:
@@ -159,7 +173,9 @@ class EigenConv2D(keras.layers.Conv2D):
         return (
             not tf.executing_eagerly()
             and self._float32_nhwc_tensorflow(inputs)
-            and winograd.applies(self.kernel.shape, self.strides, self.dilation_rate, self.padding)
+            and winograd.applies(
+                self.kernel.shape, self.strides, self.dilation_rate, self.padding, inputs.shape
+            )
         )
 
     def _float32_nhwc_tensorflow(self, inputs):
