@@ -156,6 +156,28 @@ def test_eigen_conv_uses_it_in_graphs_for_inference_and_eigen_path_training(
         assert form(training=False) == "direct"
 
 
+def test_convolutions_of_one_shape_call_one_function_not_inlined(rng, any_size):
+    # Inlined into the caller, the form's ~700 ops per convolution made a training
+    # graph too large (docs/cpu_paths.md): each shape is one function, called.
+    kernels = [tf.constant(_case(rng, (1, 10, 10, CHANNELS))[1]) for _ in range(3)]
+    spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
+
+    def three_convolutions(x):
+        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernels[0])
+        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernels[1])
+        return winograd.conv3x3(x, kernels[2])  # a smaller shape: a second function
+
+    graph = tf.function(three_convolutions).get_concrete_function(spec).graph
+    calls = [op for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+    called = {op.get_attr("f").name for op in calls}
+    assert len(calls) == 3 and len(called) == 2
+    assert "MatMul" not in {op.type for op in graph.get_operations()}
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    for name in called:
+        assert library[name].attr["_noinline"].b
+        assert sum(node.op == "MatMul" for node in library[name].node_def) == 36 + 1  # + the kernel's
+
+
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 def test_eigen_path_training_gradients_match_float64(rng, any_size, static):
     from tfcyclegan.eigen_conv import _valid_conv
