@@ -185,6 +185,39 @@ def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
             assert len(calls) == used, (channels, eigen, training)
 
 
+def test_eigen_conv2d_keeps_conv2d_where_tensorflow_sees_an_accelerator(monkeypatch):
+    import tensorflow as tf
+
+    from tfcyclegan import cpu, winograd
+    from tfcyclegan.eigen_conv import EigenConv2D
+
+    monkeypatch.setattr(cpu, "eigen_convolutions", lambda: True)
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
+    layer = EigenConv2D(winograd.MIN_CHANNELS, 3)
+    spec = tf.TensorSpec([1, 10, 10, winograd.MIN_CHANNELS], tf.float32)
+
+    def op_types(training):
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=training)
+            return tape.gradient(y, [x, layer.kernel])
+
+        graph = tf.function(step).get_concrete_function(spec).graph
+        return {op.type for op in graph.get_operations()}
+
+    # CPUs only (this machine): the CPU forms, Winograd tiles (a function call) and
+    # the matmul gradients; no Conv2D or its backprop kernels.
+    assert cpu.cpus_only()
+    assert not {"Conv2D", "Conv2DBackpropFilter"} & op_types(training=True)
+    with monkeypatch.context() as accelerator:  # as if a GPU were visible
+        accelerator.setattr(cpu, "cpus_only", lambda: False)
+        for training in (True, False):
+            types = op_types(training)
+            assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= types, training
+            assert "PartitionedCall" not in types and "StatefulPartitionedCall" not in types
+
+
 def test_resnet_generator_convolutions_keep_their_weights_names():
     from tfcyclegan.eigen_conv import EigenConv2D
 

@@ -92,6 +92,14 @@ def eigen_convolutions():
         return True
 
 
+def cpus_only():
+    """Whether TensorFlow sees CPUs only (no GPU or TPU): the layers' CPU forms
+    (`eigen_conv`, `winograd`) are for CPUs; accelerators have their own kernels."""
+    import tensorflow as tf
+
+    return all(device.device_type == "CPU" for device in tf.config.list_logical_devices())
+
+
 def choose_tensorflow_path_at_startup():
     """Sets `TF_ENABLE_ONEDNN_OPTS` as `choose_tensorflow_path` says (once, at import)."""
     value, _ = choose_tensorflow_path()

@@ -147,7 +147,8 @@ class EigenConv2D(keras.layers.Conv2D):
     convolution's time, ~1e-5 relative error): in inference on either path, in
     training on the Eigen path, where the input's gradient (a forward
     convolution here) takes them too. Graphs for LiteRT are traced under
-    `portable.portable_ops()`. Everywhere else this is `Conv2D`.
+    `portable.portable_ops()`. Everywhere else this is `Conv2D`, and so it is
+    wherever TensorFlow sees a GPU or TPU (`cpu.cpus_only()`).
 
     Args:
         **kwargs: as `keras.layers.Conv2D`.
@@ -172,25 +173,26 @@ class EigenConv2D(keras.layers.Conv2D):
         # translating 30 images eagerly took 34 s instead of 22).
         return (
             not tf.executing_eagerly()
-            and self._float32_nhwc_tensorflow(inputs)
+            and self._tensorflow_cpu_float32_nhwc(inputs)
             and winograd.applies(
                 self.kernel.shape, self.strides, self.dilation_rate, self.padding, inputs.shape
             )
         )
 
-    def _float32_nhwc_tensorflow(self, inputs):
-        """What both forms need: TensorFlow, float32, NHWC, one group."""
+    def _tensorflow_cpu_float32_nhwc(self, inputs):
+        """What both forms need: TensorFlow on CPUs only, float32, NHWC, one group."""
         return (
             keras.backend.backend() == "tensorflow"
             and self.compute_dtype == "float32"
             and inputs.dtype == tf.float32
             and self.data_format == "channels_last"
             and self.groups == 1
+            and cpu.cpus_only()
         )
 
     def _eigen_gradient(self, inputs):
         return (
-            self._float32_nhwc_tensorflow(inputs)
+            self._tensorflow_cpu_float32_nhwc(inputs)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "valid"
