@@ -6,8 +6,9 @@ compute a convolution's forward pass near the matmul peak, and its gradients
 well below it. For stride-1 "valid" convolutions (every convolution after the
 networks' explicit padding) the gradients are recomputed here from forward
 convolutions and matrix products: `_valid_conv` and its two kernel-gradient
-forms; its forward convolutions (the layer's, and the input gradient's) are
-Winograd tiles where those apply. Measurements: docs/cpu_paths.md,
+forms. Where Winograd tiles apply (the residual blocks), all three run through
+them: the forward, the input's gradient (a forward convolution) and the
+kernel's (`winograd.kernel_gradient`). Measurements: docs/cpu_paths.md,
 benchmarks/bench_conv_gradients.py, benchmarks/bench_winograd.py.
 """
 
@@ -18,12 +19,17 @@ from keras import ops
 from tfcyclegan import cpu, winograd
 
 
+def _winograd_applies(x, kernel):
+    """Whether the stride-1 "valid" convolution of x by kernel runs as Winograd tiles:
+    inside graphs, where they apply (3x3, >= 256 channels, images not too small:
+    the residual blocks)."""
+    return not tf.executing_eagerly() and winograd.applies(kernel.shape, (1, 1), (1, 1), "valid", x.shape)
+
+
 def _forward(x, kernel):
-    """A stride-1 "valid" convolution as a forward kernel: inside graphs, Winograd
-    tiles where they apply (3x3, >= 256 channels, images not too small: the
-    residual blocks; forward and backward 0.72-0.75 of the direct form's time at
-    64 x 64, Eigen, AVX2, 2 threads), else Conv2D."""
-    if not tf.executing_eagerly() and winograd.applies(kernel.shape, (1, 1), (1, 1), "valid", x.shape):
+    """A stride-1 "valid" convolution as a forward kernel: Winograd tiles where they
+    apply, else Conv2D."""
+    if _winograd_applies(x, kernel):
         return winograd.conv3x3(x, kernel)
     return tf.nn.conv2d(x, kernel, 1, "VALID")
 
@@ -112,12 +118,13 @@ def _valid_conv(x, kernel):
 
     def gradient(upstream):
         kh, kw, cin, cout = kernel.shape
-        by = (
-            _kernel_gradient_by_upstream_patches
-            if kh * kw * cout <= _PATCHES_UP_TO
-            else _kernel_gradient_by_shifted_inputs
-        )
-        return _input_gradient(upstream, kernel), by(x, upstream, kernel.shape)
+        if _winograd_applies(x, kernel):
+            kernel_gradient = winograd.kernel_gradient(x, upstream)
+        elif kh * kw * cout <= _PATCHES_UP_TO:
+            kernel_gradient = _kernel_gradient_by_upstream_patches(x, upstream, kernel.shape)
+        else:
+            kernel_gradient = _kernel_gradient_by_shifted_inputs(x, upstream, kernel.shape)
+        return _input_gradient(upstream, kernel), kernel_gradient
 
     return outputs, gradient
 
@@ -145,8 +152,8 @@ class EigenConv2D(keras.layers.Conv2D):
     32 x 32 outputs (the ResNet generator's residual blocks) run as Winograd
     F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.55-0.82 of the direct
     convolution's time, ~1e-5 relative error): in inference on either path, in
-    training on the Eigen path, where the input's gradient (a forward
-    convolution here) takes them too. Graphs for LiteRT are traced under
+    training on the Eigen path, where the input's and the kernel's gradients
+    take them too. Graphs for LiteRT are traced under
     `portable.portable_ops()`. Everywhere else this is `Conv2D`, and so it is
     wherever TensorFlow sees a GPU or TPU (`cpu.cpus_only()`).
 

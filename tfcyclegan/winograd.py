@@ -21,8 +21,8 @@ AVX2; 2 cores) at every size measured, batch 1 at 32-256 px squares and
 batch 4 at 64 px; a whole ResNet-9 forward at 256 px 0.65-0.68. With 128
 channels it was 0.80-0.93 on Eigen but 1.24-1.32x under oneDNN, so
 `MIN_CHANNELS` is 256 for both. `EigenConv2D` also trains with it on the Eigen
-path (forward and input gradient): a 256 px CycleGAN step on AVX2 went from
-0.88x to 1.04x the reference's speed.
+path (forward, input gradient, and `kernel_gradient`): a 256 px CycleGAN step
+on AVX2 went from 0.88x to 1.09-1.13x the reference's speed.
 
 Float32 error: ~1e-5 of the output's largest magnitude (the direct
 convolution's: ~3e-7), from the transform's coefficients up to 8; the
@@ -112,6 +112,14 @@ def _output_transform(m, two, four, eight):
     return [m[0] + s12 + s34, d12 + d34 * two, s12 + s34 * four, d12 + d34 * eight + m[5]]
 
 
+def _upstream_transform(q, two, four, eight):
+    """A (the transpose of `_AT`) applied along a list of 4 tensors: 6 tensors, in 3
+    multiplications and 6 additions."""
+    even, odd = q[0] + q[2], q[1] + q[3]
+    even4, odd8 = q[0] + q[2] * four, q[1] * two + q[3] * eight
+    return [q[0], even + odd, even - odd, even4 + odd8, even4 - odd8, q[3]]
+
+
 def _windows(blocks, axis):
     """The 6 window positions along `axis` of tensors blocked in 4s on `axis` (the
     block index on the axis before it): positions 0-3 from blocks 0..T-1,
@@ -122,21 +130,27 @@ def _windows(blocks, axis):
     return tf.unstack(first, TILE, axis=axis) + tf.unstack(second, 2, axis=axis)
 
 
+def _kernel_transform(dtype):
+    """The Kronecker product of G with itself: (36, 9), G g G^T as a matrix product."""
+    g = tf.constant(_G, tf.float64)
+    return tf.cast(tf.reshape(tf.einsum("ai,bj->abij", g, g), [_WINDOW * _WINDOW, 9]), dtype)
+
+
 def transformed_kernel(kernel):
     """G g G^T of a (3, 3, cin, cout) kernel: (36, cin, cout).
 
     As one (36 x 9) @ (9 x cin * cout) product with the Kronecker product of G
     with itself: no transpose of the kernel (two einsums took ~3 ms a layer).
     """
-    g = tf.constant(_G, tf.float64)
-    both = tf.cast(tf.reshape(tf.einsum("ai,bj->abij", g, g), [_WINDOW * _WINDOW, 9]), kernel.dtype)
     _, _, cin, cout = kernel.shape
-    return tf.reshape(tf.matmul(both, tf.reshape(kernel, [9, cin * cout])), [_WINDOW * _WINDOW, cin, cout])
+    product = tf.matmul(_kernel_transform(kernel.dtype), tf.reshape(kernel, [9, cin * cout]))
+    return tf.reshape(product, [_WINDOW * _WINDOW, cin, cout])
 
 
-def _winograd(x, kernel):
-    """The valid 3x3 convolution of x (n, h + 2, w + 2, cin) by Winograd tiles."""
-    cout = kernel.shape[3]
+def _transformed_input(x):
+    """B^T d B of every 6x6 window of x (n, h + 2, w + 2, cin) at a stride of 4:
+    36 (tiles, cin) matrices, window position (i, j) at 6 i + j, and the tiling
+    (n, tiles_h, tiles_w, h, w)."""
     shape = tf.shape(x)
     n, height, width = shape[0], shape[1] - 2, shape[2] - 2
     tiles_h = (height + TILE - 1) // TILE
@@ -153,12 +167,20 @@ def _winograd(x, kernel):
         ],
     )
     cin = x.shape[-1]
-    two, four, eight = (tf.constant(value, x.dtype) for value in (2.0, 4.0, 8.0))
+    two, four = (tf.constant(value, x.dtype) for value in (2.0, 4.0))
     blocks = tf.reshape(x, [n, tiles_h + 1, TILE, tiles_w + 1, TILE, cin])
     flat = tf.stack([n * tiles_h * tiles_w, cin])
-    v = []  # 36 x (tiles, cin), window position (i, j) at 6 i + j
+    v = []
     for part in _input_transform(_windows(blocks, 2), two, four):  # (n, th, tw + 1, 4, cin)
         v.extend(tf.reshape(c, flat) for c in _input_transform(_windows(part, 3), two, four))
+    return v, (n, tiles_h, tiles_w, height, width)
+
+
+def _winograd(x, kernel):
+    """The valid 3x3 convolution of x (n, h + 2, w + 2, cin) by Winograd tiles."""
+    cout = kernel.shape[3]
+    v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
+    two, four, eight = (tf.constant(value, x.dtype) for value in (2.0, 4.0, 8.0))
     u = transformed_kernel(kernel)
     # 36 matmuls, not one batched matmul of the stacked operands: no stacking
     # copies, and TensorFlow's Eigen batched matmul ran these shapes at 61 GFLOP/s
@@ -182,6 +204,32 @@ def _winograd(x, kernel):
     return out[:, :height, :width]
 
 
+def _kernel_gradient(x, upstream):
+    """d/dkernel of the valid 3x3 convolution of x (n, h + 2, w + 2, cin), given the
+    gradient of its (n, h, w, cout) outputs, through the same tiles: the outputs
+    are A^T (U . V) A per tile, so d/dU = sum over tiles of V . (A dY A^T), one
+    (cin x tiles) @ (tiles x cout) product per window position, and d/dkernel =
+    G^T (d/dU) G. 36 products over tiles instead of 9 over pixels: 4x fewer
+    multiplications than the per-tap products."""
+    v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
+    cin, cout = x.shape[-1], upstream.shape[-1]
+    two, four, eight = (tf.constant(value, upstream.dtype) for value in (2.0, 4.0, 8.0))
+    # Zeros for the outputs the forward crops (they reached no loss).
+    upstream = tf.pad(
+        upstream, [[0, 0], [0, TILE * tiles_h - height], [0, TILE * tiles_w - width], [0, 0]]
+    )
+    blocks = tf.reshape(upstream, [n, tiles_h, TILE, tiles_w, TILE, cout])
+    flat = tf.stack([n * tiles_h * tiles_w, cout])
+    g = []  # 36 x (tiles, cout), A dY A^T at window position (i, j) at 6 i + j
+    for part in _upstream_transform(tf.unstack(blocks, TILE, axis=2), two, four, eight):
+        g.extend(
+            tf.reshape(c, flat) for c in _upstream_transform(tf.unstack(part, TILE, axis=3), two, four, eight)
+        )
+    du = tf.stack([tf.matmul(v[k], g[k], transpose_a=True) for k in range(len(v))])  # (36, cin, cout)
+    dk = tf.matmul(_kernel_transform(x.dtype), tf.reshape(du, [_WINDOW * _WINDOW, cin * cout]), transpose_a=True)
+    return tf.reshape(dk, [3, 3, cin, cout])
+
+
 # One function per input shape, called by every convolution of that shape rather
 # than inlined into the caller's graph (TensorFlow inlines nested functions unless
 # told not to). Inlined, each convolution adds ~700 graph ops: a CycleGAN training
@@ -190,6 +238,17 @@ def _winograd(x, kernel):
 # SavedModel exported in 17.9 s instead of 5.1, loaded in 2.9 s instead of 0.5,
 # and answered its first call in 6.2 s instead of 1.7, at the same speed after.
 _winograd_call = tf.function(_winograd, autograph=False, experimental_attributes={"_noinline": True})
+
+
+_kernel_gradient_call = tf.function(
+    _kernel_gradient, autograph=False, experimental_attributes={"_noinline": True}
+)
+
+
+def kernel_gradient(x, upstream):
+    """d/dkernel of `conv3x3(x, kernel)` given the gradient of its outputs: (3, 3, cin,
+    cout), through Winograd tiles."""
+    return tf.ensure_shape(_kernel_gradient_call(x, upstream), [3, 3, x.shape[-1], upstream.shape[-1]])
 
 
 def conv3x3(x, kernel):
