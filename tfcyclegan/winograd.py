@@ -63,8 +63,9 @@ _WINDOW = TILE + 2
 # Narrower convolutions keep the direct form (module docstring).
 MIN_CHANNELS = 256
 # ...and so do smaller images, where known: per image, output rows x columns. A
-# residual convolution's forward and backward on 16 x 16 took 1.07-1.20x the
-# direct form's time, on 32 x 32 0.80-0.87x (Eigen, AVX2, 2 threads, batch 1-2).
+# residual convolution's forward and both gradients on 16 x 16 took 1.29x (batch
+# 1) and 0.93-0.98x (batch 2) the direct forms' time, on 32 x 32 0.74-0.90x
+# (Eigen, AVX2, 2 threads).
 MIN_PIXELS = 32 * 32
 
 
@@ -222,12 +223,11 @@ def _kernel_gradient(x, upstream):
     flat = tf.stack([n * tiles_h * tiles_w, cout])
     g = []  # 36 x (tiles, cout), A dY A^T at window position (i, j) at 6 i + j
     for part in _upstream_transform(tf.unstack(blocks, TILE, axis=2), two, four, eight):
-        g.extend(
-            tf.reshape(c, flat) for c in _upstream_transform(tf.unstack(part, TILE, axis=3), two, four, eight)
-        )
+        columns = _upstream_transform(tf.unstack(part, TILE, axis=3), two, four, eight)
+        g.extend(tf.reshape(c, flat) for c in columns)
     du = tf.stack([tf.matmul(v[k], g[k], transpose_a=True) for k in range(len(v))])  # (36, cin, cout)
-    dk = tf.matmul(_kernel_transform(x.dtype), tf.reshape(du, [_WINDOW * _WINDOW, cin * cout]), transpose_a=True)
-    return tf.reshape(dk, [3, 3, cin, cout])
+    du = tf.reshape(du, [_WINDOW * _WINDOW, cin * cout])
+    return tf.reshape(tf.matmul(_kernel_transform(x.dtype), du, transpose_a=True), [3, 3, cin, cout])
 
 
 # One function per input shape, called by every convolution of that shape rather
