@@ -212,6 +212,8 @@ def _kernel_gradient(x, upstream):
     (cin x tiles) @ (tiles x cout) product per window position, and d/dkernel =
     G^T (d/dU) G. 36 products over tiles instead of 9 over pixels: 4x fewer
     multiplications than the per-tap products."""
+    # V again, from x: the forward's V, kept for this, would hold 2.25x each
+    # convolution's input until the backward pass.
     v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
     cin, cout = x.shape[-1], upstream.shape[-1]
     two, four, eight = (tf.constant(value, upstream.dtype) for value in (2.0, 4.0, 8.0))
@@ -230,19 +232,20 @@ def _kernel_gradient(x, upstream):
     return tf.reshape(tf.matmul(_kernel_transform(x.dtype), du, transpose_a=True), [3, 3, cin, cout])
 
 
-# One function per input shape, called by every convolution of that shape rather
-# than inlined into the caller's graph (TensorFlow inlines nested functions unless
-# told not to). Inlined, each convolution adds ~700 graph ops: a CycleGAN training
-# step at 64 px (Eigen path) took 3.3 GiB and 95 s for its first step, against
-# 1.7 GiB and 25 s called (1.6 GiB and 16 s without Winograd); a ResNet-9
-# SavedModel exported in 17.9 s instead of 5.1, loaded in 2.9 s instead of 0.5,
-# and answered its first call in 6.2 s instead of 1.7, at the same speed after.
-_winograd_call = tf.function(_winograd, autograph=False, experimental_attributes={"_noinline": True})
+def _called(function):
+    """`function` as one graph function per input shape, called by every convolution
+    of that shape rather than inlined into the caller's graph (TensorFlow inlines
+    nested functions unless told not to). Inlined, each convolution adds ~700 graph
+    ops: a CycleGAN training step at 64 px (Eigen path) took 3.3 GiB and 95 s for
+    its first step, against 1.7 GiB and 25 s called (1.6 GiB and 16 s without
+    Winograd); a ResNet-9 SavedModel exported in 17.9 s instead of 5.1, loaded in
+    2.9 s instead of 0.5, and answered its first call in 6.2 s instead of 1.7, at
+    the same speed after."""
+    return tf.function(function, autograph=False, experimental_attributes={"_noinline": True})
 
 
-_kernel_gradient_call = tf.function(
-    _kernel_gradient, autograph=False, experimental_attributes={"_noinline": True}
-)
+_winograd_call = _called(_winograd)
+_kernel_gradient_call = _called(_kernel_gradient)
 
 
 def kernel_gradient(x, upstream):
