@@ -19,17 +19,21 @@ from keras import ops
 from tfcyclegan import cpu, winograd
 
 
-def _winograd_applies(x, kernel):
-    """Whether the stride-1 "valid" convolution of x by kernel runs as Winograd tiles:
-    inside graphs, where they apply (3x3, >= 256 channels, images not too small:
-    the residual blocks)."""
-    return not tf.executing_eagerly() and winograd.applies(kernel.shape, (1, 1), (1, 1), "valid", x.shape)
+def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), padding="valid"):
+    """Whether the convolution of x by a kernel of this shape runs as Winograd tiles:
+    where they apply (3x3, stride 1, "valid", >= 256 channels, images not too
+    small: the residual blocks), inside graphs only. Run eagerly, the form's ~700
+    small ops each pay a dispatch, which cost more than the arithmetic saved (a
+    .keras model translating 30 images eagerly took 34 s instead of 22)."""
+    return not tf.executing_eagerly() and winograd.applies(
+        kernel_shape, strides, dilation_rate, padding, x.shape
+    )
 
 
 def _forward(x, kernel):
     """A stride-1 "valid" convolution as a forward kernel: Winograd tiles where they
     apply, else Conv2D."""
-    if _winograd_applies(x, kernel):
+    if _winograd_applies(x, kernel.shape):
         return winograd.conv3x3(x, kernel)
     return tf.nn.conv2d(x, kernel, 1, "VALID")
 
@@ -118,7 +122,7 @@ def _valid_conv(x, kernel):
 
     def gradient(upstream):
         kh, kw, cin, cout = kernel.shape
-        if _winograd_applies(x, kernel):
+        if _winograd_applies(x, kernel.shape):
             kernel_gradient = winograd.kernel_gradient(x, upstream)
         elif kh * kw * cout <= _PATCHES_UP_TO:
             kernel_gradient = _kernel_gradient_by_upstream_patches(x, upstream, kernel.shape)
@@ -175,15 +179,8 @@ class EigenConv2D(keras.layers.Conv2D):
         return outputs if self.activation is None else self.activation(outputs)
 
     def _winograd(self, inputs):
-        # In graphs only: run eagerly, the form's ~700 small ops each pay a
-        # dispatch, which cost more than the arithmetic saved (a .keras model
-        # translating 30 images eagerly took 34 s instead of 22).
-        return (
-            not tf.executing_eagerly()
-            and self._tensorflow_cpu_float32_nhwc(inputs)
-            and winograd.applies(
-                self.kernel.shape, self.strides, self.dilation_rate, self.padding, inputs.shape
-            )
+        return self._tensorflow_cpu_float32_nhwc(inputs) and _winograd_applies(
+            inputs, self.kernel.shape, self.strides, self.dilation_rate, self.padding
         )
 
     def _tensorflow_cpu_float32_nhwc(self, inputs):
