@@ -24,22 +24,24 @@ def any_size(monkeypatch):
     monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
 
 
-def test_the_transforms_are_the_papers_matrices():
-    # Each written-out transform applied to the unit vectors gives the columns of
-    # its matrix (Lavin and Gray, F(4x4, 3x3)).
-    unit = np.eye(6)
-    bt = np.stack(winograd._input_transform(list(unit), 2.0, 4.0), axis=0)
-    at = np.stack(winograd._output_transform(list(unit), 2.0, 4.0, 8.0), axis=0)
-    np.testing.assert_array_equal(bt, np.array(winograd._BT))
-    np.testing.assert_array_equal(at, np.array(winograd._AT))
-    # The kernel gradient's transform of upstream tiles is A, the transpose of A^T.
-    a = np.stack(winograd._upstream_transform(list(np.eye(4)), 2.0, 4.0, 8.0), axis=0)
-    np.testing.assert_array_equal(a, np.array(winograd._AT).T)
-    # ...and G with them interpolates: A^T [(G g) * (B^T d)] is the correlation of d by g.
+def test_the_transforms_are_the_papers_matrices_applied_to_rows_and_columns():
+    # Lavin and Gray's F(4x4, 3x3): Y = A^T [(G g G^T) * (B^T d B)] A is the valid
+    # correlation of a 6x6 window d by a 3x3 kernel g. The forms here apply each
+    # transform to both axes at once, as its Kronecker product with itself on the
+    # flattened window; the kernel gradient's upstream transform is its transpose.
     rng = np.random.default_rng(1)
-    d, g = rng.standard_normal(6), rng.standard_normal(3)
-    product = np.array(winograd._G) @ g * (np.array(winograd._BT) @ d)
-    np.testing.assert_allclose(np.array(winograd._AT) @ product, np.correlate(d, g, "valid"), atol=1e-12)
+    d, g = rng.standard_normal((6, 6)), rng.standard_normal((3, 3))
+    bt, big_g, at = (np.array(m) for m in (winograd._BT, winograd._G, winograd._AT))
+    kron = {name: winograd._kronecker(m, tf.float64).numpy() for name, m in (("bt", bt), ("g", big_g), ("at", at))}
+    np.testing.assert_allclose(kron["bt"] @ d.reshape(36), (bt @ d @ bt.T).reshape(36), atol=1e-12)
+    np.testing.assert_allclose(kron["g"] @ g.reshape(9), (big_g @ g @ big_g.T).reshape(36), atol=1e-12)
+    np.testing.assert_array_equal(winograd._kernel_transform(tf.float64).numpy(), kron["g"])
+    product = (kron["g"] @ g.reshape(9)) * (kron["bt"] @ d.reshape(36))
+    correlation = [[(d[i:i + 3, j:j + 3] * g).sum() for j in range(4)] for i in range(4)]
+    np.testing.assert_allclose((kron["at"] @ product).reshape(4, 4), correlation, atol=1e-12)
+    np.testing.assert_allclose(
+        kron["at"].T @ product[:16], (at.T @ product[:16].reshape(4, 4) @ at).reshape(36), atol=1e-12
+    )
 
 
 def _case(rng, shape, cout=CHANNELS):
@@ -132,7 +134,7 @@ def test_images_of_fewer_output_pixels_keep_the_direct_form(rng):
 
 
 @pytest.mark.parametrize("eigen_path", [True, False], ids=["eigen", "onednn"])
-def test_eigen_conv_uses_it_in_graphs_for_inference_and_eigen_path_training(
+def test_eigen_conv_uses_it_in_graphs_for_inference_and_training_on_both_paths(
     rng, monkeypatch, any_size, eigen_path
 ):
     monkeypatch.setattr(cpu, "eigen_convolutions", lambda: eigen_path)
@@ -146,10 +148,7 @@ def test_eigen_conv_uses_it_in_graphs_for_inference_and_eigen_path_training(
     # The same form, up to the graph optimizer's reordering of its sums.
     np.testing.assert_allclose(inferred, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
     assert 0 < np.abs(inferred - direct).max() < RELATIVE * np.abs(direct).max()
-    if eigen_path:  # training there runs Winograd too
-        np.testing.assert_allclose(trained, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
-    else:
-        np.testing.assert_array_equal(trained, direct)
+    np.testing.assert_allclose(trained, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
     with portable.portable_ops():
         np.testing.assert_array_equal(
             tf.function(lambda images: layer(images, training=False))(x).numpy(), direct
@@ -165,12 +164,15 @@ def test_eigen_conv_uses_it_in_graphs_for_inference_and_eigen_path_training(
 
         types = _op_types(step, spec)
         assert ("Conv2D" in types) != ("MatMul" in types), types
-        return "direct" if "Conv2D" in types else "winograd"
+        if "Conv2D" in types:
+            return "direct"
+        assert not any(t.startswith("Conv2DBackprop") for t in types), types
+        return "winograd"
 
     assert form(training=False) == "winograd"
-    # On the Eigen path the training gradient is Winograd (input) and matmuls
-    # (kernel): no Conv2D at all; elsewhere TensorFlow's backprop kernels.
-    assert form(training=True) == ("winograd" if eigen_path else "direct")
+    # Training too, on either path: the forward and both gradients through tiles,
+    # no Conv2D or backprop kernel at all.
+    assert form(training=True) == "winograd"
     with portable.portable_ops():
         assert form(training=False) == "direct"
 
@@ -196,7 +198,12 @@ def test_convolutions_of_one_shape_call_one_function_not_inlined(rng, any_size):
     library = {f.signature.name: f for f in graph.as_graph_def().library.function}
     for name in set(called):
         assert library[name].attr["_noinline"].b
-        assert sum(node.op == "MatMul" for node in library[name].node_def) == 36 + 1  # + the kernel's
+        ops = [node.op for node in library[name].node_def]
+        # The 36 products as one batched matmul; the kernel's, the input's and the
+        # outputs' transforms as matmuls; a gather, a transpose, reshapes and the
+        # gather's index arithmetic (the transforms written out were ~700 ops).
+        assert ops.count("BatchMatMulV2") == 1 and ops.count("MatMul") == 3
+        assert len([op for op in ops if op != "Const"]) < 40, ops
 
 
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])

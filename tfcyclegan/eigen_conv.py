@@ -8,7 +8,8 @@ networks' explicit padding) the gradients are recomputed here from forward
 convolutions and matrix products: `_valid_conv` and its two kernel-gradient
 forms. Where Winograd tiles apply (the residual blocks), all three run through
 them: the forward, the input's gradient (a forward convolution) and the
-kernel's (`winograd.kernel_gradient`). Measurements: docs/cpu_paths.md,
+kernel's (`winograd.kernel_gradient`). Under oneDNN, whose own backprop kernels
+are fast, only those train through `_valid_conv`. Measurements: docs/cpu_paths.md,
 benchmarks/bench_conv_gradients.py, benchmarks/bench_winograd.py.
 """
 
@@ -155,9 +156,9 @@ class EigenConv2D(keras.layers.Conv2D):
     stride-1 "valid" convolutions of >= 256 channels on images of at least
     32 x 32 outputs (the ResNet generator's residual blocks) run as Winograd
     F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.55-0.82 of the direct
-    convolution's time, ~1e-5 relative error): in inference on either path, in
-    training on the Eigen path, where the input's and the kernel's gradients
-    take them too. Graphs for LiteRT are traced under
+    convolution's time, ~1e-5 relative error), in inference and in training,
+    where the input's and the kernel's gradients take them too, on either
+    TensorFlow path. Graphs for LiteRT are traced under
     `portable.portable_ops()`. Everywhere else this is `Conv2D`, and so it is
     wherever TensorFlow sees a GPU or TPU (`cpu.cpus_only()`).
 
@@ -166,7 +167,7 @@ class EigenConv2D(keras.layers.Conv2D):
     """
 
     def call(self, inputs, training=None):
-        if training and self._eigen_gradient(inputs):
+        if training and self._custom_gradient(inputs):
             # A tensor, not the variable: tf.custom_gradient then needs no `variables`
             # argument, and the kernel's gradient reaches the variable through its read.
             outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
@@ -194,15 +195,20 @@ class EigenConv2D(keras.layers.Conv2D):
             and cpu.cpus_only()
         )
 
-    def _eigen_gradient(self, inputs):
-        return (
+    def _custom_gradient(self, inputs):
+        """Whether training takes `_valid_conv`: on the Eigen path for every stride-1
+        "valid" convolution of enough input channels; under oneDNN, whose backprop
+        kernels run near its forward's speed, only where Winograd tiles apply."""
+        if not (
             self._tensorflow_cpu_float32_nhwc(inputs)
             and tuple(self.strides) == (1, 1)
             and tuple(self.dilation_rate) == (1, 1)
             and self.padding == "valid"
-            and (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
-            and cpu.eigen_convolutions()
-        )
+        ):
+            return False
+        if cpu.eigen_convolutions():
+            return (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
+        return _winograd_applies(inputs, self.kernel.shape)
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")

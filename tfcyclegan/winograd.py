@@ -8,27 +8,31 @@ one (tiles x cin) @ (cin x cout) matmul each replace the 9 taps of the direct
 convolution, and the output transform (A^T m A) turns 36 values back into the
 4x4 outputs. Multiplications per output: 36 / 16 instead of 9.
 
-The transforms are separable (rows, then columns) and are written as slices
-and sums of a reshaped input: with the rows grouped in blocks of 4, a window
-of 6 rows is a block and the first 2 rows of the next block, so the
-overlapping windows are never gathered (extracting them as patches alone took
-half as long as the direct convolution).
+Each transform acts on rows and columns at once, as one matrix product with
+its Kronecker product with itself on flattened windows (B^T (x) B^T: 36 x 36;
+A^T (x) A^T: 16 x 36; G (x) G: 36 x 9), and the windows are gathered from
+the input in the order that product takes: a gather, four matmuls (one of
+them batched: the 36 products), a transpose and reshapes, ~35 graph ops a
+convolution besides constants, where the transforms written out as slices and
+sums of the separable form were ~700. A residual convolution's forward and both gradients went from 0.74-0.93
+to 0.54-0.65 of the direct forms' time under oneDNN (AVX-512), and to 0.80-0.87
+of the written-out form's time on Eigen (AVX2).
 
 Where it pays (benchmarks/bench_winograd.py; figures in docs/cpu_paths.md):
-3x3 convolutions of 256 channels in and out took 0.55-0.82 of the direct
-convolution's time on both TensorFlow paths (oneDNN, and Eigen limited to
-AVX2; 2 cores) at every size measured, batch 1 at 32-256 px squares and
-batch 4 at 64 px; a whole ResNet-9 forward at 256 px 0.65-0.68. With 128
-channels it was 0.80-0.93 on Eigen but 1.24-1.32x under oneDNN, so
-`MIN_CHANNELS` is 256 for both. `EigenConv2D` also trains with it on the Eigen
-path (forward, input gradient, and `kernel_gradient`): a 256 px CycleGAN step
-on AVX2 went from 0.88x to 1.09-1.13x the reference's speed.
+3x3 convolutions of 256 channels in and out, forward, took 0.55-0.82 of the
+direct convolution's time on both TensorFlow paths (oneDNN, and Eigen limited
+to AVX2; 2 cores) at every size measured with the written-out transforms,
+batch 1 at 32-256 px squares and batch 4 at 64 px. With 128 channels they
+took 0.80-0.93 on Eigen but 1.24-1.32x under oneDNN, so `MIN_CHANNELS` is 256
+for both. `EigenConv2D` trains with it too (forward, input gradient, and
+`kernel_gradient`), on both paths.
 
 Float32 error: ~1e-5 of the output's largest magnitude (the direct
 convolution's: ~3e-7), from the transform's coefficients up to 8; the
 ResNet generator's outputs move by < 1e-4 (tests/test_winograd.py).
 """
 
+import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import portable
@@ -87,54 +91,75 @@ def applies(kernel_shape, strides, dilation_rate, padding, input_shape=None):
     )
 
 
-def _input_transform(p, two, four):
-    """B^T applied along a list of 6 tensors: 6 tensors, in 5 multiplications and
-    14 additions (the rows of `_BT`, with shared differences). `two` and `four`
-    are scalar tensors made once per convolution (a Python float would add a
-    constant to the graph at every multiplication)."""
-    d31 = p[3] - p[1]
-    d42 = p[4] - p[2]
-    twice_d31 = d31 * two
-    return [
-        (p[0] - p[2]) * four + d42,  # 4 p0 - 5 p2 + p4
-        (p[3] + p[4]) - (p[1] + p[2]) * four,  # -4 p1 - 4 p2 + p3 + p4
-        (p[1] - p[2]) * four + (p[4] - p[3]),  # 4 p1 - 4 p2 - p3 + p4
-        d42 + twice_d31,  # -2 p1 - p2 + 2 p3 + p4
-        d42 - twice_d31,  # 2 p1 - p2 - 2 p3 + p4
-        (p[5] - p[3]) - twice_d31 * two,  # 4 p1 - 5 p3 + p5
-    ]
+def _kronecker(a, dtype):
+    """a (x) a, the Kronecker product of a transform with itself, as a constant: a applied
+    along rows and along columns of a flattened square, (a m a^T) as one matrix product
+    (element (i k, j l) is a[i, j] a[k, l]; row-major flattening, (i, j) at 6 i + j)."""
+    return tf.constant(np.kron(np.array(a, np.float64), np.array(a, np.float64)), dtype)
 
 
-def _output_transform(m, two, four, eight):
-    """A^T applied along a list of 6 tensors: 4 tensors, in 3 multiplications and
-    10 additions (the rows of `_AT`)."""
-    s12, d12 = m[1] + m[2], m[1] - m[2]
-    s34, d34 = m[3] + m[4], m[3] - m[4]
-    return [m[0] + s12 + s34, d12 + d34 * two, s12 + s34 * four, d12 + d34 * eight + m[5]]
+def _dims(x):
+    """x's shape, static sizes as ints and unknown ones as scalar tensors."""
+    dynamic = tf.shape(x)
+    return [dynamic[k] if size is None else size for k, size in enumerate(x.shape)]
 
 
-def _upstream_transform(q, two, four, eight):
-    """A (the transpose of `_AT`) applied along a list of 4 tensors: 6 tensors, in 3
-    multiplications and 6 additions."""
-    even, odd = q[0] + q[2], q[1] + q[3]
-    even4, odd8 = q[0] + q[2] * four, q[1] * two + q[3] * eight
-    return [q[0], even + odd, even - odd, even4 + odd8, even4 - odd8, q[3]]
+def _to_whole_tiles(x, rows, columns):
+    """x with zeros below and to the right up to `rows` x `columns` (x itself where it
+    is known to be that size already)."""
+    height, width = _dims(x)[1:3]
+    if isinstance(height, int) and isinstance(width, int) and (height, width) == (rows, columns):
+        return x
+    return tf.pad(x, [[0, 0], [0, rows - height], [0, columns - width], [0, 0]])
 
 
-def _windows(blocks, axis):
-    """The 6 window positions along `axis` of tensors blocked in 4s on `axis` (the
-    block index on the axis before it): positions 0-3 from blocks 0..T-1,
-    4-5 from blocks 1..T. Two slices and two unstacks (few graph ops)."""
-    lead = [slice(None)] * (axis - 1)
-    first = blocks[tuple(lead + [slice(None, -1)])]
-    second = blocks[tuple(lead + [slice(1, None), slice(None, 2)])]
-    return tf.unstack(first, TILE, axis=axis) + tf.unstack(second, 2, axis=axis)
+def _windows(x):
+    """The 6x6 windows of x (n, h + 2, w + 2, c) at a stride of 4, as (36, tiles * c):
+    window position (i, j) at row 6 i + j, tiles in (image, tile row, tile column)
+    order; and the tiling (n, tiles_h, tiles_w, h, w).
+
+    One gather of x's pixels (each a row of c values) in that order: the window
+    positions come out as rows of a matrix that B^T (x) B^T multiplies as it is,
+    with no transpose (gathering them took 0.45 of the time of concatenating
+    blocks of 4 rows and columns and transposing).
+    """
+    n, height, width, cin = _dims(x)
+    height, width = height - 2, width - 2
+    tiles_h, tiles_w = (height + TILE - 1) // TILE, (width + TILE - 1) // TILE
+    rows, columns = TILE * tiles_h + 2, TILE * tiles_w + 2
+    # Zeros below and to the right up to whole tiles; the outputs they produce are
+    # cropped at the end.
+    x = _to_whole_tiles(x, rows, columns)
+
+    def axis(values, position):  # values along one of the 5 axes (i, j, image, tile row, tile column)
+        return tf.reshape(values, [-1 if k == position else 1 for k in range(5)])
+
+    window = tf.range(_WINDOW)
+    pixel = (axis(tf.range(n), 2) * rows + axis(TILE * tf.range(tiles_h), 3) + axis(window, 0)) * columns
+    pixel += axis(TILE * tf.range(tiles_w), 4) + axis(window, 1)
+    d = tf.gather(tf.reshape(x, [-1, cin]), tf.reshape(pixel, [-1]))
+    return tf.reshape(d, [_WINDOW * _WINDOW, -1]), (n, tiles_h, tiles_w, height, width)
+
+
+def _tiles(y, tiles_h, tiles_w):
+    """(n, h, w, c) values as 4x4 tiles: (16, tiles * c), tile position (r, c) at 4 r + c;
+    zeros where the tiles overhang."""
+    n, cout = _dims(y)[0], y.shape[-1]
+    y = tf.reshape(_to_whole_tiles(y, TILE * tiles_h, TILE * tiles_w), [n, tiles_h, TILE, tiles_w, TILE, cout])
+    return tf.reshape(tf.transpose(y, [2, 4, 0, 1, 3, 5]), [TILE * TILE, -1])
+
+
+def _untiled(y, tiling, cout):
+    """The inverse of `_tiles`: (16, tiles * c) back to (n, h, w, c), overhang cropped."""
+    n, tiles_h, tiles_w, height, width = tiling
+    y = tf.transpose(tf.reshape(y, [TILE, TILE, n, tiles_h, tiles_w, cout]), [2, 3, 0, 4, 1, 5])
+    y = tf.reshape(y, [n, TILE * tiles_h, TILE * tiles_w, cout])
+    return y[:, :height, :width]
 
 
 def _kernel_transform(dtype):
-    """The Kronecker product of G with itself: (36, 9), G g G^T as a matrix product."""
-    g = tf.constant(_G, tf.float64)
-    return tf.cast(tf.reshape(tf.einsum("ai,bj->abij", g, g), [_WINDOW * _WINDOW, 9]), dtype)
+    """G (x) G: (36, 9), G g G^T as a matrix product."""
+    return _kronecker(_G, dtype)
 
 
 def transformed_kernel(kernel):
@@ -149,60 +174,23 @@ def transformed_kernel(kernel):
 
 
 def _transformed_input(x):
-    """B^T d B of every 6x6 window of x (n, h + 2, w + 2, cin) at a stride of 4:
-    36 (tiles, cin) matrices, window position (i, j) at 6 i + j, and the tiling
-    (n, tiles_h, tiles_w, h, w)."""
-    shape = tf.shape(x)
-    n, height, width = shape[0], shape[1] - 2, shape[2] - 2
-    tiles_h = (height + TILE - 1) // TILE
-    tiles_w = (width + TILE - 1) // TILE
-    # Zeros below and to the right up to whole blocks of 4 plus the last window's
-    # 2 extra rows and columns; the outputs they produce are cropped at the end.
-    x = tf.pad(
-        x,
-        [
-            [0, 0],
-            [0, TILE * (tiles_h + 1) - (height + 2)],
-            [0, TILE * (tiles_w + 1) - (width + 2)],
-            [0, 0],
-        ],
-    )
-    cin = x.shape[-1]
-    two, four = (tf.constant(value, x.dtype) for value in (2.0, 4.0))
-    blocks = tf.reshape(x, [n, tiles_h + 1, TILE, tiles_w + 1, TILE, cin])
-    flat = tf.stack([n * tiles_h * tiles_w, cin])
-    v = []
-    for part in _input_transform(_windows(blocks, 2), two, four):  # (n, th, tw + 1, 4, cin)
-        v.extend(tf.reshape(c, flat) for c in _input_transform(_windows(part, 3), two, four))
-    return v, (n, tiles_h, tiles_w, height, width)
+    """B^T d B of every 6x6 window d of x (n, h + 2, w + 2, cin) at a stride of 4:
+    (36, tiles, cin), window position (i, j) at 6 i + j; and the tiling."""
+    d, tiling = _windows(x)
+    v = tf.matmul(_kronecker(_BT, x.dtype), d)
+    return tf.reshape(v, [_WINDOW * _WINDOW, -1, x.shape[-1]]), tiling
 
 
 def _winograd(x, kernel):
     """The valid 3x3 convolution of x (n, h + 2, w + 2, cin) by Winograd tiles."""
+    v, tiling = _transformed_input(x)
+    # One batched matmul: 36 (tiles x cin) @ (cin x cout) products. 36 separate ones
+    # then stacked were no faster on Eigen and slower under oneDNN (a 256 px
+    # CycleGAN step 5.5 s against 4.9, AVX-512), and the stack is one more copy.
+    m = tf.matmul(v, transformed_kernel(kernel))  # (36, tiles, cout)
     cout = kernel.shape[3]
-    v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
-    two, four, eight = (tf.constant(value, x.dtype) for value in (2.0, 4.0, 8.0))
-    u = transformed_kernel(kernel)
-    # 36 matmuls, not one batched matmul of the stacked operands: no stacking
-    # copies, and TensorFlow's Eigen batched matmul ran these shapes at 61 GFLOP/s
-    # against 88 for separate ones (AVX2, 2 threads); under oneDNN separate ones
-    # were also faster (12.6 against 15.1 ms at 64 x 64 x 256).
-    tiled = tf.stack([n, tiles_h, tiles_w, cout])
-    m = [tf.reshape(tf.matmul(v[k], u[k]), tiled) for k in range(len(v))]
-    # A^T m A: along j for each i, then along i for each output column c.
-    by_column = [
-        _output_transform(m[_WINDOW * i:_WINDOW * (i + 1)], two, four, eight) for i in range(_WINDOW)
-    ]
-    outputs = [
-        _output_transform([by_column[i][c] for i in range(_WINDOW)], two, four, eight)
-        for c in range(TILE)
-    ]
-    # outputs[c][r]: output row r, column c of every tile.
-    out = tf.stack(
-        [tf.stack([outputs[c][r] for c in range(TILE)], axis=-2) for r in range(TILE)], axis=2
-    )  # (n, tiles_h, 4, tiles_w, 4, cout)
-    out = tf.reshape(out, [n, TILE * tiles_h, TILE * tiles_w, cout])
-    return out[:, :height, :width]
+    y = tf.matmul(_kronecker(_AT, x.dtype), tf.reshape(m, [_WINDOW * _WINDOW, -1]))  # A^T m A
+    return _untiled(y, tiling, cout)
 
 
 def _kernel_gradient(x, upstream):
@@ -216,18 +204,9 @@ def _kernel_gradient(x, upstream):
     # convolution's input until the backward pass.
     v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
     cin, cout = x.shape[-1], upstream.shape[-1]
-    two, four, eight = (tf.constant(value, upstream.dtype) for value in (2.0, 4.0, 8.0))
-    # Zeros for the outputs the forward crops (they reached no loss).
-    upstream = tf.pad(
-        upstream, [[0, 0], [0, TILE * tiles_h - height], [0, TILE * tiles_w - width], [0, 0]]
-    )
-    blocks = tf.reshape(upstream, [n, tiles_h, TILE, tiles_w, TILE, cout])
-    flat = tf.stack([n * tiles_h * tiles_w, cout])
-    g = []  # 36 x (tiles, cout), A dY A^T at window position (i, j) at 6 i + j
-    for part in _upstream_transform(tf.unstack(blocks, TILE, axis=2), two, four, eight):
-        columns = _upstream_transform(tf.unstack(part, TILE, axis=3), two, four, eight)
-        g.extend(tf.reshape(c, flat) for c in columns)
-    du = tf.stack([tf.matmul(v[k], g[k], transpose_a=True) for k in range(len(v))])  # (36, cin, cout)
+    # A dY A^T, with zeros for the outputs the forward crops (they reached no loss).
+    g = tf.matmul(_kronecker(_AT, upstream.dtype), _tiles(upstream, tiles_h, tiles_w), transpose_a=True)
+    du = tf.matmul(v, tf.reshape(g, [_WINDOW * _WINDOW, -1, cout]), transpose_a=True)  # (36, cin, cout)
     du = tf.reshape(du, [_WINDOW * _WINDOW, cin * cout])
     return tf.reshape(tf.matmul(_kernel_transform(x.dtype), du, transpose_a=True), [3, 3, cin, cout])
 
