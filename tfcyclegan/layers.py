@@ -490,16 +490,22 @@ class ResidualBlock(keras.layers.Layer):
                 norm.build(input_shape)
 
     def call(self, inputs, training=None):
-        x = self.conv1(self.pad(inputs))
+        x = self._padded_conv(self.conv1, inputs, training)
         if self.norm1 is not None:
             x = self.norm1(x, training=training)
         x = ops.relu(x)
         if self.drop is not None:
             x = self.drop(x, training=training)
-        x = self.conv2(self.pad(x))
+        x = self._padded_conv(self.conv2, x, training)
         if self.norm2 is not None:
             x = self.norm2(x, training=training)
         return inputs + x
+
+    def _padded_conv(self, conv, x, training):
+        """conv(pad(x)); where Winograd tiles run the convolution, the two at once
+        with no padded copy of x (`EigenConv2D.reflect_padded_call`)."""
+        outputs = conv.reflect_padded_call(x, 1, training)
+        return conv(self.pad(x)) if outputs is None else outputs
 
     def compute_output_shape(self, input_shape):
         return input_shape

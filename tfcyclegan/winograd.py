@@ -113,32 +113,39 @@ def _to_whole_tiles(x, rows, columns):
     return tf.pad(x, [[0, 0], [0, rows - height], [0, columns - width], [0, 0]])
 
 
-def _windows(x):
-    """The 6x6 windows of x (n, h + 2, w + 2, c) at a stride of 4, as (36, tiles * c):
+def _sources(tiles, size, reflect):
+    """(6, tiles): the row (or column) of x, `size` long, that window position i of
+    tile t reads, x being padded by `reflect` rows reflected at each border (as
+    TensorFlow's "REFLECT": the edge is not repeated). Windows overhanging the end
+    read rows reflected back from it: their values meet only outputs that are
+    cropped, or zeros of an upstream gradient, so any of x's values will do."""
+    positions = tf.range(_WINDOW)[:, None] + TILE * tf.range(tiles)[None, :] - reflect
+    last = size - 1
+    return tf.maximum(last - tf.abs(last - tf.abs(positions)), 0)
+
+
+def _windows(x, reflect=0):
+    """The 6x6 windows at a stride of 4 of x (n, h + 2, w + 2, c), or of x (n, h + 2 -
+    2 r, w + 2 - 2 r, c) reflection-padded by r = `reflect`, as (36, tiles * c):
     window position (i, j) at row 6 i + j, tiles in (image, tile row, tile column)
     order; and the tiling (n, tiles_h, tiles_w, h, w).
 
     One gather of x's pixels (each a row of c values) in that order: the window
     positions come out as rows of a matrix that B^T (x) B^T multiplies as it is,
     with no transpose (gathering them took 0.45 of the time of concatenating
-    blocks of 4 rows and columns and transposing).
+    blocks of 4 rows and columns and transposing), and no padded copy of x,
+    reflected or to whole tiles: the gather reads where those would.
     """
     n, height, width, cin = _dims(x)
-    height, width = height - 2, width - 2
-    tiles_h, tiles_w = (height + TILE - 1) // TILE, (width + TILE - 1) // TILE
-    rows, columns = TILE * tiles_h + 2, TILE * tiles_w + 2
-    # Zeros below and to the right up to whole tiles; the outputs they produce are
-    # cropped at the end.
-    x = _to_whole_tiles(x, rows, columns)
-
-    def axis(values, position):  # values along one of the 5 axes (i, j, image, tile row, tile column)
-        return tf.reshape(values, [-1 if k == position else 1 for k in range(5)])
-
-    window = tf.range(_WINDOW)
-    pixel = (axis(tf.range(n), 2) * rows + axis(TILE * tf.range(tiles_h), 3) + axis(window, 0)) * columns
-    pixel += axis(TILE * tf.range(tiles_w), 4) + axis(window, 1)
+    out_h, out_w = height + 2 * reflect - 2, width + 2 * reflect - 2
+    tiles_h, tiles_w = (out_h + TILE - 1) // TILE, (out_w + TILE - 1) // TILE
+    # Broadcast over (i, j, image, tile row, tile column).
+    rows = tf.reshape(_sources(tiles_h, height, reflect), [_WINDOW, 1, 1, -1, 1])
+    columns = tf.reshape(_sources(tiles_w, width, reflect), [1, _WINDOW, 1, 1, -1])
+    images = tf.reshape(tf.range(n), [1, 1, -1, 1, 1])
+    pixel = (images * height + rows) * width + columns
     d = tf.gather(tf.reshape(x, [-1, cin]), tf.reshape(pixel, [-1]))
-    return tf.reshape(d, [_WINDOW * _WINDOW, -1]), (n, tiles_h, tiles_w, height, width)
+    return tf.reshape(d, [_WINDOW * _WINDOW, -1]), (n, tiles_h, tiles_w, out_h, out_w)
 
 
 def _tiles(y, tiles_h, tiles_w):
@@ -173,17 +180,18 @@ def transformed_kernel(kernel):
     return tf.reshape(product, [_WINDOW * _WINDOW, cin, cout])
 
 
-def _transformed_input(x):
-    """B^T d B of every 6x6 window d of x (n, h + 2, w + 2, cin) at a stride of 4:
-    (36, tiles, cin), window position (i, j) at 6 i + j; and the tiling."""
-    d, tiling = _windows(x)
+def _transformed_input(x, reflect):
+    """B^T d B of every 6x6 window d of x at a stride of 4 (`_windows`): (36, tiles,
+    cin), window position (i, j) at 6 i + j; and the tiling."""
+    d, tiling = _windows(x, reflect)
     v = tf.matmul(_kronecker(_BT, x.dtype), d)
     return tf.reshape(v, [_WINDOW * _WINDOW, -1, x.shape[-1]]), tiling
 
 
-def _winograd(x, kernel):
-    """The valid 3x3 convolution of x (n, h + 2, w + 2, cin) by Winograd tiles."""
-    v, tiling = _transformed_input(x)
+def _winograd(x, kernel, reflect):
+    """The valid 3x3 convolution of x (n, h + 2, w + 2, cin), or of x reflection-padded
+    by `reflect`, by Winograd tiles."""
+    v, tiling = _transformed_input(x, reflect)
     # One batched matmul: 36 (tiles x cin) @ (cin x cout) products. 36 separate ones
     # then stacked were no faster on Eigen and slower under oneDNN (a 256 px
     # CycleGAN step 5.5 s against 4.9, AVX-512), and the stack is one more copy.
@@ -193,16 +201,17 @@ def _winograd(x, kernel):
     return _untiled(y, tiling, cout)
 
 
-def _kernel_gradient(x, upstream):
-    """d/dkernel of the valid 3x3 convolution of x (n, h + 2, w + 2, cin), given the
-    gradient of its (n, h, w, cout) outputs, through the same tiles: the outputs
+def _kernel_gradient(x, upstream, reflect):
+    """d/dkernel of the valid 3x3 convolution of x (n, h + 2, w + 2, cin), or of x
+    reflection-padded by `reflect`, given the gradient of its (n, h, w, cout)
+    outputs, through the same tiles: the outputs
     are A^T (U . V) A per tile, so d/dU = sum over tiles of V . (A dY A^T), one
     (cin x tiles) @ (tiles x cout) product per window position, and d/dkernel =
     G^T (d/dU) G. 36 products over tiles instead of 9 over pixels: 4x fewer
     multiplications than the per-tap products."""
     # V again, from x: the forward's V, kept for this, would hold 2.25x each
     # convolution's input until the backward pass.
-    v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x)
+    v, (n, tiles_h, tiles_w, height, width) = _transformed_input(x, reflect)
     cin, cout = x.shape[-1], upstream.shape[-1]
     # A dY A^T, with zeros for the outputs the forward crops (they reached no loss).
     g = tf.matmul(_kronecker(_AT, upstream.dtype), _tiles(upstream, tiles_h, tiles_w), transpose_a=True)
@@ -227,15 +236,23 @@ _winograd_call = _called(_winograd)
 _kernel_gradient_call = _called(_kernel_gradient)
 
 
-def kernel_gradient(x, upstream):
-    """d/dkernel of `conv3x3(x, kernel)` given the gradient of its outputs: (3, 3, cin,
-    cout), through Winograd tiles."""
-    return tf.ensure_shape(_kernel_gradient_call(x, upstream), [3, 3, x.shape[-1], upstream.shape[-1]])
+def kernel_gradient(x, upstream, reflect=0):
+    """d/dkernel of `conv3x3(x, kernel, reflect)` given the gradient of its outputs: (3,
+    3, cin, cout), through Winograd tiles."""
+    shape = [3, 3, x.shape[-1], upstream.shape[-1]]
+    return tf.ensure_shape(_kernel_gradient_call(x, upstream, reflect), shape)
 
 
-def conv3x3(x, kernel):
+def conv3x3(x, kernel, reflect=0):
     """The stride-1 "valid" convolution of x (n, h + 2, w + 2, cin) by a (3, 3, cin,
-    cout) kernel, float32, by Winograd F(4x4, 3x3) tiles; any size, static or dynamic."""
+    cout) kernel, float32, by Winograd F(4x4, 3x3) tiles; any size, static or dynamic.
+
+    With `reflect` = r, the convolution of x padded first by r rows and columns
+    reflected at each border (`tf.pad(x, ..., "REFLECT")`), with no padded copy
+    made: x is (n, h + 2 - 2 r, w + 2 - 2 r, cin), and r smaller than its height
+    and width.
+    """
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
-    shape = [n, None if h is None else h - 2, None if w is None else w - 2, kernel.shape[3]]
-    return tf.ensure_shape(_winograd_call(x, kernel), shape)
+    grow = 2 * reflect - 2
+    shape = [n, None if h is None else h + grow, None if w is None else w + grow, kernel.shape[3]]
+    return tf.ensure_shape(_winograd_call(x, kernel, reflect), shape)
