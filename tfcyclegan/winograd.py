@@ -11,8 +11,8 @@ convolution, and the output transform (A^T m A) turns 36 values back into the
 Each transform acts on rows and columns at once, as one matrix product with
 its Kronecker product with itself on flattened windows (B^T (x) B^T: 36 x 36;
 A^T (x) A^T: 16 x 36; G (x) G: 36 x 9), and the windows are gathered from
-the input in the order that product takes: a gather, four matmuls (one of
-them batched: the 36 products), a transpose and reshapes, ~35 graph ops a
+the input in the order that product takes: a gather, the transforms' matmuls,
+the 36 products (`_products`), a transpose and reshapes, ~50-160 graph ops a
 convolution besides constants, where the transforms written out as slices and
 sums of the separable form were ~700. A residual convolution's forward and both gradients went from 0.74-0.93
 to 0.54-0.65 of the direct forms' time under oneDNN (AVX-512), and to 0.80-0.87
@@ -35,7 +35,7 @@ ResNet generator's outputs move by < 1e-4 (tests/test_winograd.py).
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import portable
+from tfcyclegan import cpu, portable
 
 # The transforms of F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2, infinity
 # (Lavin and Gray, section 4.2).
@@ -188,20 +188,33 @@ def _transformed_input(x, reflect):
     return tf.reshape(v, [_WINDOW * _WINDOW, -1, x.shape[-1]]), tiling
 
 
-def _winograd(x, kernel, reflect):
+def _batched():
+    """Whether the 36 products run as one batched matmul: under oneDNN, not on
+    TensorFlow's Eigen path, whose batched matmul ran them 1.15-1.4x slower than
+    36 matmuls (a residual convolution's forward at 64 x 64, AVX2, 2 threads: 21.1
+    against 15.7 ms); under oneDNN the batched one was ~4% faster and saves a stack's
+    copy. An argument of the called functions, so that each path has its trace."""
+    return not cpu.eigen_convolutions()
+
+
+def _products(a, b, batched, **kwargs):
+    """The 36 products a[k] @ b[k]: (36, ...). Slices of the first axis copy nothing."""
+    if batched:
+        return tf.matmul(a, b, **kwargs)
+    return tf.stack([tf.matmul(a[k], b[k], **kwargs) for k in range(_WINDOW * _WINDOW)])
+
+
+def _winograd(x, kernel, reflect, batched):
     """The valid 3x3 convolution of x (n, h + 2, w + 2, cin), or of x reflection-padded
     by `reflect`, by Winograd tiles."""
     v, tiling = _transformed_input(x, reflect)
-    # One batched matmul: 36 (tiles x cin) @ (cin x cout) products. 36 separate ones
-    # then stacked were no faster on Eigen and slower under oneDNN (a 256 px
-    # CycleGAN step 5.5 s against 4.9, AVX-512), and the stack is one more copy.
-    m = tf.matmul(v, transformed_kernel(kernel))  # (36, tiles, cout)
+    m = _products(v, transformed_kernel(kernel), batched)  # (36, tiles, cout)
     cout = kernel.shape[3]
     y = tf.matmul(_kronecker(_AT, x.dtype), tf.reshape(m, [_WINDOW * _WINDOW, -1]))  # A^T m A
     return _untiled(y, tiling, cout)
 
 
-def _kernel_gradient(x, upstream, reflect):
+def _kernel_gradient(x, upstream, reflect, batched):
     """d/dkernel of the valid 3x3 convolution of x (n, h + 2, w + 2, cin), or of x
     reflection-padded by `reflect`, given the gradient of its (n, h, w, cout)
     outputs, through the same tiles: the outputs
@@ -215,7 +228,7 @@ def _kernel_gradient(x, upstream, reflect):
     cin, cout = x.shape[-1], upstream.shape[-1]
     # A dY A^T, with zeros for the outputs the forward crops (they reached no loss).
     g = tf.matmul(_kronecker(_AT, upstream.dtype), _tiles(upstream, tiles_h, tiles_w), transpose_a=True)
-    du = tf.matmul(v, tf.reshape(g, [_WINDOW * _WINDOW, -1, cout]), transpose_a=True)  # (36, cin, cout)
+    du = _products(v, tf.reshape(g, [_WINDOW * _WINDOW, -1, cout]), batched, transpose_a=True)
     du = tf.reshape(du, [_WINDOW * _WINDOW, cin * cout])
     return tf.reshape(tf.matmul(_kernel_transform(x.dtype), du, transpose_a=True), [3, 3, cin, cout])
 
@@ -240,7 +253,7 @@ def kernel_gradient(x, upstream, reflect=0):
     """d/dkernel of `conv3x3(x, kernel, reflect)` given the gradient of its outputs: (3,
     3, cin, cout), through Winograd tiles."""
     shape = [3, 3, x.shape[-1], upstream.shape[-1]]
-    return tf.ensure_shape(_kernel_gradient_call(x, upstream, reflect), shape)
+    return tf.ensure_shape(_kernel_gradient_call(x, upstream, reflect, _batched()), shape)
 
 
 def conv3x3(x, kernel, reflect=0):
@@ -255,4 +268,4 @@ def conv3x3(x, kernel, reflect=0):
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     grow = 2 * reflect - 2
     shape = [n, None if h is None else h + grow, None if w is None else w + grow, kernel.shape[3]]
-    return tf.ensure_shape(_winograd_call(x, kernel, reflect), shape)
+    return tf.ensure_shape(_winograd_call(x, kernel, reflect, _batched()), shape)
