@@ -13,6 +13,7 @@ Candidates:
                 of TensorFlow path applies (tfcyclegan/cpu.py); the path is printed
   keras_eigen   TF_ENABLE_ONEDNN_OPTS=0
   keras_onednn  TF_ENABLE_ONEDNN_OPTS=1
+  NAME@REV      any of these (but torch) on git revision REV: a before/after figure
 TFLite (LiteRT XNNPACK, 2 threads; XNNPACK has no ISA switch, so native only):
 fp32 fixed-size and dynamic-size files, this code and `--baseline` (a git
 revision, default main) side by side.
@@ -119,8 +120,10 @@ class TFLiteFiles:
 
 
 def _workers(stack, section, isas, candidates, size, log):
+    """One worker per candidate and ISA. A candidate `name@REV` is `name` run on git
+    revision REV of the package (a temporary worktree): a before/after figure."""
     workers = {}
-    # Candidate -> (module, factory); names not listed are tfcyclegan's Keras candidate.
+    # Candidate -> (module, factory); the TF_PATHS names are tfcyclegan's Keras candidate.
     factories = {
         "forward": {"torch": ("benchmarks.torch_reference", "TorchGeneratorForward"),
                     "saved_model": ("benchmarks.bench_isa", "SavedModelForward"),
@@ -128,14 +131,26 @@ def _workers(stack, section, isas, candidates, size, log):
         "train": {"torch": ("benchmarks.torch_reference", "TorchTrainStep"),
                   None: ("benchmarks.bench_isa", "KerasTrain")},
     }[section]
+    checkouts = {}
+    for candidate in candidates:
+        name, _, revision = candidate.partition("@")
+        if name not in factories and name not in TF_PATHS:
+            raise ValueError(
+                f"unknown {section} candidate {candidate!r}; choose from "
+                f"{sorted(set(factories) - {None} | set(TF_PATHS))}, optionally @REVISION"
+            )
+        if revision and revision not in checkouts:
+            checkouts[revision] = stack.enter_context(common.git_worktree(revision))
     for isa in isas:
-        for name in candidates:
+        for candidate in candidates:
+            name, _, revision = candidate.partition("@")
             module, factory = factories.get(name, factories[None])
             env = {**common.isa_env(isa), **TF_PATHS.get(name, {})}
-            label = f"{name} [{isa}]"
+            label = f"{candidate} [{isa}]"
             log(f"{section}: starting {label}")
-            workers[label] = stack.enter_context(
-                common.Worker(module, factory, env=env, label=label, size=size, threads=2))
+            workers[label] = stack.enter_context(common.Worker(
+                module, factory, env=env, label=label, code=checkouts.get(revision), size=size, threads=2
+            ))
     return workers
 
 

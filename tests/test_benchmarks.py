@@ -29,3 +29,15 @@ def test_results_cover_every_target_of_the_issue():
         assert any(phrase in target for target in targets), phrase
     for calibration in ("calibration_before", "calibration_after"):
         assert result[calibration]["best"] > 0
+
+
+def test_isa_candidates_are_checked_before_any_worker_starts():
+    # A misspelt name (or one with a revision) used to run the current code under its label.
+    import contextlib
+
+    import pytest
+
+    with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="'kears@HEAD'"):
+        bench_isa._workers(stack, "train", ["native"], ["torch", "kears@HEAD"], 64, print)
+    with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="'saved_model'"):
+        bench_isa._workers(stack, "train", ["native"], ["saved_model"], 64, print)  # forward only
