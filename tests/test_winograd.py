@@ -32,7 +32,9 @@ def test_the_transforms_are_the_papers_matrices_applied_to_rows_and_columns():
     rng = np.random.default_rng(1)
     d, g = rng.standard_normal((6, 6)), rng.standard_normal((3, 3))
     bt, big_g, at = (np.array(m) for m in (winograd._BT, winograd._G, winograd._AT))
-    kron = {name: winograd._kronecker(m, tf.float64).numpy() for name, m in (("bt", bt), ("g", big_g), ("at", at))}
+    kron = {
+        name: winograd._kronecker(m, tf.float64).numpy() for name, m in (("bt", bt), ("g", big_g), ("at", at))
+    }
     np.testing.assert_allclose(kron["bt"] @ d.reshape(36), (bt @ d @ bt.T).reshape(36), atol=1e-12)
     np.testing.assert_allclose(kron["g"] @ g.reshape(9), (big_g @ g @ big_g.T).reshape(36), atol=1e-12)
     np.testing.assert_array_equal(winograd._kernel_transform(tf.float64).numpy(), kron["g"])
@@ -260,7 +262,9 @@ def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolv
     exact = run(pad_then_convolve, *(tf.constant(a, tf.float64) for a in (x, kernel, upstream)))
     unknown = [None, None, None, CHANNELS]
     spec = [tf.TensorSpec(a.shape if static or a is kernel else unknown) for a in (x, kernel, upstream)]
-    conv = tf.function(lambda *args: run(lambda a, k: _reflect_padded_winograd(a, k, 1), *args), input_signature=spec)
+    conv = tf.function(
+        lambda *args: run(lambda a, k: _reflect_padded_winograd(a, k, 1), *args), input_signature=spec
+    )
     types = _op_types(conv.python_function, *spec)
     assert "MirrorPad" not in types and "Conv2D" not in types
     assert "MirrorPadGrad" in types  # the padded input's gradient folded back onto x
@@ -268,7 +272,8 @@ def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolv
         assert _relative_error(got.numpy(), want.numpy()) < RELATIVE
     # Wider pads too (the forward; the generators pad by 1).
     wide = winograd.conv3x3(tf.constant(x), tf.constant(kernel), 2)
-    exact = tf.nn.conv2d(tf.pad(x.astype(np.float64), [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel.astype(np.float64), 1, "VALID")
+    padded = tf.pad(x.astype(np.float64), [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT")
+    exact = tf.nn.conv2d(padded, kernel.astype(np.float64), 1, "VALID")
     assert _relative_error(wide.numpy(), exact.numpy()) < RELATIVE
 
 
@@ -301,6 +306,18 @@ def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbe
     direct = step(x)  # eagerly: pad, then the direct convolution
     for got, want in zip(tf.function(step)(x), direct):
         assert _relative_error(got.numpy(), want.numpy()) < RELATIVE
+
+
+def test_mixed_bfloat16_blocks_keep_the_pad_and_the_direct_convolution(rng, any_size):
+    # The tiles are float32 forms: the bfloat16 policy (AVX512_BF16 CPUs) is untouched.
+    from tfcyclegan.layers import ResidualBlock
+
+    block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
+    spec = tf.TensorSpec([1, 8, 8, CHANNELS], tf.float32)
+    block.build(spec.shape)
+    for training, pad in ((True, "MirrorPad"), (False, "ConcatV2")):
+        types = _op_types(lambda images: block(images, training=training), spec)
+        assert {pad, "Conv2D"} <= types and "GatherV2" not in types, training
 
 
 def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng, any_size):

@@ -145,7 +145,9 @@ def _reflect_padded_winograd(x, kernel, padding):
     def conv(x, kernel):
         def gradient(upstream):
             padded_gradient = _input_gradient(upstream, kernel)
-            input_gradient = tf.raw_ops.MirrorPadGrad(input=padded_gradient, paddings=paddings, mode="REFLECT")
+            input_gradient = tf.raw_ops.MirrorPadGrad(
+                input=padded_gradient, paddings=paddings, mode="REFLECT"
+            )
             return input_gradient, winograd.kernel_gradient(x, upstream, padding)
 
         return winograd.conv3x3(x, kernel, padding), gradient

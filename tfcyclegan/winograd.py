@@ -14,9 +14,10 @@ A^T (x) A^T: 16 x 36; G (x) G: 36 x 9), and the windows are gathered from
 the input in the order that product takes: a gather, the transforms' matmuls,
 the 36 products (`_products`), a transpose and reshapes, ~50-160 graph ops a
 convolution besides constants, where the transforms written out as slices and
-sums of the separable form were ~700. A residual convolution's forward and both gradients went from 0.74-0.93
-to 0.54-0.65 of the direct forms' time under oneDNN (AVX-512), and to 0.80-0.87
-of the written-out form's time on Eigen (AVX2).
+sums of the separable form were ~700. A residual convolution's forward and both
+gradients went from 0.74-0.93 to 0.54-0.65 of TensorFlow's own kernels' time
+under oneDNN (AVX-512), and to 0.80-0.87 of the written-out form's time on Eigen
+(AVX2).
 
 Where it pays (benchmarks/bench_winograd.py; figures in docs/cpu_paths.md):
 3x3 convolutions of 256 channels in and out, forward, took 0.55-0.82 of the
@@ -152,7 +153,8 @@ def _tiles(y, tiles_h, tiles_w):
     """(n, h, w, c) values as 4x4 tiles: (16, tiles * c), tile position (r, c) at 4 r + c;
     zeros where the tiles overhang."""
     n, cout = _dims(y)[0], y.shape[-1]
-    y = tf.reshape(_to_whole_tiles(y, TILE * tiles_h, TILE * tiles_w), [n, tiles_h, TILE, tiles_w, TILE, cout])
+    y = _to_whole_tiles(y, TILE * tiles_h, TILE * tiles_w)
+    y = tf.reshape(y, [n, tiles_h, TILE, tiles_w, TILE, cout])
     return tf.reshape(tf.transpose(y, [2, 4, 0, 1, 3, 5]), [TILE * TILE, -1])
 
 
