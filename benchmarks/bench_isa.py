@@ -13,7 +13,7 @@ Candidates:
                 of TensorFlow path applies (tfcyclegan/cpu.py); the path is printed
   keras_eigen   TF_ENABLE_ONEDNN_OPTS=0
   keras_onednn  TF_ENABLE_ONEDNN_OPTS=1
-  NAME@REV      any of these (but torch) on git revision REV: a before/after figure
+  NAME@REV      any of these but torch, on git revision REV: a before/after figure
 TFLite (LiteRT XNNPACK, 2 threads; XNNPACK has no ISA switch, so native only):
 fp32 fixed-size and dynamic-size files, this code and `--baseline` (a git
 revision, default main) side by side.
@@ -119,26 +119,37 @@ class TFLiteFiles:
         return seconds
 
 
+# Candidate -> (module, factory) per section; the TF_PATHS names are tfcyclegan's Keras one.
+FACTORIES = {
+    "forward": {"torch": ("benchmarks.torch_reference", "TorchGeneratorForward"),
+                "saved_model": ("benchmarks.bench_isa", "SavedModelForward"),
+                None: ("benchmarks.bench_isa", "KerasForward")},
+    "train": {"torch": ("benchmarks.torch_reference", "TorchTrainStep"),
+              None: ("benchmarks.bench_isa", "KerasTrain")},
+}
+
+
+def check_candidates(section, candidates):
+    """Raises ValueError for a name `section` does not know, or a revision on torch."""
+    factories = FACTORIES[section]
+    for candidate in candidates:
+        name, _, revision = candidate.partition("@")
+        if (name not in factories and name not in TF_PATHS) or (revision and name == "torch"):
+            raise ValueError(
+                f"unknown {section} candidate {candidate!r}; choose from "
+                f"{sorted(set(factories) - {None} | set(TF_PATHS))}, optionally @REVISION (not torch)"
+            )
+
+
 def _workers(stack, section, isas, candidates, size, log):
     """One worker per candidate and ISA. A candidate `name@REV` is `name` run on git
     revision REV of the package (a temporary worktree): a before/after figure."""
+    check_candidates(section, candidates)
     workers = {}
-    # Candidate -> (module, factory); the TF_PATHS names are tfcyclegan's Keras candidate.
-    factories = {
-        "forward": {"torch": ("benchmarks.torch_reference", "TorchGeneratorForward"),
-                    "saved_model": ("benchmarks.bench_isa", "SavedModelForward"),
-                    None: ("benchmarks.bench_isa", "KerasForward")},
-        "train": {"torch": ("benchmarks.torch_reference", "TorchTrainStep"),
-                  None: ("benchmarks.bench_isa", "KerasTrain")},
-    }[section]
+    factories = FACTORIES[section]
     checkouts = {}
     for candidate in candidates:
-        name, _, revision = candidate.partition("@")
-        if name not in factories and name not in TF_PATHS:
-            raise ValueError(
-                f"unknown {section} candidate {candidate!r}; choose from "
-                f"{sorted(set(factories) - {None} | set(TF_PATHS))}, optionally @REVISION"
-            )
+        revision = candidate.partition("@")[2]
         if revision and revision not in checkouts:
             checkouts[revision] = stack.enter_context(common.git_worktree(revision))
     for isa in isas:
@@ -310,6 +321,9 @@ def main(argv=None):
     for isa in isas:
         common.isa_env(isa)
     sections = args.sections.split(",")
+    # Before any section runs: a misspelt train candidate would surface after the others.
+    check_candidates("forward", args.forward_candidates.split(","))
+    check_candidates("train", args.train_candidates.split(","))
     start = time.perf_counter()
     command = "python benchmarks/bench_isa.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"machine": common.machine_info(), "code": common.code_version(), "command": command.strip()}

@@ -241,11 +241,18 @@ class Worker:
         parent, child = socket.socketpair()
         environment = dict(os.environ, **(env or {}))
         environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        # `code`: another checkout whose `tfcyclegan` to import instead of
-        # this one (see `git_worktree`); the benchmarks still come from here.
+        # `code`: another checkout whose `tfcyclegan` to import instead of this
+        # one (see `git_worktree`). Only the package is put on the path, from a
+        # folder holding a link to it: the checkout's own `benchmarks` would
+        # otherwise join this one's (a namespace package) and be found first.
         # `python -P` keeps the working directory off sys.path, so this order holds.
+        self.package_link = None
+        if code:
+            self.package_link = tempfile.mkdtemp(prefix="tfcyclegan-package-")
+            os.symlink(os.path.join(os.path.abspath(code), "tfcyclegan"),
+                       os.path.join(self.package_link, "tfcyclegan"))
         environment["PYTHONPATH"] = os.pathsep.join(
-            ([code] if code else [])
+            ([self.package_link] if code else [])
             + [REPO]
             + [p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p]
         )
@@ -295,6 +302,8 @@ class Worker:
                 self.process.kill()
                 self.process.wait()
         self.connection.close()
+        if self.package_link:
+            shutil.rmtree(self.package_link, ignore_errors=True)
 
     def __enter__(self):
         return self

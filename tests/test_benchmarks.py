@@ -1,7 +1,10 @@
 """benchmarks/README.md is generated from benchmarks/results.json, never typed."""
 
+import contextlib
 import json
 import pathlib
+
+import pytest
 
 from benchmarks import bench_isa, run_all
 
@@ -33,11 +36,11 @@ def test_results_cover_every_target_of_the_issue():
 
 def test_isa_candidates_are_checked_before_any_worker_starts():
     # A misspelt name (or one with a revision) used to run the current code under its label.
-    import contextlib
-
-    import pytest
-
     with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="'kears@HEAD'"):
         bench_isa._workers(stack, "train", ["native"], ["torch", "kears@HEAD"], 64, print)
-    with contextlib.ExitStack() as stack, pytest.raises(ValueError, match="'saved_model'"):
-        bench_isa._workers(stack, "train", ["native"], ["saved_model"], 64, print)  # forward only
+    with pytest.raises(ValueError, match="'saved_model'"):
+        bench_isa.check_candidates("train", ["saved_model"])  # a forward candidate
+    with pytest.raises(ValueError, match="'torch@HEAD'"):
+        bench_isa.check_candidates("forward", ["torch@HEAD"])  # the reference has no revisions
+    with pytest.raises(ValueError, match="'kears'"):  # from the command line, before any section
+        bench_isa.main(["--sections", "forward", "--train-candidates", "kears"])
