@@ -1,6 +1,6 @@
-"""Winograd F(4x4, 3x3) in inference and in Eigen-path training: numbers against float64
-(forward and kernel gradient), where it engages, and that exported LiteRT graphs keep
-the direct convolution."""
+"""Winograd F(4x4, 3x3) in inference and in training: numbers against float64 (forward,
+input and kernel gradients, with and without the reflection pad), where it engages,
+and that exported LiteRT graphs keep the direct convolution."""
 
 import tempfile
 
@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from tfcyclegan import cpu, export, portable, winograd
-from tfcyclegan.eigen_conv import EigenConv2D
+from tfcyclegan.eigen_conv import EigenConv2D, _reflect_padded_winograd, _valid_conv
+from tfcyclegan.layers import ResidualBlock
 from tfcyclegan.networks import ResnetGenerator
 
 CHANNELS = winograd.MIN_CHANNELS
@@ -22,6 +23,13 @@ RELATIVE = 5e-5
 def any_size(monkeypatch):
     """Winograd on the tiny images of these tests too (`MIN_PIXELS` is about speed)."""
     monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
+
+
+@pytest.fixture(params=[True, False], ids=["batched", "36_matmuls"])
+def products(request, monkeypatch):
+    """Both forms of the 36 products: this process's TensorFlow path picks one (oneDNN:
+    one batched matmul; Eigen: 36 matmuls), and each is checked whichever it is."""
+    monkeypatch.setattr(winograd, "_batched", lambda: request.param)
 
 
 def test_the_transforms_are_the_papers_matrices_applied_to_rows_and_columns():
@@ -74,7 +82,7 @@ def _op_types(function, *specs):
         (1, 3, 7, CHANNELS),  # a single output row
     ],
 )
-def test_matches_the_float64_convolution(rng, shape):
+def test_matches_the_float64_convolution(rng, shape, products):
     x, kernel, exact = _case(rng, shape)
     assert _relative_error(winograd.conv3x3(tf.constant(x), tf.constant(kernel)).numpy(), exact) < RELATIVE
     dynamic = tf.function(
@@ -85,7 +93,7 @@ def test_matches_the_float64_convolution(rng, shape):
 
 
 @pytest.mark.parametrize("shape", [(1, 18, 18, CHANNELS), (2, 13, 11, CHANNELS), (1, 3, 7, CHANNELS)])
-def test_kernel_gradient_matches_the_float64_one(rng, shape):
+def test_kernel_gradient_matches_the_float64_one(rng, shape, products):
     x, kernel, exact = _case(rng, shape)
     upstream = rng.standard_normal(exact.shape).astype(np.float32)
     variable = tf.Variable(kernel.astype(np.float64))
@@ -211,9 +219,7 @@ def test_convolutions_of_one_shape_call_one_function_not_inlined(rng, any_size):
 
 
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
-def test_eigen_path_training_gradients_match_float64(rng, any_size, static):
-    from tfcyclegan.eigen_conv import _valid_conv
-
+def test_training_gradients_match_float64(rng, any_size, static, products):
     x, kernel, _ = _case(rng, (2, 11, 9, CHANNELS))  # 9 x 7 outputs: partial tiles
     upstream = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)
 
@@ -242,10 +248,10 @@ def test_eigen_path_training_gradients_match_float64(rng, any_size, static):
 
 
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
-def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolve(rng, any_size, static):
+def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolve(
+    rng, any_size, static, products
+):
     # The residual blocks' pad read from x by the tiles' gather: no padded copy.
-    from tfcyclegan.eigen_conv import _reflect_padded_winograd
-
     x = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)  # 9 x 7 outputs: partial tiles
     kernel = (rng.standard_normal((3, 3, CHANNELS, CHANNELS)) / np.sqrt(9 * CHANNELS)).astype(np.float32)
     upstream = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)
@@ -275,12 +281,20 @@ def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolv
     padded = tf.pad(x.astype(np.float64), [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT")
     exact = tf.nn.conv2d(padded, kernel.astype(np.float64), 1, "VALID")
     assert _relative_error(wide.numpy(), exact.numpy()) < RELATIVE
+    # A pad as wide as the image cannot be a reflection (tf.pad refuses it too).
+    narrow = tf.zeros([1, 2, 5, CHANNELS])
+    with pytest.raises(ValueError, match=r"Reflection padding of 2 .* Received: input shape \(1, 2, 5"):
+        winograd.conv3x3(narrow, tf.constant(kernel), 2)
+    dynamic = tf.function(
+        lambda a: winograd.conv3x3(a, tf.constant(kernel), 2),
+        input_signature=[tf.TensorSpec(unknown, tf.float32)],
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Reflection padding of 2"):
+        dynamic(narrow)
 
 
 @pytest.mark.parametrize("training", [True, False])
 def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbers(rng, any_size, training):
-    from tfcyclegan.layers import ResidualBlock
-
     block = ResidualBlock(CHANNELS)
     x = tf.constant(rng.standard_normal((1, 8, 8, CHANNELS)).astype(np.float32))
     upstream = tf.constant(rng.standard_normal(x.shape).astype(np.float32))
@@ -310,8 +324,6 @@ def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbe
 
 def test_mixed_bfloat16_blocks_keep_the_pad_and_the_direct_convolution(rng, any_size):
     # The tiles are float32 forms: the bfloat16 policy (AVX512_BF16 CPUs) is untouched.
-    from tfcyclegan.layers import ResidualBlock
-
     block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
     spec = tf.TensorSpec([1, 8, 8, CHANNELS], tf.float32)
     block.build(spec.shape)

@@ -8,8 +8,11 @@ networks' explicit padding) the gradients are recomputed here from forward
 convolutions and matrix products: `_valid_conv` and its two kernel-gradient
 forms. Where Winograd tiles apply (the residual blocks), all three run through
 them: the forward, the input's gradient (a forward convolution) and the
-kernel's (`winograd.kernel_gradient`). Under oneDNN, whose own backprop kernels
-are fast, only those train through `_valid_conv`. Measurements: docs/cpu_paths.md,
+kernel's (`winograd.kernel_gradient`); the residual blocks' convolutions read
+their reflection pad in the tiles' gather (`EigenConv2D.reflect_padded_call`,
+`_reflect_padded_winograd`). Under oneDNN, whose own backprop kernels are fast,
+only convolutions that take Winograd tiles get these forms in training.
+Measurements: docs/cpu_paths.md,
 benchmarks/bench_conv_gradients.py, benchmarks/bench_winograd.py.
 """
 
@@ -23,9 +26,10 @@ from tfcyclegan import cpu, winograd
 def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), padding="valid"):
     """Whether the convolution of x by a kernel of this shape runs as Winograd tiles:
     where they apply (3x3, stride 1, "valid", >= 256 channels, images not too
-    small: the residual blocks), inside graphs only. Run eagerly, the form's ~700
-    small ops each pay a dispatch, which cost more than the arithmetic saved (a
-    .keras model translating 30 images eagerly took 34 s instead of 22)."""
+    small: the residual blocks), inside graphs only. Run eagerly, the form's small
+    ops each paid a dispatch, which cost more than the arithmetic saved (a .keras
+    model translating 30 images eagerly took 34 s instead of 22; measured when the
+    transforms were ~700 ops a convolution, before they were one called function)."""
     return not tf.executing_eagerly() and winograd.applies(
         kernel_shape, strides, dilation_rate, padding, x.shape
     )
@@ -157,7 +161,7 @@ def _reflect_padded_winograd(x, kernel, padding):
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class EigenConv2D(keras.layers.Conv2D):
-    """Keras's `Conv2D`, with faster CPU forms: Eigen-path gradients, Winograd inference.
+    """Keras's `Conv2D`, with faster CPU forms: Eigen-path gradients, Winograd tiles.
 
     AVX2 CPUs run TensorFlow's Eigen kernels (see `tfcyclegan.cpu`), whose
     forward convolutions run near the matmul peak but whose backprop kernels do
@@ -203,8 +207,10 @@ class EigenConv2D(keras.layers.Conv2D):
         columns on each side, where Winograd tiles apply: then no padded copy of
         `inputs` is made, nor kept for the backward pass in training (4.3 MB per
         residual convolution and image at 256 px: ~0.3 GiB of a CycleGAN step's
-        peak memory). None elsewhere: the caller pads and calls the layer. The
-        layer must be built."""
+        peak memory). None elsewhere, and before the layer is built: the caller
+        pads and calls the layer."""
+        if not self.built or inputs.shape.rank != 4:
+            return None
         n, height, width, channels = inputs.shape
         padded = tf.TensorSpec(
             [n, *(None if size is None else size + 2 * padding for size in (height, width)), channels],

@@ -95,7 +95,8 @@ def applies(kernel_shape, strides, dilation_rate, padding, input_shape=None):
 def _kronecker(a, dtype):
     """a (x) a, the Kronecker product of a transform with itself, as a constant: a applied
     along rows and along columns of a flattened square, (a m a^T) as one matrix product
-    (element (i k, j l) is a[i, j] a[k, l]; row-major flattening, (i, j) at 6 i + j)."""
+    (element (i k, j l) is a[i, j] a[k, l]; row-major flattening, (i, j) of an s x s
+    square at s i + j)."""
     return tf.constant(np.kron(np.array(a, np.float64), np.array(a, np.float64)), dtype)
 
 
@@ -112,6 +113,18 @@ def _to_whole_tiles(x, rows, columns):
     if isinstance(height, int) and isinstance(width, int) and (height, width) == (rows, columns):
         return x
     return tf.pad(x, [[0, 0], [0, rows - height], [0, columns - width], [0, 0]])
+
+
+def _check_reflect(reflect, shape):
+    """ValueError for a reflection pad that is not a non-negative int, or not smaller
+    than a known height or width of `shape` (as `tf.pad`'s "REFLECT" needs)."""
+    if isinstance(reflect, bool) or not isinstance(reflect, int) or reflect < 0:
+        raise ValueError(f"`reflect` must be a non-negative int. Received: reflect={reflect!r}")
+    if reflect and any(size is not None and reflect >= size for size in tuple(shape)[1:3]):
+        raise ValueError(
+            f"Reflection padding of {reflect} needs a height and width larger than {reflect}. "
+            f"Received: input shape {tuple(shape)}"
+        )
 
 
 def _sources(tiles, size, reflect):
@@ -138,6 +151,12 @@ def _windows(x, reflect=0):
     reflected or to whole tiles: the gather reads where those would.
     """
     n, height, width, cin = _dims(x)
+    unknown = [size for size in (height, width) if not isinstance(size, int)]
+    if reflect and unknown:  # (known sizes: `_check_reflect`)
+        message = f"Reflection padding of {reflect} needs a height and width larger than {reflect}"
+        checks = [tf.debugging.assert_greater(size, reflect, message=message) for size in unknown]
+        with tf.control_dependencies(checks):
+            x = tf.identity(x)
     out_h, out_w = height + 2 * reflect - 2, width + 2 * reflect - 2
     tiles_h, tiles_w = (out_h + TILE - 1) // TILE, (out_w + TILE - 1) // TILE
     # Broadcast over (i, j, image, tile row, tile column).
@@ -238,12 +257,12 @@ def _kernel_gradient(x, upstream, reflect, batched):
 def _called(function):
     """`function` as one graph function per input shape, called by every convolution
     of that shape rather than inlined into the caller's graph (TensorFlow inlines
-    nested functions unless told not to). Inlined, each convolution adds ~700 graph
-    ops: a CycleGAN training step at 64 px (Eigen path) took 3.3 GiB and 95 s for
-    its first step, against 1.7 GiB and 25 s called (1.6 GiB and 16 s without
-    Winograd); a ResNet-9 SavedModel exported in 17.9 s instead of 5.1, loaded in
-    2.9 s instead of 0.5, and answered its first call in 6.2 s instead of 1.7, at
-    the same speed after."""
+    nested functions unless told not to). Measured when the transforms were written
+    out as ~700 graph ops a convolution (now ~50-160): inlined, a CycleGAN training
+    step at 64 px (Eigen path) took 3.3 GiB and 95 s for its first step, against
+    1.7 GiB and 25 s called (1.6 GiB and 16 s without Winograd); a ResNet-9
+    SavedModel exported in 17.9 s instead of 5.1, loaded in 2.9 s instead of 0.5,
+    and answered its first call in 6.2 s instead of 1.7, at the same speed after."""
     return tf.function(function, autograph=False, experimental_attributes={"_noinline": True})
 
 
@@ -254,6 +273,7 @@ _kernel_gradient_call = _called(_kernel_gradient)
 def kernel_gradient(x, upstream, reflect=0):
     """d/dkernel of `conv3x3(x, kernel, reflect)` given the gradient of its outputs: (3,
     3, cin, cout), through Winograd tiles."""
+    _check_reflect(reflect, x.shape)
     shape = [3, 3, x.shape[-1], upstream.shape[-1]]
     return tf.ensure_shape(_kernel_gradient_call(x, upstream, reflect, _batched()), shape)
 
@@ -265,8 +285,9 @@ def conv3x3(x, kernel, reflect=0):
     With `reflect` = r, the convolution of x padded first by r rows and columns
     reflected at each border (`tf.pad(x, ..., "REFLECT")`), with no padded copy
     made: x is (n, h + 2 - 2 r, w + 2 - 2 r, cin), and r smaller than its height
-    and width.
+    and width (as `tf.pad` needs; checked when the graph runs where not known).
     """
+    _check_reflect(reflect, x.shape)
     n, h, w = x.shape[0], x.shape[1], x.shape[2]
     grow = 2 * reflect - 2
     shape = [n, None if h is None else h + grow, None if w is None else w + grow, kernel.shape[3]]
