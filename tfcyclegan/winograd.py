@@ -68,9 +68,10 @@ _WINDOW = TILE + 2
 # Narrower convolutions keep the direct form (module docstring).
 MIN_CHANNELS = 256
 # ...and so do smaller images, where known: per image, output rows x columns. A
-# residual convolution's forward and both gradients on 16 x 16 took 1.29x (batch
-# 1) and 0.93-0.98x (batch 2) the direct forms' time, on 32 x 32 0.74-0.90x
-# (Eigen, AVX2, 2 threads).
+# residual block's forward and gradients through the tiles took, at 16 x 16, 0.98
+# (batch 1) and 0.90 (batch 2) of the direct forms' time under oneDNN, 1.06 and
+# 0.89 on Eigen/AVX2, with medians up to 1.18: no gain to count on; at 32 x 32
+# 0.60-0.70 (Eigen/AVX2, 2 threads; min of 15 interleaved calls).
 MIN_PIXELS = 32 * 32
 
 
