@@ -218,29 +218,31 @@ def test_convolutions_of_one_shape_call_one_function_not_inlined(rng, any_size):
         assert len([op for op in ops if op != "Const"]) < 200, ops
 
 
+def _with_gradients(conv, x, kernel, upstream):
+    """[conv(x, kernel), d/dx, d/dkernel] for the upstream gradient `upstream`."""
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = conv(x, kernel)
+    return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
+
+
 @pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
 def test_training_gradients_match_float64(rng, any_size, static, products):
     x, kernel, _ = _case(rng, (2, 11, 9, CHANNELS))  # 9 x 7 outputs: partial tiles
     upstream = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)
 
-    def run(conv, x, kernel, upstream):
-        with tf.GradientTape() as tape:
-            tape.watch([x, kernel])
-            y = conv(x, kernel)
-        return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
-
     in_float64 = (tf.constant(a, tf.float64) for a in (x, kernel, upstream))
-    exact = run(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), *in_float64)
+    exact = _with_gradients(lambda a, k: tf.nn.conv2d(a, k, 1, "VALID"), *in_float64)
     unknown = [None, None, None, CHANNELS]  # batch, height and width unknown when traced
     spec = [
         tf.TensorSpec(x.shape if static else unknown),
         tf.TensorSpec(kernel.shape),
         tf.TensorSpec(upstream.shape if static else unknown),
     ]
-    conv = tf.function(lambda *args: run(_valid_conv, *args), input_signature=spec)
+    conv = tf.function(lambda *args: _with_gradients(_valid_conv, *args), input_signature=spec)
     # Forward, input and kernel gradients: three called Winograd functions, no
     # Conv2D anywhere and no per-tap products in the caller's graph.
-    assert "Conv2D" not in _op_types(lambda *args: run(_valid_conv, *args), *spec)
+    assert "Conv2D" not in _op_types(lambda *args: _with_gradients(_valid_conv, *args), *spec)
     caller = {op.type for op in conv.get_concrete_function().graph.get_operations()}
     assert "MatMul" not in caller and "PartitionedCall" in caller
     for got, want in zip(conv(x, kernel, upstream), exact):
@@ -256,20 +258,15 @@ def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolv
     kernel = (rng.standard_normal((3, 3, CHANNELS, CHANNELS)) / np.sqrt(9 * CHANNELS)).astype(np.float32)
     upstream = rng.standard_normal((2, 9, 7, CHANNELS)).astype(np.float32)
 
-    def run(conv, x, kernel, upstream):
-        with tf.GradientTape() as tape:
-            tape.watch([x, kernel])
-            y = conv(x, kernel)
-        return [y] + tape.gradient(y, [x, kernel], output_gradients=upstream)
-
     def pad_then_convolve(x, kernel):
         return tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], "REFLECT"), kernel, 1, "VALID")
 
-    exact = run(pad_then_convolve, *(tf.constant(a, tf.float64) for a in (x, kernel, upstream)))
+    exact = _with_gradients(pad_then_convolve, *(tf.constant(a, tf.float64) for a in (x, kernel, upstream)))
     unknown = [None, None, None, CHANNELS]
     spec = [tf.TensorSpec(a.shape if static or a is kernel else unknown) for a in (x, kernel, upstream)]
     conv = tf.function(
-        lambda *args: run(lambda a, k: _reflect_padded_winograd(a, k, 1), *args), input_signature=spec
+        lambda *args: _with_gradients(lambda a, k: _reflect_padded_winograd(a, k, 1), *args),
+        input_signature=spec,
     )
     types = _op_types(conv.python_function, *spec)
     assert "MirrorPad" not in types and "Conv2D" not in types
