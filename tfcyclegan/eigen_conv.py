@@ -12,8 +12,8 @@ kernel's (`winograd.kernel_gradient`); the residual blocks' convolutions read
 their reflection pad in the tiles' gather (`EigenConv2D.reflect_padded_call`,
 `_reflect_padded_winograd`). Under oneDNN, whose own backprop kernels are fast,
 only convolutions that take Winograd tiles get these forms in training.
-Measurements: docs/cpu_paths.md,
-benchmarks/bench_conv_gradients.py, benchmarks/bench_winograd.py.
+Measurements: docs/cpu_paths.md, benchmarks/bench_conv_gradients.py,
+benchmarks/bench_winograd.py.
 """
 
 import keras

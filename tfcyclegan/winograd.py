@@ -118,7 +118,10 @@ def _to_whole_tiles(x, rows, columns):
 
 def _check_reflect(reflect, shape):
     """ValueError for a reflection pad that is not a non-negative int, or not smaller
-    than a known height or width of `shape` (as `tf.pad`'s "REFLECT" needs)."""
+    than a known height or width of `shape` (as `tf.pad`'s "REFLECT" needs). Checked
+    before the called functions, not in them: TensorFlow may run a call of known
+    sizes through a trace made for unknown ones, where only `_windows`' run-time
+    assertion would catch it."""
     if isinstance(reflect, bool) or not isinstance(reflect, int) or reflect < 0:
         raise ValueError(f"`reflect` must be a non-negative int. Received: reflect={reflect!r}")
     if reflect and any(size is not None and reflect >= size for size in tuple(shape)[1:3]):
