@@ -361,7 +361,7 @@ def test_shape_mismatches_are_listed():
     state_dict = weights_of(reference("a_resnet_ngf8_nb2"))
     state_dict["model.4.weight"] = state_dict["model.4.weight"][:, :, :, :2]
     with pytest.raises(ValueError, match=re.escape(
-            "model.4.weight: got shape (16, 8, 3, 2), the network needs (16, 8, 3, 3)")):
+            "model.4.weight: got shape (16, 8, 3, 2), expected (16, 8, 3, 3)")):
         import_generator(state_dict)
 
 

@@ -4,24 +4,19 @@ The authors of CycleGAN and pix2pix publish their pretrained generators as
 `latest_net_G.pth` files: plain state_dicts of the networks in their
 `models/networks.py` (junyanz/pytorch-CycleGAN-and-pix2pix). This module
 
-- reads a state_dict from `.pth`/`.pt` (PyTorch, always `weights_only=True`),
-  `.npz` or `.safetensors` (neither needs torch): `read_state_dict`;
 - works out the architecture from the keys and shapes: `infer_generator`,
   `infer_discriminator`;
 - builds the matching tfcyclegan network and loads the weights, all or
   nothing: `import_generator`, `import_discriminator`, and `import_to_keras`
   (what `tfcyclegan import-torch` runs), which also saves a `.keras` file;
 - writes a network's weights back under the PyTorch names and layouts:
-  `export_state_dict`, `write_state_dict`.
+  `export_state_dict`.
 
-The key map (`torch_key_map`) is the single place that knows how PyTorch
-names the parameters; the fidelity tests and the importer both go through
-`load_state_dict`.
-
-Layouts: `Conv2d.weight` is `(out, in, kh, kw)` and Keras's Conv2D kernel is
-`(kh, kw, in, out)`; `ConvTranspose2d.weight` is `(in, out, kh, kw)` and
-Keras's Conv2DTranspose kernel is `(kh, kw, out, in)`. Both are
-`w.transpose(2, 3, 1, 0)`.
+The key map (`torch_key_map`) is the single place that knows how the
+authors' networks name their parameters; the fidelity tests and the importer
+both go through `load_state_dict`. Files (`read_state_dict`,
+`write_state_dict`), layouts and the all-or-nothing assignment are
+`tfcyclegan.state_dict`'s, shared with the FID Inception's loader.
 
 Batch norm at test time (pix2pix). The authors' `test.py` does not call
 `model.eval()` unless given `--eval`, so their published pix2pix results use
@@ -36,7 +31,6 @@ no such choice.
 import collections.abc
 import os
 import pathlib
-import pickle
 
 import keras
 import numpy as np
@@ -49,25 +43,40 @@ from tfcyclegan.networks import (
     ResnetGenerator,
     UnetGenerator,
 )
+from tfcyclegan.state_dict import (
+    IGNORED_SUFFIXES,
+    assign_state_dict,
+    layer_keys,
+    read_state_dict,
+    strip_data_parallel,
+    variables_to_state_dict,
+    write_state_dict,
+)
+
+# The public names. read_state_dict, strip_data_parallel and write_state_dict
+# are tfcyclegan.state_dict's, still importable from here as before.
+__all__ = [
+    "export_state_dict",
+    "import_discriminator",
+    "import_generator",
+    "import_to_keras",
+    "infer_discriminator",
+    "infer_generator",
+    "load_state_dict",
+    "read_state_dict",
+    "strip_data_parallel",
+    "torch_key_map",
+    "write_state_dict",
+]
 
 # =============================================================================
 # The key map
 # =============================================================================
 
-# PyTorch BatchNorm2d's buffers and their Keras names. `num_batches_tracked`
-# only matters when momentum is None, which the reference never uses.
-_BATCH_NORM = {
-    "weight": "gamma",
-    "bias": "beta",
-    "running_mean": "moving_mean",
-    "running_var": "moving_variance",
-}
-_IGNORED_SUFFIXES = ("num_batches_tracked",)
 # Files saved before PyTorch 0.4 (and the authors' 2018 pretrained CycleGANs)
 # carry running statistics for InstanceNorm layers that never use them; the
 # authors' own loader (`__patch_instance_norm_state_dict`) drops them too.
 _STALE_INSTANCE_NORM_BUFFERS = ("running_mean", "running_var")
-
 
 def _resnet_layers(net):
     """(keras layer path, torch module prefix) pairs of a ResnetGenerator."""
@@ -187,6 +196,8 @@ def _mapped_layers(network):
             yield prefix, layer
 
 
+
+
 def torch_key_map(network):
     """Maps every PyTorch state_dict key the network expects to its Keras variable.
 
@@ -197,26 +208,8 @@ def torch_key_map(network):
     """
     keys = {}
     for prefix, layer in _mapped_layers(network):
-        if hasattr(layer, "moving_mean"):
-            for torch_name, keras_name in _BATCH_NORM.items():
-                keys[f"{prefix}.{torch_name}"] = (getattr(layer, keras_name), False)
-        elif hasattr(layer, "kernel"):
-            keys[f"{prefix}.weight"] = (layer.kernel, True)
-            if layer.bias is not None:
-                keys[f"{prefix}.bias"] = (layer.bias, False)
-        else:  # InstanceNormalization, affine or not
-            if getattr(layer, "gamma", None) is not None:
-                keys[f"{prefix}.weight"] = (layer.gamma, False)
-            if getattr(layer, "beta", None) is not None:
-                keys[f"{prefix}.bias"] = (layer.beta, False)
+        keys.update(layer_keys(prefix, layer))
     return keys
-
-
-def strip_data_parallel(state_dict):
-    """Drops the `module.` prefix `torch.nn.DataParallel` adds to every key."""
-    if state_dict and all(key.startswith("module.") for key in state_dict):
-        return {key[len("module."):]: value for key, value in state_dict.items()}
-    return dict(state_dict)
 
 
 def load_state_dict(network, state_dict):
@@ -234,60 +227,18 @@ def load_state_dict(network, state_dict):
         ValueError: listing every missing key, unexpected key and shape
             mismatch. Nothing is assigned unless everything matches.
     """
-    state_dict = strip_data_parallel(state_dict)
-    expected = torch_key_map(network)
     stale = {
         f"{prefix}.{buffer}"
         for prefix, layer in _mapped_layers(network)
         if isinstance(layer, InstanceNormalization)
         for buffer in _STALE_INSTANCE_NORM_BUFFERS
     }
-    given = {
-        key: value
-        for key, value in state_dict.items()
-        if not key.endswith(_IGNORED_SUFFIXES) and not key.startswith("__") and key not in stale
-    }
-    missing = sorted(set(expected) - set(given))
-    unexpected = sorted(set(given) - set(expected))
-    mismatched = []
-    values = {}
-    for key in sorted(set(expected) & set(given)):
-        variable, is_kernel = expected[key]
-        value = np.asarray(given[key], dtype=np.float32)
-        if is_kernel:
-            if value.ndim != 4:
-                mismatched.append(f"{key}: got shape {value.shape}, expected a 4-D weight")
-                continue
-            value = value.transpose(2, 3, 1, 0)
-        if tuple(value.shape) != tuple(variable.shape):
-            torch_shape = tuple(np.asarray(given[key]).shape)
-            mismatched.append(
-                f"{key}: got shape {torch_shape}, the network needs "
-                f"{_torch_shape(variable.shape, is_kernel)}"
-            )
-            continue
-        values[key] = value
-    if missing or unexpected or mismatched:
-        lines = [f"The state_dict does not fit {network.__class__.__name__} '{network.name}':"]
-        for title, items in (
-            ("missing keys", missing),
-            ("unexpected keys", unexpected),
-            ("shape mismatches", mismatched),
-        ):
-            if items:
-                shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
-                lines.append(f"  {title} ({len(items)}): " + ", ".join(shown))
-        raise ValueError("\n".join(lines))
-    for key, value in values.items():
-        expected[key][0].assign(value)
-
-
-def _torch_shape(keras_shape, is_kernel):
-    shape = tuple(int(d) for d in keras_shape)
-    if is_kernel:
-        kh, kw, a, b = shape
-        return (b, a, kh, kw)
-    return shape
+    assign_state_dict(
+        torch_key_map(network),
+        state_dict,
+        title=f"The state_dict does not fit {network.__class__.__name__} '{network.name}':",
+        ignored=stale,
+    )
 
 
 def export_state_dict(network):
@@ -305,192 +256,7 @@ def export_state_dict(network):
     Returns:
         dict of PyTorch key to float32 numpy array, in the network's layer order.
     """
-    state_dict = {}
-    for key, (variable, is_kernel) in torch_key_map(network).items():
-        value = np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float32)
-        # (kh, kw, in, out) -> (out, in, kh, kw); the transposed convolution's
-        # (kh, kw, out, in) -> (in, out, kh, kw) is the same permutation.
-        state_dict[key] = np.ascontiguousarray(value.transpose(3, 2, 0, 1) if is_kernel else value)
-    return state_dict
-
-
-# =============================================================================
-# Files
-# =============================================================================
-
-_TORCH_SUFFIXES = (".pth", ".pt")
-_SUFFIXES = (*_TORCH_SUFFIXES, ".npz", ".safetensors")
-
-
-def read_state_dict(path):
-    """Reads a state_dict from a `.pth`/`.pt`, `.npz` or `.safetensors` file.
-
-    PyTorch files are opened with `torch.load(weights_only=True)`: tensors and
-    plain containers only, so opening a file never runs code from it. `.npz`
-    (with `allow_pickle=False`) and `.safetensors` need no torch.
-
-    Args:
-        path: the file. The authors' pretrained files (`latest_net_G.pth`,
-            `horse2zebra.pth`, ...) are plain state_dicts and read as they are.
-
-    Returns:
-        dict of key to numpy array, in file order; floating-point tensors are
-        float32.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ImportError: a `.pth` file and no torch installed.
-        ValueError: an unknown suffix, a truncated or corrupt file, a file that
-            holds something other than a flat mapping of names to tensors, or
-            a pickle that `weights_only` refuses. The message names the path.
-    """
-    path = pathlib.Path(os.fspath(path))
-    if not path.is_file():
-        raise FileNotFoundError(f"No state_dict file at {path}")
-    suffix = path.suffix.lower()
-    if suffix in _TORCH_SUFFIXES:
-        state_dict = _read_torch(path)
-    elif suffix == ".npz":
-        state_dict = _read_npz(path)
-    elif suffix == ".safetensors":
-        state_dict = _read_safetensors(path)
-    else:
-        raise ValueError(
-            f"Cannot read {path}: a state_dict file must end in one of {list(_SUFFIXES)}. "
-            f"Received: suffix={suffix!r}"
-        )
-    if not state_dict:
-        raise ValueError(f"{path} holds no tensors.")
-    return state_dict
-
-
-def _first_line(error):
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:200] if text else ''}"
-
-
-def _corrupt(path, kind, error):
-    return ValueError(
-        f"{path} is not a readable {kind} file (truncated, corrupt or another "
-        f"format?): {_first_line(error)}"
-    )
-
-
-def _read_torch(path):
-    try:
-        import torch
-    except ImportError as err:
-        raise ImportError(
-            f"Reading {path} needs PyTorch: pip install 'tfcyclegan[torch]' (the CPU "
-            "build is enough). Or convert it once, where torch is installed, to a "
-            ".npz or .safetensors file, which tfcyclegan reads without torch: "
-            'python -c "import sys, torch, numpy; numpy.savez(sys.argv[2], '
-            "**{k: v.float().numpy() for k, v in torch.load(sys.argv[1], "
-            'weights_only=True).items()})" net_G.pth net_G.npz'
-        ) from err
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            raise ValueError(
-                f"{path} holds Python objects besides tensors, which "
-                "torch.load(weights_only=True) refuses to unpickle: loading them "
-                "could run arbitrary code. Only load files from a source you "
-                "trust; save just the network's weights with "
-                "torch.save(net.state_dict(), path)."
-            ) from err
-        raise _corrupt(path, "PyTorch", err) from err
-    except Exception as err:  # zip, pickle and storage errors differ by format
-        raise _corrupt(path, "PyTorch", err) from err
-    if not isinstance(contents, collections.abc.Mapping):
-        raise ValueError(
-            f"{path} holds a {type(contents).__name__}, not a state_dict (a mapping "
-            "of parameter names to tensors)."
-        )
-    others = [key for key, value in contents.items() if not isinstance(value, torch.Tensor)]
-    if others:
-        nested = [key for key in others if isinstance(contents[key], collections.abc.Mapping)]
-        hint = (
-            f" It looks like a training checkpoint with the weights under {nested[0]!r}; "
-            f"save that entry on its own: torch.save(checkpoint[{nested[0]!r}], 'net_G.pth')."
-            if nested
-            else ""
-        )
-        raise ValueError(
-            f"{path} is not a plain state_dict: {len(others)} entries are not tensors "
-            f"({', '.join(repr(k) for k in others[:5])}). The authors' pretrained "
-            f"files are plain state_dicts.{hint}"
-        )
-    state_dict = {}
-    for key, tensor in contents.items():
-        tensor = tensor.detach().cpu()
-        if tensor.is_floating_point():  # float16 / bfloat16 have no exact numpy twin
-            tensor = tensor.float()
-        state_dict[str(key)] = tensor.numpy()
-    return state_dict
-
-
-def _read_npz(path):
-    try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array, not an .npz archive of named arrays")
-        with archive:
-            return {key: archive[key] for key in archive.files}
-    except Exception as err:
-        raise _corrupt(path, ".npz", err) from err
-
-
-def _read_safetensors(path):
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as err:
-        raise ImportError(f"Reading {path} needs safetensors: pip install safetensors") from err
-    try:
-        return dict(load_file(path))
-    except Exception as err:
-        raise _corrupt(path, ".safetensors", err) from err
-
-
-def write_state_dict(state_dict, path):
-    """Writes a state_dict as `.pth`/`.pt` (needs torch), `.npz` or `.safetensors`.
-
-    The `.pth` file is a plain state_dict, as the authors save theirs, so
-    `net.load_state_dict(torch.load(path))` reads it in PyTorch.
-
-    Args:
-        state_dict: mapping of key to array, e.g. `export_state_dict(network)`.
-        path: where to write; the suffix picks the format.
-
-    Returns:
-        the path written, as a `pathlib.Path`.
-    """
-    path = pathlib.Path(os.fspath(path))
-    arrays = {str(key): np.ascontiguousarray(value) for key, value in state_dict.items()}
-    suffix = path.suffix.lower()
-    if suffix in _TORCH_SUFFIXES:
-        try:
-            import torch
-        except ImportError as err:
-            raise ImportError(
-                f"Writing {path} needs PyTorch: pip install 'tfcyclegan[torch]', or "
-                "write a .npz or .safetensors file instead."
-            ) from err
-        torch.save(collections.OrderedDict(
-            (key, torch.from_numpy(value)) for key, value in arrays.items()
-        ), path)
-    elif suffix == ".npz":
-        np.savez(path, **arrays)
-    elif suffix == ".safetensors":
-        from safetensors.numpy import save_file
-
-        save_file(arrays, path)
-    else:
-        raise ValueError(
-            f"Cannot write {path}: the suffix must be one of {list(_SUFFIXES)}. "
-            f"Received: suffix={suffix!r}"
-        )
-    return path
+    return variables_to_state_dict(torch_key_map(network))
 
 
 # =============================================================================
@@ -510,7 +276,7 @@ def _clean(state_dict):
     return {
         key: np.asarray(value)
         for key, value in strip_data_parallel(state_dict).items()
-        if not key.startswith("__") and not key.endswith(_IGNORED_SUFFIXES)
+        if not key.startswith("__") and not key.endswith(IGNORED_SUFFIXES)
     }
 
 
