@@ -149,15 +149,12 @@ def test_evaluate_gives_the_same_paired_metrics_for_run_savedmodel_and_tflite(pi
 def test_evaluate_computes_fid_and_kid_with_given_weights(pix2pix_run, paired, tmp_path):
     # Random FID weights (the real file cannot be downloaded here): the numbers mean
     # nothing, but the whole path runs: features of outputs and of real B images.
-    from tfcyclegan import fid
+    from tfcyclegan import inception
+    from tfcyclegan.state_dict import variables_to_state_dict, write_state_dict
 
     # The network's own random weights in pytorch-fid's layout: OIHW kernels.
-    state = {
-        key: np.asarray(variable).transpose(3, 2, 0, 1) if is_kernel else np.asarray(variable)
-        for key, (variable, is_kernel) in fid._torch_key_map(fid.FIDInceptionV3()).items()
-    }
-    weights = tmp_path / "fid.npz"
-    np.savez(weights, **state)
+    state = variables_to_state_dict(inception.torch_key_map(inception.FIDInceptionV3()))
+    weights = write_state_dict(state, tmp_path / "fid.npz")
     report = evaluate.evaluate(pix2pix_run, paired, fid_weights=weights, image_size=32,
                                kid_subsets=5, verbose=False)
     assert np.isfinite(report.fid) and report.fid >= 0

@@ -359,9 +359,9 @@ def _channels(translator):
 
 
 def _fid_model(fid_weights):
-    from tfcyclegan import fid
+    from tfcyclegan import inception
 
-    return fid.load_fid_inception(weights=fid_weights)
+    return inception.load_fid_inception(weights=fid_weights)
 
 
 def _fid_kid(fid_model, outputs, reals, subsets, subset_size):

@@ -31,7 +31,7 @@ KERAS_CLASS_MODULES = (
     "tfcyclegan.pool",
     "tfcyclegan.schedules",
     "tfcyclegan.models",
-    "tfcyclegan.fid",
+    "tfcyclegan.inception",
 )
 """The modules that register Keras classes (`register_keras_serializable`)."""
 
