@@ -648,9 +648,9 @@ def test_max_batch_size_guard(limited):
 
 @pytest.mark.parametrize("name", ["max_batch_size", "max_pixels"])
 def test_bad_limits(generators, tmp_path, name):
-    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer. Received: {name}=0"):
+    with pytest.raises(ValueError, match=f"`{name}` must be an integer >= 1. Received: {name}=0"):
         export.export_saved_model(generators["a2b"], tmp_path, **{name: 0})
-    with pytest.raises(ValueError, match=f"`{name}` must be a positive integer"):
+    with pytest.raises(ValueError, match=f"`{name}` must be an integer >= 1"):
         export.export(generators["a2b"], tmp_path, verbose=False, **{name: 0})
 
 

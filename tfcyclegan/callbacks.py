@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import fileio, imaging
+from tfcyclegan.checks import check_int
 
 
 
@@ -231,10 +232,7 @@ class Evaluation(keras.callbacks.Callback):
     def __init__(self, data, every_n_epochs, log_dir=None, direction="a2b", image_size=256,
                  fid_weights=None, max_images=None, step=None):
         super().__init__()
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(
-                f"`every_n_epochs` must be an integer >= 1. Received: every_n_epochs={every_n_epochs!r}"
-            )
+        every_n_epochs = check_int("every_n_epochs", every_n_epochs, 1)
         self.data = data
         self.every_n_epochs = every_n_epochs
         self.direction = direction

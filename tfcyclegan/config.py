@@ -17,6 +17,8 @@ import json
 import re
 from typing import Optional
 
+from tfcyclegan.checks import check_int
+
 GENERATORS = (
     "resnet_9blocks",
     "resnet_6blocks",
@@ -104,13 +106,6 @@ def _check_positive(name, value, allow_zero=False):
         raise ValueError(f"`{name}` must be {bound}. Received: {name}={value!r}")
 
 
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-
-
 def parse_generator(name):
     """Splits a generator name into its family and size.
 
@@ -159,6 +154,10 @@ class _Section:
     def replace(self, **changes):
         """Returns a copy with `changes` applied (and validated)."""
         return dataclasses.replace(self, **changes)
+
+    def _check_int(self, name, minimum):
+        """Checks the integer field `name`, kept as a Python int (JSON has no numpy ints)."""
+        object.__setattr__(self, name, check_int(name, getattr(self, name), minimum))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,11 +216,11 @@ class ModelConfig(_Section):
         check_choice("norm", self.norm, NORMS)
         check_choice("init_type", self.init_type, INIT_TYPES)
         check_choice("upsample", self.upsample, UPSAMPLE_MODES)
-        _check_int("ngf", self.ngf, 1)
-        _check_int("ndf", self.ndf, 1)
-        _check_int("n_layers_d", self.n_layers_d, 1)
-        _check_int("input_channels", self.input_channels, 1)
-        _check_int("output_channels", self.output_channels, 1)
+        self._check_int("ngf", 1)
+        self._check_int("ndf", 1)
+        self._check_int("n_layers_d", 1)
+        self._check_int("input_channels", 1)
+        self._check_int("output_channels", 1)
         _check_positive("init_gain", self.init_gain)
         self._check_nce_layers()
         for name in ("dropout", "conditional"):
@@ -284,10 +283,10 @@ class DataConfig(_Section):
     def __post_init__(self):
         check_choice("preprocess", self.preprocess, PREPROCESS_MODES)
         check_choice("direction", self.direction, DATA_DIRECTIONS)
-        _check_int("load_size", self.load_size, 1)
-        _check_int("crop_size", self.crop_size, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("max_pixels", self.max_pixels, 1)
+        self._check_int("load_size", 1)
+        self._check_int("crop_size", 1)
+        self._check_int("batch_size", 1)
+        self._check_int("max_pixels", 1)
         if self.channels not in (1, 3):
             raise ValueError(
                 f"`channels` must be 1 or 3. Received: channels={self.channels!r}"
@@ -385,13 +384,13 @@ class TrainConfig(_Section):
         check_choice("gan_mode", self.gan_mode, GAN_MODES)
         check_choice("strategy", self.strategy, STRATEGIES)
         if self.steps_per_epoch is not None:
-            _check_int("steps_per_epoch", self.steps_per_epoch, 1)
-        _check_int("checkpoint_every", self.checkpoint_every, 0)
-        _check_int("keep_checkpoints", self.keep_checkpoints, 1)
-        _check_int("save_epoch_every", self.save_epoch_every, 0)
-        _check_int("sample_every", self.sample_every, 0)
-        _check_int("num_samples", self.num_samples, 0)
-        _check_int("evaluate_every", self.evaluate_every, 0)
+            self._check_int("steps_per_epoch", 1)
+        self._check_int("checkpoint_every", 0)
+        self._check_int("keep_checkpoints", 1)
+        self._check_int("save_epoch_every", 0)
+        self._check_int("sample_every", 0)
+        self._check_int("num_samples", 0)
+        self._check_int("evaluate_every", 0)
         check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         if self.lambda_nce is not None:
             _check_positive("lambda_nce", self.lambda_nce, allow_zero=True)
@@ -403,15 +402,15 @@ class TrainConfig(_Section):
             _check_positive(name, value, allow_zero=True)
             if value >= 1:
                 raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
-        _check_int("pool_size", self.pool_size, 0)
-        _check_int("epochs", self.epochs, 0)
-        _check_int("epochs_decay", self.epochs_decay, 0)
+        self._check_int("pool_size", 0)
+        self._check_int("epochs", 0)
+        self._check_int("epochs_decay", 0)
         if self.epochs + self.epochs_decay == 0:
             raise ValueError(
                 "`epochs` + `epochs_decay` must be > 0. Received: epochs=0, epochs_decay=0"
             )
         if self.seed is not None:
-            _check_int("seed", self.seed, 0)
+            self._check_int("seed", 0)
         for name in ("deterministic", "jit_compile", "validate"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
@@ -476,7 +475,7 @@ class DistillConfig(_Section):
                 f"teacher_checkpoint={self.teacher_checkpoint!r}, teacher_epoch={self.teacher_epoch!r}"
             )
         if self.teacher_epoch is not None:
-            _check_int("teacher_epoch", self.teacher_epoch, 1)
+            self._check_int("teacher_epoch", 1)
         parse_direction(self.direction)
         if self.direction not in DIRECTIONS:
             raise ValueError(

@@ -15,6 +15,7 @@ length, the optimizer); its own are the architecture and the objective.
 
 import os
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config, DistillConfig, TrainConfig, check_choice, parse_direction
 
 STUDENTS = ("resnet", "mobile_resnet")
@@ -73,9 +74,8 @@ def student_config(
             f"(runs/NAME, as `tfcyclegan train` made it). Received: teacher={teacher!r}"
         )
     check_choice("student", student, STUDENTS)
-    for name, value, minimum in (("ngf", ngf, 1), ("n_blocks", n_blocks, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    ngf = check_int("ngf", ngf, 1)
+    n_blocks = check_int("n_blocks", n_blocks, 0)
     taught = runs.load_run_config(teacher)
     if taught.model.method == "distill":
         raise ValueError(

@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras import ops
 
 from tfcyclegan import cpu, portable
+from tfcyclegan.checks import check_int
 from tfcyclegan.eigen_conv import EigenConv2D
 
 
@@ -443,8 +444,7 @@ class ResidualBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        check_int("filters", filters, 1)
         if not 0 <= dropout < 1:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
         self.filters = filters

@@ -24,6 +24,7 @@ All networks are fully convolutional: inputs are `(None, None, C)`.
 
 import keras
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import UPSAMPLE_MODES, parse_generator
 from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.layers import (
@@ -46,11 +47,7 @@ def _check_args(network, norm, **ints):
             f"{network}: `norm` must be one of {list(_NORMS)}. Received: norm={norm!r}"
         )
     for name, (value, minimum) in ints.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
-                f"{network}: `{name}` must be an integer >= {minimum}. "
-                f"Received: {name}={value!r}"
-            )
+        check_int(name, value, minimum, owner=network)
 
 
 class _Network(keras.Model):

@@ -25,6 +25,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from tfcyclegan.checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class ImagePool(keras.layers.Layer):
@@ -51,11 +53,7 @@ class ImagePool(keras.layers.Layer):
 
     def __init__(self, pool_size=50, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0:
-            raise ValueError(
-                f"`pool_size` must be an integer >= 0. Received: pool_size={pool_size!r}"
-            )
-        self.pool_size = pool_size
+        self.pool_size = check_int("pool_size", pool_size, 0)
         self.seed = seed
 
     def build(self, input_shape):

@@ -21,6 +21,7 @@ import sys
 
 import tensorflow as tf
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
 from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix, base
@@ -289,8 +290,7 @@ def select_checkpoint(run_dir, checkpoint=None, epoch=None):
         f"epochs {sorted(epochs) or 'none kept (train with --save-epoch-every K)'}."
     )
     if epoch is not None:
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-            raise ValueError(f"`epoch` must be an integer >= 1. Received: epoch={epoch!r}")
+        epoch = check_int("epoch", epoch, 1)
         if epoch in epochs:
             return epochs[epoch]
         per_epoch = _steps_per_epoch(run_dir)

@@ -7,6 +7,8 @@ linearly decay the rate to zero over the next 100 epochs."
 import keras
 from keras import ops
 
+from tfcyclegan.checks import check_int
+
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -41,16 +43,9 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "`initial_learning_rate` must be > 0. Received: "
                 f"initial_learning_rate={initial_learning_rate!r}"
             )
-        for arg, value in (
-            ("constant_steps", constant_steps),
-            ("decay_steps", decay_steps),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"`{arg}` must be an integer >= 0. Received: {arg}={value!r}")
-        if isinstance(update_every, bool) or not isinstance(update_every, int) or update_every < 1:
-            raise ValueError(
-                f"`update_every` must be an integer >= 1. Received: update_every={update_every!r}"
-            )
+        constant_steps = check_int("constant_steps", constant_steps, 0)
+        decay_steps = check_int("decay_steps", decay_steps, 0)
+        update_every = check_int("update_every", update_every, 1)
         if constant_steps % update_every or decay_steps % update_every:
             raise ValueError(
                 "`constant_steps` and `decay_steps` must be multiples of `update_every`. "

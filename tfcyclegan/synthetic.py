@@ -26,6 +26,8 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageDraw
 
+from tfcyclegan.checks import check_int
+
 SEASONS = ("summer", "winter")
 
 # Colours per season. Each image jitters them a little so a domain is a
@@ -145,13 +147,10 @@ def draw_scene(rng, season, width, height, *, layout_rng=None):
 
 
 def _check_arguments(n_train, n_test, size, seed):
-    for name, value, minimum in (("n_train", n_train, 1), ("n_test", n_test, 0), ("size", size, 8)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(
-                f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}"
-            )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer. Received: seed={seed!r}")
+    check_int("n_train", n_train, 1)
+    check_int("n_test", n_test, 0)
+    check_int("size", size, 8)
+    check_int("seed", seed, 0)
 
 
 def make_demo_dataset(root, n_train=200, n_test=20, size=64, seed=0, overwrite=False):

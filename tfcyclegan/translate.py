@@ -25,6 +25,7 @@ from PIL import Image
 
 from tfcyclegan import data as data_lib
 from tfcyclegan import fileio, imaging
+from tfcyclegan.checks import check_int
 from tfcyclegan.export.runtime import load_translator
 
 # Formats Pillow writes, by extension; anything else is written as PNG.
@@ -145,9 +146,8 @@ def translate_tiled(translator, image, tile=DEFAULT_TILE, overlap=DEFAULT_TILE_O
     Returns:
         float32 (H, W, C_out) in [-1, 1].
     """
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 16:
-        raise ValueError(f"`tile` must be an integer >= 16. Received: tile={tile!r}")
-    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tile // 2:
+    tile = check_int("tile", tile, 16)
+    if check_int("overlap", overlap, 0) >= tile // 2:
         raise ValueError(
             f"`overlap` must be an integer in [0, tile / 2). Received: overlap={overlap!r}, tile={tile}"
         )
@@ -182,13 +182,6 @@ def _should_tile(shape, tile):
     if tile is None:
         return shape[0] * shape[1] > AUTO_TILE_MEGAPIXELS * 1e6
     return max(shape[:2]) > tile
-
-
-def _check_int(name, value, minimum, allow_none=False):
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
 
 
 def translate_files(
@@ -229,12 +222,14 @@ def translate_files(
     Returns:
         A `TranslateReport`.
     """
-    _check_int("batch_size", batch_size, 1)
-    _check_int("load_size", load_size, 1, allow_none=True)
-    _check_int("tile", tile, 0, allow_none=True)
+    check_int("batch_size", batch_size, 1)
+    if load_size is not None:
+        check_int("load_size", load_size, 1)
+    if tile is not None:
+        check_int("tile", tile, 0)
     if tile is not None and 0 < tile < 16:
         raise ValueError(f"`tile` must be 0 (never tile) or >= 16. Received: tile={tile!r}")
-    _check_int("tile_overlap", tile_overlap, 0)
+    check_int("tile_overlap", tile_overlap, 0)
     tile_size = tile or DEFAULT_TILE
     if tile_overlap >= tile_size // 2:
         raise ValueError(

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import cpu, portable
+from tfcyclegan.checks import check_int
 
 # The transforms of F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2, infinity
 # (Lavin and Gray, section 4.2).
@@ -122,8 +123,7 @@ def _check_reflect(reflect, shape):
     before the called functions, not in them: TensorFlow may run a call of known
     sizes through a trace made for unknown ones, where only `_windows`' run-time
     assertion would catch it."""
-    if isinstance(reflect, bool) or not isinstance(reflect, int) or reflect < 0:
-        raise ValueError(f"`reflect` must be a non-negative int. Received: reflect={reflect!r}")
+    check_int("reflect", reflect, 0)
     if reflect and any(size is not None and reflect >= size for size in tuple(shape)[1:3]):
         raise ValueError(
             f"Reflection padding of {reflect} needs a height and width larger than {reflect}. "

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import imaging
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import DataConfig
 from tfcyclegan.data import decoding, geometry, sources, validation
 
@@ -66,9 +67,7 @@ def resume(build, step):
         raise ValueError(
             "from_step needs a seeded training stream (training=True, seed=...)."
         )
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"`step` must be an integer >= 0. Received: step={step!r}")
-    return build(step)
+    return build(check_int("step", step, 0))
 
 
 def check_arguments(config, seed, training, start_step):
@@ -77,14 +76,9 @@ def check_arguments(config, seed, training, start_step):
         raise ValueError(
             f"`config` must be a DataConfig. Received: {type(config).__name__}"
         )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
-    ):
-        raise ValueError(
-            f"`seed` must be a non-negative int or None. Received: seed={seed!r}"
-        )
-    if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
-        raise ValueError(f"`start_step` must be an integer >= 0. Received: start_step={start_step!r}")
+    if seed is not None:
+        check_int("seed", seed, 0, hint="or None")
+    check_int("start_step", start_step, 0)
     if start_step and (not training or seed is None):
         raise ValueError(
             "`start_step` resumes a seeded training stream; it needs training=True "

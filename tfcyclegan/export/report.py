@@ -13,6 +13,7 @@ import os
 import pathlib
 import time
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
 from tfcyclegan.export.parity import FLOAT_TOLERANCE, parity_images, saved_model_parity, tflite_parity
@@ -22,7 +23,6 @@ from tfcyclegan.export.saved_model import (
     DEFAULT_MAX_PIXELS,
     SAVED_MODEL_DTYPES,
     check_model_name,
-    check_positive,
     check_version,
     export_saved_model,
     write_serving_config,
@@ -226,8 +226,8 @@ def export(
         formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version,
         model_name or "cyclegan",
     )
-    check_positive("max_pixels", max_pixels)
-    check_positive("max_batch_size", max_batch_size)
+    check_int("max_pixels", max_pixels, 1)
+    check_int("max_batch_size", max_batch_size, 1)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
     if model_name is None:
         model_name = ("pix2pix" if isinstance(model, Pix2Pix) else "cut" if isinstance(model, CUT)

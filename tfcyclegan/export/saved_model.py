@@ -10,6 +10,7 @@ import uuid
 
 import keras
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice
 from tfcyclegan.export.loading import channels_of, generators_of, is_generator, with_compute_dtype
 from tfcyclegan.export.signatures import ServingFunctions
@@ -34,11 +35,6 @@ request batching (`export/serving/batching_parameters.txt`) stays below it.
 """
 
 
-def check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-
-
 # The SavedModel's arithmetic. bfloat16 keeps float32 weights, inputs and
 # outputs and convolves in bfloat16: ~2x faster on CPUs with AVX512_BF16 or
 # AMX (Xeon since Cooper Lake, EPYC since Zen 4) and on TPUs; slower where
@@ -47,11 +43,7 @@ SAVED_MODEL_DTYPES = ("float32", "bfloat16")
 
 
 def check_version(version):
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(
-            "`version` must be an integer >= 1 (TF Serving loads numbered folders). "
-            f"Received: version={version!r}"
-        )
+    return check_int("version", version, 1, hint="TF Serving loads numbered folders")
 
 
 def check_model_name(model_name):
@@ -117,8 +109,8 @@ def export_saved_model(
     check_model_name(model_name)
     if not is_generator(generator):
         generators_of(generator)  # raises the right message
-    check_positive("max_pixels", max_pixels)
-    check_positive("max_batch_size", max_batch_size)
+    check_int("max_pixels", max_pixels, 1)
+    check_int("max_batch_size", max_batch_size, 1)
     check_choice("compute_dtype", compute_dtype, SAVED_MODEL_DTYPES)
     generator = with_compute_dtype(generator, compute_dtype)
     in_channels, _ = channels_of(generator)

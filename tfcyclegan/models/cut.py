@@ -17,6 +17,7 @@ Translation", ECCV 2020. X is domain A, Y domain B; data is unpaired.
 import keras
 import tensorflow as tf
 
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import NCE_LAYERS, ModelConfig, parse_direction
 from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.models import base
@@ -203,9 +204,8 @@ class CUT(base.TranslationModel):
         super().__init__(**kwargs)
         if mode not in ("cut", "fastcut"):
             raise ValueError(f"`mode` must be 'cut' or 'fastcut'. Received: mode={mode!r}")
-        for arg, value in (("num_patches", num_patches), ("units", units)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an integer >= 1. Received: {arg}={value!r}")
+        num_patches = check_int("num_patches", num_patches, 1)
+        units = check_int("units", units, 1)
         if not temperature > 0:
             raise ValueError(f"`temperature` must be > 0. Received: temperature={temperature!r}")
         self.G = generator
