@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
