@@ -10,14 +10,14 @@ with its weights, in `tfcyclegan.inception`):
   as pytorch-fid computes it.
 - `kernel_inception_distance`: KID, as torch-fidelity and clean-fid define it.
 
-    from tfcyclegan import fid
-    network = fid.load_fid_inception()   # downloads pytorch-fid's weights once
+    from tfcyclegan import fid, inception
+    network = inception.load_fid_inception()   # downloads pytorch-fid's weights once
     fake = fid.compute_features(network, generated_batches)
     real = fid.compute_features(network, real_batches)
     fid.frechet_inception_distance(fake, real)
 
-The network's names (`FIDInceptionV3`, `load_fid_inception`, ...) are
-importable from here too.
+The network's names (`FIDInceptionV3`, `load_fid_inception`, ...) were this
+module's before the network had its own, and are still importable from here.
 """
 
 import collections
@@ -38,8 +38,7 @@ from tfcyclegan.inception import (
     load_fid_weights,
 )
 
-# The metrics, and the network's names that were this module's before it had
-# its own (tfcyclegan.inception), still importable from here.
+# The metrics, and the network's names (see the module docstring).
 __all__ = [
     "FEATURE_DIM",
     "FID_WEIGHTS_FILE",

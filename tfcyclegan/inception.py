@@ -419,7 +419,7 @@ def load_fid_inception(weights=None, resize_input=True, input_range=(-1.0, 1.0))
         resize_input, input_range: see `FIDInceptionV3`.
 
     Returns:
-        the network, ready for `compute_features`.
+        the network, ready for `tfcyclegan.fid.compute_features`.
     """
     model = FIDInceptionV3(resize_input=resize_input, input_range=input_range)
     if isinstance(weights, collections.abc.Mapping):
