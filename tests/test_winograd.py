@@ -126,9 +126,11 @@ def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding,
 
     def seam_says():
         # Whether the seam runs the form for a graph input (eagerly it never does).
-        return tf.function(
-            lambda x: tf.constant(form_applies(x, kernel_shape, strides, (1, 1), padding))
-        ).get_concrete_function(graph_input)().numpy()
+        said = []
+        tf.function(
+            lambda x: said.append(form_applies(x, kernel_shape, strides, (1, 1), padding)) or x
+        ).get_concrete_function(graph_input)
+        return said[0]
 
     assert seam_says() == applies
     with kernels.portable_ops():
@@ -337,9 +339,9 @@ def test_mixed_bfloat16_blocks_keep_the_pad_and_the_direct_convolution(rng, any_
     block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
     spec = tf.TensorSpec([1, 8, 8, CHANNELS], tf.float32)
     block.build(spec.shape)
-    for training, pad in ((True, "MirrorPad"), (False, "ConcatV2")):
+    for training in (True, False):
         types = _op_types(lambda images: block(images, training=training), spec)
-        assert {pad, "Conv2D"} <= types and "GatherV2" not in types, training
+        assert {"MirrorPad", "Conv2D"} <= types and "GatherV2" not in types, training
 
 
 def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng, any_size):

@@ -46,6 +46,12 @@ def old_weight_groups(weights_path):
     return found
 
 
+def old_weight_groups_in(keras_path):
+    """`old_weight_groups` of a `.keras` archive's weights."""
+    with zipfile.ZipFile(keras_path) as archive, tempfile.TemporaryDirectory() as tmp:
+        return old_weight_groups(archive.extract(_WEIGHTS, tmp))
+
+
 def upgrade_weights(weights_path):
     """Renames, in place, the weight groups of former convolution classes to `conv2d[_k]`.
 
