@@ -9,7 +9,7 @@ its statistics would change: networks with one keep separate calls.
 import keras
 import tensorflow as tf
 
-from tfcyclegan import kernels
+from tfcyclegan.kernels import switches
 
 
 def call(network, batches, training=None):
@@ -28,6 +28,6 @@ def call(network, batches, training=None):
 def fusable(network):
     """Whether calls of `network` may be fused here: the form is on and no layer
     mixes the images of a batch (batch normalization)."""
-    return kernels.enabled("batched_calls") and not any(
+    return switches.enabled("batched_calls") and not any(
         isinstance(layer, keras.layers.BatchNormalization) for layer in network._flatten_layers()
     )

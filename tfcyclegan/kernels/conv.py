@@ -21,8 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import kernels
-from tfcyclegan.kernels import cpu, winograd
+from tfcyclegan.kernels import cpu, switches, winograd
 
 
 def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), padding="valid"):
@@ -33,7 +32,7 @@ def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), pad
     model translating 30 images eagerly took 34 s instead of 22; measured when the
     transforms were ~700 ops a convolution, before they were one called function)."""
     return (
-        kernels.enabled("winograd")
+        switches.enabled("winograd")
         and not tf.executing_eagerly()
         and winograd.applies(kernel_shape, strides, dilation_rate, padding, x.shape)
     )
@@ -203,7 +202,7 @@ def reflect_padded_call(layer, inputs, padding, training=None):
     nor kept for the backward pass in training (4.3 MB per residual convolution and
     image at 256 px: ~0.3 GiB of a CycleGAN step's peak memory). None elsewhere,
     and before the layer is built: the caller pads and calls the layer."""
-    if not (kernels.enabled("reflect_gather") and layer.built) or inputs.shape.rank != 4:
+    if not (switches.enabled("reflect_gather") and layer.built) or inputs.shape.rank != 4:
         return None
     n, height, width, channels = inputs.shape
     padded = tf.TensorSpec(
@@ -247,7 +246,7 @@ def _custom_gradient(layer, inputs):
     "valid" convolution of enough input channels; under oneDNN, whose backprop
     kernels run near its forward's speed, only where Winograd tiles apply."""
     if not (
-        kernels.enabled("conv_gradients")
+        switches.enabled("conv_gradients")
         and _tensorflow_cpu_float32_nhwc(layer, inputs)
         and tuple(layer.strides) == (1, 1)
         and tuple(layer.dilation_rate) == (1, 1)

@@ -12,13 +12,12 @@ centre before squaring and agree to ~1e-6.
 import keras
 import tensorflow as tf
 
-from tfcyclegan import kernels
-from tfcyclegan.kernels import cpu
+from tfcyclegan.kernels import cpu, switches
 
 
 def call(layer, inputs, training=None):
     """An `InstanceNormalization` layer's outputs by `FusedBatchNormV3`, or None."""
-    if not kernels.enabled("fused_norm") or keras.backend.backend() != "tensorflow":
+    if not switches.enabled("fused_norm") or keras.backend.backend() != "tensorflow":
         return None
     if not (training or _fused_inference()):
         return None
