@@ -1,7 +1,7 @@
 """Forward and backward of each convolution shape: TensorFlow's kernels against `EigenConv2D`'s.
 
-`eigen_conv.EigenConv2D` computes a stride-1 "valid" convolution's training
-gradient as a forward convolution and matrix products (`eigen_conv._valid_conv`)
+`kernels.conv` computes a stride-1 "valid" convolution's training
+gradient as a forward convolution and matrix products (`kernels.conv._valid_conv`)
 on TensorFlow's Eigen path. This prints, for the shapes the paper's networks
 train at 256 px (batch 2: a fused generator call), the process time of one
 forward + backward (both gradients) with TensorFlow's own kernels and with
@@ -15,7 +15,7 @@ The TensorFlow path and ISA are the environment's, set before the run:
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_conv_gradients.py                          # Eigen, native
     python benchmarks/bench_conv_gradients.py --only block,head --rounds 7
 
-(`_valid_conv` itself is used by `EigenConv2D` only on the Eigen path and
+(`_valid_conv` itself is used by `kernels.conv.call` only on the Eigen path and
 from 16 input channels; the stem row shows why.)
 """
 
@@ -44,7 +44,7 @@ def measure(shape, kernel_size, filters, rounds=5, seed=0):
     import numpy as np
     import tensorflow as tf
 
-    from tfcyclegan.eigen_conv import _valid_conv
+    from tfcyclegan.kernels.conv import _valid_conv
 
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))

@@ -10,7 +10,7 @@ PyTorch reference of the same ISA, measured in the same rounds.
 Candidates:
   torch         benchmarks/torch_reference.py (the authors' networks / iteration), 2 threads
   keras         tfcyclegan as shipped: `import tfcyclegan` first, so its start-up choice
-                of TensorFlow path applies (tfcyclegan/cpu.py); the path is printed
+                of TensorFlow path applies (tfcyclegan/kernels/cpu.py); the path is printed
   keras_eigen   TF_ENABLE_ONEDNN_OPTS=0
   keras_onednn  TF_ENABLE_ONEDNN_OPTS=1
   NAME@REV      any of these but torch, on git revision REV: a before/after figure
@@ -221,7 +221,7 @@ def render(result):
              f"GFLOP/s best, after {result['calibration_after']['best']:.0f}",
              "- `[avx2]`: AVX2 emulated on this CPU (`ONEDNN_MAX_CPU_ISA=AVX2`, which also caps the GEMM kernels of "
              "TensorFlow's Eigen path, and `ATEN_CPU_CAPABILITY=avx2` for PyTorch); `[native]`: the CPU as it is. "
-             "`keras` is tfcyclegan as shipped (its start-up choice of TensorFlow path, `tfcyclegan/cpu.py`); "
+             "`keras` is tfcyclegan as shipped (its start-up choice of TensorFlow path, `tfcyclegan/kernels/cpu.py`); "
              "`path` is the one its TensorFlow ran.",
              "- 2 threads everywhere; min / median of interleaved rounds; ratios against the PyTorch reference "
              "of the same ISA in the same rounds."]

@@ -1,12 +1,12 @@
 """Inference convolutions: the direct 3x3 convolution against Winograd F(4x4, 3x3).
 
 `EigenConv2D` runs inference of 3x3 stride-1 convolutions of >= 256 channels
-as Winograd tiles (`tfcyclegan.winograd`). This prints, per shape, the wall
+as Winograd tiles (`tfcyclegan.kernels.winograd`). This prints, per shape, the wall
 time of the direct convolution (`tf.nn.conv2d`) and of the Winograd form
 (kernel transform included, as in a served model), 2 threads, minimum of
 interleaved rounds; then one ResNet-9 ngf 64 forward at 256 px, batch 1, as
 shipped (Winograd tiles, and the fused instance norm under oneDNN) and with
-plain layers (`portable.portable_ops`, as traced for LiteRT), in the same rounds.
+plain layers (`kernels.portable_ops`, as traced for LiteRT), in the same rounds.
 
 The TensorFlow path and ISA are the environment's, set before the run:
 
@@ -47,7 +47,7 @@ def measure_shape(batch, side, channels, rounds, seed=0):
     import numpy as np
     import tensorflow as tf
 
-    from tfcyclegan import winograd
+    from tfcyclegan.kernels import winograd
 
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=(batch, side + 2, side + 2, channels)).astype(np.float32))
@@ -65,14 +65,14 @@ def measure_generator(rounds, size=256, seed=0):
     import numpy as np
     import tensorflow as tf
 
-    from tfcyclegan import portable
+    from tfcyclegan import kernels
     from tfcyclegan.networks import ResnetGenerator
 
     generator = ResnetGenerator(ngf=64, n_blocks=9, seed=seed)
     image = tf.constant(np.random.default_rng(seed).uniform(-1, 1, (1, size, size, 3)).astype(np.float32))
     tiles = tf.function(lambda images: generator(images, training=False))
     tiles(image)
-    with portable.portable_ops():  # traced inside: plain layers
+    with kernels.portable_ops():  # traced inside: plain layers
         direct = tf.function(lambda images: generator(images, training=False))
         direct(image)
     best = _interleaved(

@@ -355,7 +355,7 @@ def render(result):
               "python benchmarks/bench_data.py            # input pipeline details",
               "python benchmarks/bench_inference.py       # inference details (Keras baseline)",
               "python benchmarks/bench_isa.py --readme    # native vs AVX2 vs the reference (the isa block below)",
-              "TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_conv_gradients.py  # each conv's gradient: TF's vs EigenConv2D's",
+              "TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/bench_conv_gradients.py  # each conv's gradient: TF's vs kernels.conv's",
               "```", ""]
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""tfcyclegan.cpu: the TensorFlow CPU path chosen before TensorFlow starts."""
+"""tfcyclegan.kernels.cpu: the TensorFlow CPU path chosen before TensorFlow starts."""
 
 import os
 import pathlib
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tfcyclegan import cpu
+from tfcyclegan.kernels import cpu
 
 AVX2 = {"sse4_1", "avx", "avx2", "fma"}
 AVX2_VNNI = AVX2 | {"avx_vnni"}  # Intel Core 12th gen+: TensorFlow turns oneDNN on

@@ -388,7 +388,7 @@ def test_fixed_size_tflite_has_no_shape_arithmetic(generators, tmp_path):
 
 
 def test_dynamic_tflite_has_no_shape_arithmetic(exported):
-    # The sub-pixel upsampling (export/forms.py) has no run-time output shape to compute.
+    # The sub-pixel upsampling (kernels/subpixel.py) has no run-time output shape to compute.
     _, report = exported
     gpu = report.tflite["a2b"]["fp32"]["gpu"]
     assert gpu["dynamic_shape"] is True and gpu["integer_ops"] == []

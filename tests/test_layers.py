@@ -84,7 +84,8 @@ def test_instance_norm_training_path_takes_unknown_batch_size(rng):
 def test_instance_norm_inference_graphs_fuse_under_onednn_only(rng, monkeypatch, onednn):
     import tensorflow as tf
 
-    from tfcyclegan import cpu, portable
+    from tfcyclegan import kernels
+    from tfcyclegan.kernels import cpu
 
     monkeypatch.setattr(cpu, "eigen_convolutions", lambda: not onednn)
     layer = InstanceNormalization(center=True, scale=True)
@@ -100,7 +101,9 @@ def test_instance_norm_inference_graphs_fuse_under_onednn_only(rng, monkeypatch,
         return any(op.type == "FusedBatchNormV3" for op in ops)
 
     assert fused_in_graph() is onednn
-    with portable.portable_ops():  # graphs for LiteRT: builtin ops only
+    with kernels.portable_ops():  # graphs for LiteRT: builtin ops only
+        assert fused_in_graph() is False
+    with kernels.disabled("fused_norm"):
         assert fused_in_graph() is False
 
 
@@ -159,19 +162,28 @@ def test_cropping_needs_larger_input():
 
 
 @pytest.mark.parametrize("padding", [(2, 3), (1, 0), (0, 4)])
-@pytest.mark.parametrize("training", [False, True], ids=["slices", "mirror_pad"])
-def test_reflection_padding_matches_numpy(rng, padding, training):
+@pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
+@pytest.mark.parametrize("portable", [False, True], ids=["mirror_pad", "slices_for_litert"])
+def test_reflection_padding_matches_numpy(rng, padding, training, portable):
+    import contextlib
+
     import tensorflow as tf
+
+    from tfcyclegan import kernels
 
     x = rng.normal(size=(2, 5, 6, 2)).astype("float32")
     layer = ReflectionPadding2D(padding)
     (ph, pw) = padding
     expected = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)], mode="reflect")
-    np.testing.assert_array_equal(np.asarray(layer(x, training=training)), expected)
-    # Height and width unknown when traced, as in an exported generator.
-    spec = tf.TensorSpec((None, None, None, 2))
-    traced = tf.function(lambda t: layer(t, training=training), input_signature=[spec])
-    np.testing.assert_array_equal(np.asarray(traced(x)), expected)
+    with kernels.portable_ops() if portable else contextlib.nullcontext():
+        np.testing.assert_array_equal(np.asarray(layer(x, training=training)), expected)
+        # Height and width unknown when traced, as in an exported generator.
+        spec = tf.TensorSpec((None, None, None, 2))
+        traced = tf.function(lambda t: layer(t, training=training), input_signature=[spec])
+        np.testing.assert_array_equal(np.asarray(traced(x)), expected)
+        ops = {op.type for op in traced.get_concrete_function().graph.get_operations()}
+    # Slices and a concatenation for LiteRT's XNNPACK (no MIRROR_PAD) outside training.
+    assert ("MirrorPad" in ops) is (training or not portable)
 
 
 def test_reflection_padding_needs_larger_input():

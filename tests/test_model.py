@@ -96,21 +96,26 @@ def test_generator_gradient_is_the_gradient_of_the_whole_objective():
 
 
 def test_fused_network_calls_give_the_same_terms():
+    from tfcyclegan import kernels
+    from tfcyclegan.kernels import batching
+
     model = tiny_model()
-    assert model.fuse_calls
+    assert all(batching.fusable(network) for network in (model.G, model.F, model.D_X, model.D_Y))
     x, y = next(iter(batches(2, 2)))
     fused, _, _ = model._generator_terms(x, y, training=True)
     fused.update(model._discriminator_terms(x, y, x[::-1], y[::-1], training=True))
-    model.fuse_calls = False
-    separate, _, _ = model._generator_terms(x, y, training=True)
-    separate.update(model._discriminator_terms(x, y, x[::-1], y[::-1], training=True))
+    with kernels.disabled("batched_calls"):
+        separate, _, _ = model._generator_terms(x, y, training=True)
+        separate.update(model._discriminator_terms(x, y, x[::-1], y[::-1], training=True))
     for name in separate:
         np.testing.assert_allclose(float(fused[name]), float(separate[name]), rtol=1e-5, err_msg=name)
 
 
 def test_batch_norm_networks_are_called_separately():
+    from tfcyclegan.kernels import batching
+
     model = tiny_model(config=TINY.replace(norm="batch"))
-    assert not model.fuse_calls
+    assert not batching.fusable(model.G)
     one_step(model)
 
 

@@ -1,17 +1,17 @@
-"""tfcyclegan.export.forms: export-time forms compute what the trained network computes."""
+"""tfcyclegan.kernels.subpixel and .conv: faster forms compute what the plain network computes."""
 
 import keras
 import numpy as np
 import pytest
 
 from tfcyclegan import export
-from tfcyclegan.export.forms import (
+from tfcyclegan.kernels.subpixel import (
     SubpixelConv2DTranspose,
     subpixel_kernel,
     subpixel_taps,
     subpixel_upsampling,
 )
-from tfcyclegan.layers import Cropping2D
+from tfcyclegan.layers import Conv2D, Cropping2D
 from tfcyclegan.networks import ResnetGenerator, UnetGenerator
 
 # The parity bound of the float32 paths (products are the same, summed in another order).
@@ -105,7 +105,7 @@ def test_dynamic_size_tflite_has_no_transpose_conv_and_matches_keras():
         )
 
 
-# --- EigenConv2D: convolutions with a faster gradient on TensorFlow's Eigen path ----
+# --- kernels.conv: convolutions with a faster gradient on TensorFlow's Eigen path ----
 
 
 # (kernel, input shape, output channels): both kernel-gradient forms (few output
@@ -125,7 +125,7 @@ GRADIENT_CASES = [
 def test_valid_conv_gradient_equals_tensorflows(kernel_size, shape, filters, static):
     import tensorflow as tf
 
-    from tfcyclegan.eigen_conv import _valid_conv
+    from tfcyclegan.kernels.conv import _valid_conv
 
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
@@ -156,22 +156,24 @@ def test_valid_conv_gradient_equals_tensorflows(kernel_size, shape, filters, sta
 
 
 def test_gradient_cases_cover_both_kernel_gradient_forms():
-    from tfcyclegan.eigen_conv import _PATCHES_UP_TO
+    from tfcyclegan.kernels.conv import _PATCHES_UP_TO
 
     assert {k * k * f <= _PATCHES_UP_TO for k, _, f in GRADIENT_CASES} == {True, False}
 
 
-def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
+def test_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import cpu, eigen_conv
+    from tfcyclegan import kernels
+    from tfcyclegan.kernels import conv as eigen_conv
+    from tfcyclegan.kernels import cpu
 
     calls = []
     monkeypatch.setattr(eigen_conv, "_valid_conv", lambda x, k: calls.append(1) or tf.nn.conv2d(x, k, 1, "VALID"))
     rng = np.random.default_rng(0)
     # Enough input channels, and an RGB input (a stem), where the forms are slower.
     for channels, wide_enough in ((eigen_conv._MIN_INPUT_CHANNELS, True), (3, False)):
-        layer = eigen_conv.EigenConv2D(3, 7)
+        layer = Conv2D(3, 7)
         x = rng.normal(size=(1, 16, 16, channels)).astype(np.float32)
         expected = keras.layers.Conv2D(3, 7)
         expected.build(x.shape)
@@ -183,17 +185,20 @@ def test_eigen_conv2d_takes_its_gradient_path_only_where_it_pays(monkeypatch):
             calls.clear()
             np.testing.assert_allclose(layer(x, training=training), expected(x), atol=TOLERANCE)
             assert len(calls) == used, (channels, eigen, training)
+            with kernels.disabled("conv_gradients"):
+                calls.clear()
+                layer(x, training=training)
+                assert not calls
 
 
-def test_eigen_conv2d_keeps_conv2d_where_tensorflow_sees_an_accelerator(monkeypatch):
+def test_conv2d_keeps_tensorflows_kernels_where_tensorflow_sees_an_accelerator(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import cpu, winograd
-    from tfcyclegan.eigen_conv import EigenConv2D
+    from tfcyclegan.kernels import cpu, winograd
 
     monkeypatch.setattr(cpu, "eigen_convolutions", lambda: True)
     monkeypatch.setattr(winograd, "MIN_PIXELS", 0)
-    layer = EigenConv2D(winograd.MIN_CHANNELS, 3)
+    layer = Conv2D(winograd.MIN_CHANNELS, 3)
     spec = tf.TensorSpec([1, 10, 10, winograd.MIN_CHANNELS], tf.float32)
 
     def op_types(training):
@@ -219,39 +224,37 @@ def test_eigen_conv2d_keeps_conv2d_where_tensorflow_sees_an_accelerator(monkeypa
 
 
 def test_resnet_generator_convolutions_keep_their_weights_names():
-    from tfcyclegan.eigen_conv import EigenConv2D
-
     generator = ResnetGenerator(ngf=4, n_blocks=1, seed=0)
     head = generator.get_layer("head_conv")
-    assert isinstance(head, EigenConv2D) and head.kernel.path == "head_conv/kernel"
+    assert type(head) is Conv2D and head.kernel.path == "head_conv/kernel"
     block = generator.get_layer("block0")
-    assert isinstance(block.conv1, EigenConv2D) and isinstance(block.conv2, EigenConv2D)
+    assert type(block.conv1) is Conv2D and type(block.conv2) is Conv2D
     assert block.conv1.kernel.path == "block0/conv1/kernel"
 
 
 def test_narrow_conv2d_files_still_load(tmp_path):
-    """`.keras` files saved while the head was a `NarrowConv2D` (its former name)."""
-    from tfcyclegan.eigen_conv import EigenConv2D, NarrowConv2D
+    """Functional `.keras` files whose config names a `NarrowConv2D` (a former name)."""
+    from tfcyclegan.legacy import NarrowConv2D
 
     inputs = keras.Input((12, 12, 4))
     model = keras.Model(inputs, NarrowConv2D(3, 7, name="head_conv")(inputs))
     model.save(tmp_path / "old.keras")
     loaded = keras.saving.load_model(tmp_path / "old.keras")
     head = loaded.get_layer("head_conv")
-    assert isinstance(head, EigenConv2D)
+    assert isinstance(head, Conv2D)
     x = np.random.default_rng(0).normal(size=(1, 12, 12, 4)).astype(np.float32)
     np.testing.assert_allclose(loaded(x), model(x), atol=TOLERANCE)
 
 
-def test_eigen_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
+def test_conv2d_gradient_reaches_its_variables_eagerly(monkeypatch):
     import tensorflow as tf
 
-    from tfcyclegan import cpu, eigen_conv
+    from tfcyclegan.kernels import cpu
 
     monkeypatch.setattr(cpu, "eigen_convolutions", lambda: True)
     x = tf.constant(np.random.default_rng(0).normal(size=(1, 12, 12, 16)).astype(np.float32))
     for filters, kernel_size in ((3, 7), (64, 3)):  # both kernel-gradient forms
-        eigen = eigen_conv.EigenConv2D(filters, kernel_size)
+        eigen = Conv2D(filters, kernel_size)
         plain = keras.layers.Conv2D(filters, kernel_size)
         eigen.build(x.shape), plain.build(x.shape)
         plain.set_weights(eigen.get_weights())

@@ -259,7 +259,7 @@ def test_tflite_builtin_ops_dynamic_sizes_and_parity(mode, rng):
     ops = export.check_builtin_ops(flatbuffer)
     assert "MIRROR_PAD" not in ops
     # Dynamic-size files upsample without TRANSPOSE_CONV (XNNPACK drops it at run-time
-    # shapes): transposed convolutions are exported in sub-pixel form (export/forms.py).
+    # shapes): transposed convolutions are exported in sub-pixel form (kernels/subpixel.py).
     assert "TRANSPOSE_CONV" not in ops
     if mode == "antialias":
         assert {"DEPTHWISE_CONV_2D", "RESIZE_BILINEAR"} <= set(ops)

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcyclegan import cpu, export, portable, winograd
-from tfcyclegan.eigen_conv import EigenConv2D, _reflect_padded_winograd, _valid_conv
-from tfcyclegan.layers import ResidualBlock
+from tfcyclegan import export, kernels
+from tfcyclegan.kernels import cpu, winograd
+from tfcyclegan.kernels.conv import _reflect_padded_winograd, _valid_conv
+from tfcyclegan.kernels.conv import _winograd_applies as form_applies
+from tfcyclegan.layers import Conv2D, ResidualBlock
 from tfcyclegan.networks import ResnetGenerator
 
 CHANNELS = winograd.MIN_CHANNELS
@@ -120,9 +122,22 @@ def test_kernel_gradient_matches_the_float64_one(rng, shape, products):
 )
 def test_applies_to_wide_stride_1_valid_3x3_only(kernel_shape, strides, padding, applies):
     assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies
-    with portable.portable_ops():
-        assert winograd.applies(kernel_shape, strides, (1, 1), padding) is False
-    assert winograd.applies(kernel_shape, strides, (1, 1), padding) is applies  # the block ended
+    graph_input = tf.TensorSpec([1, None, None, kernel_shape[2]])
+
+    def seam_says():
+        # Whether the seam runs the form for a graph input (eagerly it never does).
+        said = []
+        tf.function(
+            lambda x: said.append(form_applies(x, kernel_shape, strides, (1, 1), padding)) or x
+        ).get_concrete_function(graph_input)
+        return said[0]
+
+    assert seam_says() == applies
+    with kernels.portable_ops():
+        assert not seam_says()
+    with kernels.disabled("winograd"):
+        assert not seam_says()
+    assert seam_says() == applies  # the blocks ended
 
 
 def test_images_of_fewer_output_pixels_keep_the_direct_form(rng):
@@ -135,7 +150,7 @@ def test_images_of_fewer_output_pixels_keep_the_direct_form(rng):
     assert not applies(18, 18) and not applies(33, 34)  # 16 x 16, 31 x 32 outputs
     assert applies(34, 34) and applies(66, 18)  # 32 x 32, 64 x 16
     assert applies(None, None) and applies(None, 18)  # unknown: the image may be large
-    layer = EigenConv2D(CHANNELS, 3)
+    layer = Conv2D(CHANNELS, 3)
     small = tf.constant(rng.standard_normal((1, 18, 18, CHANNELS)).astype(np.float32))
     # In a graph, in inference: the direct convolution's exact numbers.
     np.testing.assert_array_equal(
@@ -144,11 +159,11 @@ def test_images_of_fewer_output_pixels_keep_the_direct_form(rng):
 
 
 @pytest.mark.parametrize("eigen_path", [True, False], ids=["eigen", "onednn"])
-def test_eigen_conv_uses_it_in_graphs_for_inference_and_training_on_both_paths(
+def test_conv2d_uses_it_in_graphs_for_inference_and_training_on_both_paths(
     rng, monkeypatch, any_size, eigen_path
 ):
     monkeypatch.setattr(cpu, "eigen_convolutions", lambda: eigen_path)
-    layer = EigenConv2D(CHANNELS, 3, activation="relu")
+    layer = Conv2D(CHANNELS, 3, activation="relu")
     x = tf.constant(rng.standard_normal((1, 10, 10, CHANNELS)).astype(np.float32))
     graph = tf.function(lambda images, training: layer(images, training=training))
     trained = graph(x, training=True).numpy()
@@ -159,7 +174,7 @@ def test_eigen_conv_uses_it_in_graphs_for_inference_and_training_on_both_paths(
     np.testing.assert_allclose(inferred, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
     assert 0 < np.abs(inferred - direct).max() < RELATIVE * np.abs(direct).max()
     np.testing.assert_allclose(trained, expected, rtol=0, atol=2e-6 * np.abs(expected).max())
-    with portable.portable_ops():
+    with kernels.portable_ops():
         np.testing.assert_array_equal(
             tf.function(lambda images: layer(images, training=False))(x).numpy(), direct
         )
@@ -183,20 +198,20 @@ def test_eigen_conv_uses_it_in_graphs_for_inference_and_training_on_both_paths(
     # Training too, on either path: the forward and both gradients through tiles,
     # no Conv2D or backprop kernel at all.
     assert form(training=True) == "winograd"
-    with portable.portable_ops():
+    with kernels.portable_ops():
         assert form(training=False) == "direct"
 
 
 def test_convolutions_of_one_shape_call_one_function_not_inlined(rng, any_size):
     # Inlined into the caller, the form's ~700 ops per convolution made a training
     # graph too large (docs/cpu_paths.md): each shape is one function, called.
-    kernels = [tf.constant(_case(rng, (1, 10, 10, CHANNELS))[1]) for _ in range(3)]
+    weights = [tf.constant(_case(rng, (1, 10, 10, CHANNELS))[1]) for _ in range(3)]
     spec = tf.TensorSpec([1, 10, 10, CHANNELS], tf.float32)
 
     def three_convolutions(x):
-        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernels[0])
-        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernels[1])
-        return winograd.conv3x3(x, kernels[2])  # a smaller shape
+        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), weights[0])
+        x = winograd.conv3x3(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), weights[1])
+        return winograd.conv3x3(x, weights[2])  # a smaller shape
 
     graph = tf.function(three_convolutions).get_concrete_function(spec).graph
     calls = [op for op in graph.get_operations() if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
@@ -312,7 +327,7 @@ def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbe
     pad = "MirrorPad" if training else "ConcatV2"
     assert not {pad, "Conv2D"} & _op_types(forward, spec)
     assert not {"MirrorPad", "Conv2D"} & _op_types(step, spec)
-    with portable.portable_ops():  # without Winograd tiles (as traced for LiteRT): pad, Conv2D
+    with kernels.portable_ops():  # without Winograd tiles (as traced for LiteRT): pad, Conv2D
         assert {pad, "Conv2D"} <= _op_types(forward, spec)
     direct = step(x)  # eagerly: pad, then the direct convolution
     for got, want in zip(tf.function(step)(x), direct):
@@ -324,9 +339,9 @@ def test_mixed_bfloat16_blocks_keep_the_pad_and_the_direct_convolution(rng, any_
     block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
     spec = tf.TensorSpec([1, 8, 8, CHANNELS], tf.float32)
     block.build(spec.shape)
-    for training, pad in ((True, "MirrorPad"), (False, "ConcatV2")):
+    for training in (True, False):
         types = _op_types(lambda images: block(images, training=training), spec)
-        assert {pad, "Conv2D"} <= types and "GatherV2" not in types, training
+        assert {"MirrorPad", "Conv2D"} <= types and "GatherV2" not in types, training
 
 
 def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng, any_size):

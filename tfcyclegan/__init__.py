@@ -19,12 +19,12 @@ first use, and the Keras classes are registered as soon as Keras is imported,
 so that the `tfcyclegan` command answers `--help` without loading TensorFlow.
 """
 
-from tfcyclegan import cpu as _cpu
+from tfcyclegan.kernels import cpu as _cpu
 from tfcyclegan import lazy as _lazy
 from tfcyclegan.version import __version__
 
 # Before anything imports TensorFlow: Eigen where oneDNN would run below
-# AVX-512 (slower there), unless the user set TF_ENABLE_ONEDNN_OPTS (see cpu.py).
+# AVX-512 (slower there), unless the user set TF_ENABLE_ONEDNN_OPTS (see kernels/cpu.py).
 _cpu.choose_tensorflow_path_at_startup()
 
 # Public name -> the module defining it (imported on first use).

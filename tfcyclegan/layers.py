@@ -6,8 +6,10 @@ these layers export to phones without the Flex delegate.
 
 tfcyclegan runs on Keras's TensorFlow backend only (tf.data input, graph
 state in tf.Variables, SavedModel/TFLite export). The layers are written in
-`keras.ops` where the op exists there; the fused instance-norm training path
-is TensorFlow code (`tf.raw_ops.FusedBatchNormV3`) and says so.
+`keras.ops` where the op exists there, in the plain forms the papers draw.
+Where a layer has a faster form (Winograd tiles, a fused kernel, an
+XNNPACK-friendly pad), its `call` asks `tfcyclegan.kernels` for it first; the
+saved files name only the classes here.
 """
 
 import keras
@@ -15,9 +17,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import cpu, portable
+from tfcyclegan import kernels
 from tfcyclegan.checks import check_int
-from tfcyclegan.eigen_conv import EigenConv2D
 
 
 def _as_pair(value, name):
@@ -35,20 +36,29 @@ def _as_pair(value, name):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
+class Conv2D(keras.layers.Conv2D):
+    """Keras's `Conv2D`, the networks' convolution.
+
+    `tfcyclegan.kernels` may compute it in a faster form where it runs (Winograd
+    tiles, CPU-friendly gradients: `kernels.conv`), with the same numbers to
+    float32 rounding. Its weights are saved under Keras's own name (`conv2d`).
+
+    Args:
+        **kwargs: as `keras.layers.Conv2D`.
+    """
+
+    def call(self, inputs, training=None):
+        outputs = kernels.conv2d(self, inputs, training)
+        return super().call(inputs) if outputs is None else outputs
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
 class ReflectionPadding2D(keras.layers.Layer):
     """Pads height and width by reflecting the image at its border.
 
     The CycleGAN generators pad this way (PyTorch's `ReflectionPad2d`) so that
     borders carry real image statistics instead of zeros, which avoids the dark
     frame zero padding leaves in translated images.
-
-    Outside training the padding is built from one-row slices and a
-    concatenation instead of a mirror pad: LiteRT's XNNPACK delegate has no
-    MIRROR_PAD, so each one split a TFLite generator into a separate CPU-kernel
-    island (20 in a ResNet-9); with slices the whole network is delegated,
-    0.63 -> 0.55 s per 256 px image on 2 threads. TensorFlow runs both equally
-    fast. Training keeps the mirror pad, whose gradient is one op where the
-    slices' would be many slow `StridedSliceGrad`s. Both give the same numbers.
 
     Args:
         padding: int or `(pad_height, pad_width)`, added on both sides. Each
@@ -73,9 +83,10 @@ class ReflectionPadding2D(keras.layers.Layer):
                     f"Reflection padding of {pad} needs a dimension larger than "
                     f"{pad}. Received: input shape {tuple(inputs.shape)}"
                 )
-        if training:
-            return ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
-        return _reflect_by_concatenation(inputs, ph, pw)
+        outputs = kernels.reflection_pad(self, inputs, training)
+        if outputs is None:
+            outputs = ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
+        return outputs
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -91,50 +102,23 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-def _reflect_by_concatenation(x, pad_height, pad_width):
-    """Reflection padding as slices and a concatenation (builtin ops XNNPACK takes)."""
-    for axis, pad in ((1, pad_height), (2, pad_width)):
-        if pad:
-            def row(start):
-                index = [slice(None)] * 4
-                index[axis] = slice(start, start + 1)  # start is never -1 here
-                return x[tuple(index)]
-
-            # [a b c d] padded by 2 is [c b | a b c d | c b]: the edge is not repeated.
-            before = [row(i) for i in range(pad, 0, -1)]
-            after = [row(-1 - i) for i in range(1, pad + 1)]
-            x = ops.concatenate(before + [x] + after, axis=axis)
-    return x
-
-
 @keras.saving.register_keras_serializable(package="tfcyclegan")
 class Cropping2D(keras.layers.Cropping2D):
-    """Keras's `Cropping2D`, computed as one `slice` so that its gradient is cheap.
-
-    Keras crops by indexing, a strided slice, whose gradient kernel on CPU
-    (`StridedSliceGrad`) is slow: ~34 ms for the 2x257x257x64 crop after a
-    generator's last transposed convolution, ~270 ms (2%) of a training step
-    at 256 px. The gradient of `slice` is a plain pad, ~1.5 ms. Same
-    arguments and outputs as `keras.layers.Cropping2D`.
-    """
+    """Keras's `Cropping2D` (`tfcyclegan.kernels` may compute it as one slice, whose
+    gradient is cheaper). Same arguments and outputs as `keras.layers.Cropping2D`."""
 
     def call(self, inputs):
-        if self.data_format != "channels_last":
-            return super().call(inputs)
-        (top, bottom), (left, right) = self.cropping
-        shape = ops.shape(inputs)
-        for axis, crop in ((1, top + bottom), (2, left + right)):
-            if inputs.shape[axis] is not None and crop >= inputs.shape[axis]:
+        for axis, crop in ((1, sum(self.cropping[0])), (2, sum(self.cropping[1]))):
+            if self.data_format == "channels_last" and inputs.shape[axis] is not None and (
+                crop >= inputs.shape[axis]
+            ):
                 raise ValueError(
                     "Values in `cropping` argument should be smaller than the "
                     "corresponding spatial dimension of the input. Received: "
                     f"inputs.shape={inputs.shape}, cropping={self.cropping}"
                 )
-        # Sizes are ints where the shape is known, else tensors; no -1, which
-        # would hide the static channel count (Keras then compiles the next
-        # convolution with XLA, which TFLite cannot convert).
-        size = [shape[0], shape[1] - top - bottom, shape[2] - left - right, shape[3]]
-        return ops.slice(inputs, [0, top, left, 0], size)
+        outputs = kernels.crop(self, inputs)
+        return super().call(inputs) if outputs is None else outputs
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -145,16 +129,9 @@ class InstanceNormalization(keras.layers.Layer):
     which CycleGAN uses: biased variance over H x W, the same in training and
     inference, no state. Equivalent to `GroupNormalization(groups=-1)` but
     computed in two passes (mean, then variance of the centred values), which is
-    numerically closer to the reference than E[x^2] - E[x]^2.
-
-    In training (TensorFlow backend) the same statistics come from
-    TensorFlow's fused batch-norm kernel applied to each image on its own: one
-    op forward and one backward instead of a dozen elementwise ops and their
-    gradients, about 3x less time (~5% of a CycleGAN step at 256 px in
-    float32); in inference graphs too where TensorFlow runs oneDNN. Eagerly,
-    on the Eigen path, and in graphs traced for LiteRT (`portable.portable_ops`)
-    the layer keeps the builtin ops above, which TFLite runs without the Flex
-    delegate. Both paths centre before squaring and agree to ~1e-6.
+    numerically closer to the reference than E[x^2] - E[x]^2. Only builtin
+    TFLite ops (MEAN, RSQRT, ...). `tfcyclegan.kernels` may compute the same
+    statistics by TensorFlow's fused batch-norm kernel (`kernels.norm`).
 
     Args:
         epsilon: added to the variance (1e-5, PyTorch's default).
@@ -191,8 +168,9 @@ class InstanceNormalization(keras.layers.Layer):
         )
 
     def call(self, inputs, training=None):
-        if keras.backend.backend() == "tensorflow" and (training or self._fused_inference()):
-            return self._fused_call(inputs)
+        outputs = kernels.instance_norm(self, inputs, training)
+        if outputs is not None:
+            return outputs
         # Statistics in float16 overflow (and lose precision in bfloat16), so
         # under mixed precision we upcast, normalize, and cast back.
         x = ops.cast(inputs, "float32")
@@ -205,59 +183,6 @@ class InstanceNormalization(keras.layers.Layer):
         if self.beta is not None:
             outputs = outputs + ops.cast(self.beta, "float32")
         return ops.cast(outputs, self.compute_dtype)
-
-    def _fused_inference(self):
-        # In inference graphs under oneDNN the fused kernel is faster too (ResNet-9
-        # forward at 256 px: 0.91 of the time), on Eigen it is not (1.04); eagerly
-        # and for LiteRT (`portable.portable_ops`) the builtin ops stay.
-        return not (tf.executing_eagerly() or portable.active() or cpu.eigen_convolutions())
-
-    def _fused_call(self, inputs):
-        """The same normalization by `FusedBatchNormV3` (training mode), per image.
-
-        TensorFlow only: Keras has no backend-neutral fused batch norm op.
-        """
-        x = inputs
-        if x.dtype not in (tf.float32, tf.bfloat16, tf.float16):
-            x = tf.cast(x, tf.float32)
-        # Batch norm pools statistics over the batch, so it is given one image at a
-        # time: split where the batch size is static (splitting and concatenating
-        # copy less than transposing: 131 vs 187 ms forward and backward for two
-        # 256 x 256 x 64 images, one core); otherwise the images become one image
-        # whose channels are (image, channel) pairs.
-        if x.shape[0] == 1:
-            outputs = self._normalize(x, self.gamma, self.beta)
-        elif x.shape[0] is not None:
-            outputs = tf.concat(
-                [self._normalize(image, self.gamma, self.beta) for image in tf.split(x, x.shape[0])], 0
-            )
-        else:
-            # Static sizes where known keep the output's static shape (a
-            # following Conv2D needs its channel count).
-            n, h, w, c = (
-                static if static is not None else dynamic
-                for static, dynamic in zip(x.shape, tf.unstack(tf.shape(x)))
-            )
-            pairs = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, h, w, n * c])
-            tile = lambda weight: None if weight is None else tf.tile(weight, [n])  # noqa: E731
-            outputs = self._normalize(pairs, tile(self.gamma), tile(self.beta))
-            outputs = tf.transpose(tf.reshape(outputs, [h, w, n, c]), [2, 0, 1, 3])
-            outputs = tf.ensure_shape(outputs, inputs.shape)
-        return tf.cast(outputs, self.compute_dtype)
-
-    def _normalize(self, image, gamma, beta):
-        """`FusedBatchNormV3` in training mode on a batch of one image."""
-        channels = tf.shape(image)[-1:]
-        gamma = tf.ones(channels) if gamma is None else tf.cast(gamma, tf.float32)
-        beta = tf.zeros(channels) if beta is None else tf.cast(beta, tf.float32)
-        # The raw op, not tf.compat.v1.nn.fused_batch_norm, which raises epsilon
-        # to cuDNN's minimum 1.001e-5. Its float32 statistics are what the
-        # upcast in `call` gives the other path under mixed precision.
-        empty = tf.constant([], tf.float32)
-        return tf.raw_ops.FusedBatchNormV3(
-            x=image, scale=gamma, offset=beta, mean=empty, variance=empty,
-            epsilon=self.epsilon, data_format="NHWC", is_training=True,
-        )[0]
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -454,8 +379,7 @@ class ResidualBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
         def conv(name, index):
-            # EigenConv2D: Conv2D with a faster gradient on TensorFlow's Eigen path.
-            return EigenConv2D(
+            return Conv2D(
                 filters,
                 3,
                 padding="valid",
@@ -502,10 +426,9 @@ class ResidualBlock(keras.layers.Layer):
         return inputs + x
 
     def _padded_conv(self, conv, x, training):
-        """conv(pad(x)); where Winograd tiles run the convolution, the two at once
-        with no padded copy of x (`EigenConv2D.reflect_padded_call`)."""
-        outputs = conv.reflect_padded_call(x, 1, training)
-        return conv(self.pad(x)) if outputs is None else outputs
+        """conv(pad(x)), or the two at once where `tfcyclegan.kernels` has that form."""
+        outputs = kernels.reflect_padded_conv2d(conv, x, 1, training)
+        return conv(self.pad(x), training=training) if outputs is None else outputs
 
     def compute_output_shape(self, input_shape):
         return input_shape

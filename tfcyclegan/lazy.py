@@ -25,7 +25,7 @@ import importlib.util
 import sys
 
 KERAS_CLASS_MODULES = (
-    "tfcyclegan.eigen_conv",
+    "tfcyclegan.legacy",
     "tfcyclegan.layers",
     "tfcyclegan.networks",
     "tfcyclegan.pool",

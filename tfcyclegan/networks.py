@@ -26,9 +26,9 @@ import keras
 
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import UPSAMPLE_MODES, parse_generator
-from tfcyclegan.eigen_conv import EigenConv2D
 from tfcyclegan.layers import (
     BlurPool2D,
+    Conv2D,
     Cropping2D,
     InputSizeCheck,
     ReflectionPadding2D,
@@ -93,10 +93,7 @@ class _Builder:
         return kernel_initializer(self.init_type, self.init_gain, seed)
 
     def conv(self, filters, kernel, strides, use_bias, name, transpose=False):
-        if transpose:
-            layer = keras.layers.Conv2DTranspose
-        else:  # Conv2D, with a faster gradient on TensorFlow's Eigen path where it has one
-            layer = EigenConv2D
+        layer = keras.layers.Conv2DTranspose if transpose else Conv2D
         return layer(
             filters,
             kernel,

@@ -21,6 +21,7 @@ import sys
 
 import tensorflow as tf
 
+from tfcyclegan import legacy
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
@@ -371,7 +372,7 @@ def load_run_model(run_dir, checkpoint=None, epoch=None, verbose=True):
 
 def _load_keras_file(keras, path):
     try:
-        return keras.saving.load_model(path)
+        return legacy.load_model(path)
     except Exception as error:  # Keras raises many types for a bad archive.
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise ValueError(

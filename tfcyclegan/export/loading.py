@@ -13,7 +13,7 @@ import zipfile
 
 import keras
 
-from tfcyclegan import runs
+from tfcyclegan import legacy, runs
 from tfcyclegan.config import parse_direction
 from tfcyclegan.data import list_images, load_image
 from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix
@@ -174,7 +174,7 @@ def load_keras(path, checkpoint=None, epoch=None):
         )
     try:
         # compile=False: deployment needs no optimizer state, and skipping it is faster.
-        return keras.saving.load_model(keras_path, compile=False)
+        return legacy.load_model(keras_path, compile=False)
     except Exception as error:  # Keras raises many types for a bad archive.
         first_line = str(error).splitlines()[0] if str(error) else ""
         raise ValueError(

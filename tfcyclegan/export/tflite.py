@@ -21,9 +21,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import imaging, portable
+from tfcyclegan import imaging, kernels
 from tfcyclegan.config import check_choice
-from tfcyclegan.export.forms import subpixel_upsampling
+from tfcyclegan.kernels.subpixel import subpixel_upsampling
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
 from tfcyclegan.export.quantization import calibration_set, equalize_instance_norm
 from tfcyclegan.export.runtime import METADATA_NAME
@@ -132,13 +132,13 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
     zero point 0: its values are the pixels.
 
     Dynamic-size files compute each transposed convolution as a convolution
-    and a depth-to-space (`forms.subpixel_upsampling`, the same outputs): a
+    and a depth-to-space (`kernels.subpixel.subpixel_upsampling`, the same outputs): a
     TRANSPOSE_CONV whose output shape is computed at run time is not taken by
     LiteRT's XNNPACK delegate and made these files ~14% slower than
     fixed-size ones; with the sub-pixel form they are as fast (benchmarks/README.md).
     Fixed-size files keep TRANSPOSE_CONV, which XNNPACK and GPU delegates run.
 
-    Layers are traced in their plain forms (`portable.portable_ops`): LiteRT
+    Layers are traced in their portable forms (`kernels.portable_ops`): LiteRT
     runs a CONV_2D faster than the Winograd form's small ops (and int8
     quantization of its transformed values would cost precision), and has no
     fused batch norm in training mode for instance normalization.
@@ -169,7 +169,7 @@ def tflite_saved_model(generator, input_size, int8_pixels=False):
         "translate_uint8": (translate_uint8, [tf.TensorSpec(shape, tf.uint8, name="pixels")]),
     }
     with tempfile.TemporaryDirectory(prefix="tfcyclegan-tflite-") as tmp:
-        with portable.portable_ops():
+        with kernels.portable_ops():
             write_archive(tmp, endpoints)
         yield tmp
 

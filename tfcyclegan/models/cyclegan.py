@@ -14,6 +14,7 @@ Names follow the paper (Zhu et al. 2017). X is domain A, Y is domain B.
 import keras
 import tensorflow as tf
 
+from tfcyclegan import kernels
 from tfcyclegan.config import ModelConfig, parse_direction
 from tfcyclegan.losses import AdversarialLoss, l1
 from tfcyclegan.models import base
@@ -99,15 +100,6 @@ class CycleGAN(base.TranslationModel):
         )
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRICS}
         self.objective = None
-        # Instance norm treats every image on its own, so calls of one network
-        # on several batches can run as one call on their concatenation: the
-        # same numbers, fewer and larger kernels, a smaller graph. Batch norm
-        # mixes images, so its statistics would change: keep separate calls.
-        self.fuse_calls = not any(
-            isinstance(layer, keras.layers.BatchNormalization)
-            for network in self._networks()
-            for layer in network._flatten_layers()
-        )
 
     # === Construction ===
 
@@ -263,15 +255,8 @@ class CycleGAN(base.TranslationModel):
     # === Training ===
 
     def _run(self, network, batches, training):
-        """`network` on each of `batches`, fused into one call when exact."""
-        # Images of their own sizes (preprocess scale_width / none: x, y and
-        # pooled fakes may all differ) cannot be concatenated.
-        sizes = {tuple(batch.shape[1:3]) for batch in batches}
-        same_size = len(sizes) == 1 and None not in next(iter(sizes))
-        if len(batches) == 1 or not self.fuse_calls or not same_size:
-            return [network(batch, training=training) for batch in batches]
-        outputs = network(tf.concat(batches, axis=0), training=training)
-        return tf.split(outputs, [tf.shape(batch)[0] for batch in batches], axis=0)
+        """`network` on each of `batches` (one call where `tfcyclegan.kernels` may fuse them)."""
+        return kernels.batched_calls(network, batches, training)
 
     def _generator_terms(self, x, y, training):
         """Every generator-side term of the objective, weighted, and the fakes."""

@@ -25,7 +25,7 @@ direct convolution's time on both TensorFlow paths (oneDNN, and Eigen limited
 to AVX2; 2 cores) at every size measured with the written-out transforms,
 batch 1 at 32-256 px squares and batch 4 at 64 px. With 128 channels they
 took 0.80-0.93 on Eigen but 1.24-1.32x under oneDNN, so `MIN_CHANNELS` is 256
-for both. `EigenConv2D` trains with it too (forward, input gradient, and
+for both. `kernels.conv` trains with it too (forward, input gradient, and
 `kernel_gradient`), on both paths.
 
 Float32 error: ~1e-5 of the output's largest magnitude (the direct
@@ -36,8 +36,8 @@ ResNet generator's outputs move by < 1e-4 (tests/test_winograd.py).
 import numpy as np
 import tensorflow as tf
 
-from tfcyclegan import cpu, portable
 from tfcyclegan.checks import check_int
+from tfcyclegan.kernels import cpu
 
 # The transforms of F(4x4, 3x3) with interpolation points 0, 1, -1, 2, -2, infinity
 # (Lavin and Gray, section 4.2).
@@ -79,13 +79,12 @@ MIN_PIXELS = 32 * 32
 def applies(kernel_shape, strides, dilation_rate, padding, input_shape=None):
     """Whether a convolution of these settings has a Winograd form here (3x3, stride 1,
     "valid", wide enough, on large enough images if `input_shape` (n, h, w, c) says
-    how large) and no `portable.portable_ops()` block is active."""
+    how large). Whether the form is on here is the seam's to say (`kernels.enabled`)."""
     kh, kw, cin, cout = kernel_shape
     height, width = (None, None) if input_shape is None else tuple(input_shape)[1:3]
     small = height is not None and width is not None and (height - 2) * (width - 2) < MIN_PIXELS
     return (
-        not portable.active()
-        and (kh, kw) == (3, 3)
+        (kh, kw) == (3, 3)
         and tuple(strides) == (1, 1)
         and tuple(dilation_rate) == (1, 1)
         and padding == "valid"

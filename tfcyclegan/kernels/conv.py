@@ -1,7 +1,8 @@
-"""`EigenConv2D`: Keras's `Conv2D` with a training gradient suited to TensorFlow's Eigen path
-and Winograd tiles for wide 3x3 convolutions in graphs (`tfcyclegan.winograd`).
+"""Faster forms of `layers.Conv2D` (Keras's `Conv2D`): a training gradient suited to
+TensorFlow's Eigen path, and Winograd tiles for wide 3x3 convolutions in graphs
+(`kernels.winograd`).
 
-TensorFlow's Eigen kernels (the CPU path AVX2 machines run; see `tfcyclegan.cpu`)
+TensorFlow's Eigen kernels (the CPU path AVX2 machines run; see `kernels.cpu`)
 compute a convolution's forward pass near the matmul peak, and its gradients
 well below it. For stride-1 "valid" convolutions (every convolution after the
 networks' explicit padding) the gradients are recomputed here from forward
@@ -9,7 +10,7 @@ convolutions and matrix products: `_valid_conv` and its two kernel-gradient
 forms. Where Winograd tiles apply (the residual blocks), all three run through
 them: the forward, the input's gradient (a forward convolution) and the
 kernel's (`winograd.kernel_gradient`); the residual blocks' convolutions read
-their reflection pad in the tiles' gather (`EigenConv2D.reflect_padded_call`,
+their reflection pad in the tiles' gather (`reflect_padded_call`,
 `_reflect_padded_winograd`). Under oneDNN, whose own backprop kernels are fast,
 only convolutions that take Winograd tiles get these forms in training.
 Measurements: docs/cpu_paths.md, benchmarks/bench_conv_gradients.py,
@@ -20,7 +21,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import cpu, winograd
+from tfcyclegan.kernels import cpu, switches, winograd
 
 
 def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), padding="valid"):
@@ -30,8 +31,10 @@ def _winograd_applies(x, kernel_shape, strides=(1, 1), dilation_rate=(1, 1), pad
     ops each paid a dispatch, which cost more than the arithmetic saved (a .keras
     model translating 30 images eagerly took 34 s instead of 22; measured when the
     transforms were ~700 ops a convolution, before they were one called function)."""
-    return not tf.executing_eagerly() and winograd.applies(
-        kernel_shape, strides, dilation_rate, padding, x.shape
+    return (
+        switches.enabled("winograd")
+        and not tf.executing_eagerly()
+        and winograd.applies(kernel_shape, strides, dilation_rate, padding, x.shape)
     )
 
 
@@ -159,108 +162,97 @@ def _reflect_padded_winograd(x, kernel, padding):
     return conv(x, kernel)
 
 
-@keras.saving.register_keras_serializable(package="tfcyclegan")
-class EigenConv2D(keras.layers.Conv2D):
-    """Keras's `Conv2D`, with faster CPU forms: Eigen-path gradients, Winograd tiles.
+def call(layer, inputs, training=None):
+    """A `Conv2D` layer's outputs in a faster form, or None where the plain one runs.
 
-    AVX2 CPUs run TensorFlow's Eigen kernels (see `tfcyclegan.cpu`), whose
-    forward convolutions run near the matmul peak but whose backprop kernels do
-    not. In training, on the Eigen path, float32, stride 1, "valid", with at
-    least `_MIN_INPUT_CHANNELS` input channels, this layer computes the input's
-    gradient as a forward convolution of the padded upstream gradient with the
-    flipped kernel, and the kernel's as matrix products (`_valid_conv`), equal
-    to ~1e-6 relative. Forward and backward, batch of 2, one core, AVX2
-    (docs/cpu_paths.md), TensorFlow's kernels -> this layer: the ResNet head
+    In training, on the Eigen path, float32, stride 1, "valid", with at least
+    `_MIN_INPUT_CHANNELS` input channels, the input's gradient is computed as
+    a forward convolution of the padded upstream gradient with the flipped
+    kernel, and the kernel's as matrix products (`_valid_conv`), equal to
+    ~1e-6 relative. Forward and backward, batch of 2, one core, AVX2
+    (docs/cpu_paths.md), TensorFlow's kernels -> these forms: the ResNet head
     (7x7, 64 -> 3 at 256 px) 1901 -> 269 ms, a residual block's 3x3 256 -> 256
     at 64 px 319 -> 263 ms, resize-conv upsampling 1180 -> 656 ms, the
     PatchGAN's logits (4x4, 512 -> 1) 86 -> 5 ms; with 3 input channels (the
-    stem) these forms are slower (173 -> 423 ms), hence the minimum. oneDNN's
-    own backprop kernels are faster than these forms.
+    stem) they are slower (173 -> 423 ms), hence the minimum. oneDNN's own
+    backprop kernels are faster than these forms.
 
     Inside a graph (a tf.function, `fit`, `predict`, a SavedModel), 3x3
     stride-1 "valid" convolutions of >= 256 channels on images of at least
-    32 x 32 outputs (the ResNet generator's residual blocks) run as Winograd
-    F(4x4, 3x3) tiles (`tfcyclegan.winograd`: 0.55-0.82 of the direct
-    convolution's time, ~1e-5 relative error), in inference and in training,
-    where the input's and the kernel's gradients take them too, on either
-    TensorFlow path. Graphs for LiteRT are traced under
-    `portable.portable_ops()`. Everywhere else this is `Conv2D`, and so it is
-    wherever TensorFlow sees a GPU or TPU (`cpu.cpus_only()`).
-
-    Args:
-        **kwargs: as `keras.layers.Conv2D`.
+    32 x 32 outputs (the residual blocks) run as Winograd F(4x4, 3x3) tiles
+    (0.55-0.82 of the direct convolution's time, ~1e-5 relative error), in
+    inference and in training, where the input's and the kernel's gradients
+    take them too, on either TensorFlow path. Nowhere else, and not where
+    TensorFlow sees a GPU or TPU (`cpu.cpus_only()`).
     """
-
-    def call(self, inputs, training=None):
-        if training and self._custom_gradient(inputs):
-            # A tensor, not the variable: tf.custom_gradient then needs no `variables`
-            # argument, and the kernel's gradient reaches the variable through its read.
-            outputs = _valid_conv(inputs, tf.convert_to_tensor(self.kernel))
-        elif not training and self._winograd(inputs):
-            outputs = winograd.conv3x3(inputs, tf.convert_to_tensor(self.kernel))
-        else:
-            return super().call(inputs)
-        return self._biased_activated(outputs)
-
-    def reflect_padded_call(self, inputs, padding, training=None):
-        """This layer applied to `inputs` reflection-padded by `padding` rows and
-        columns on each side, where Winograd tiles apply: then no padded copy of
-        `inputs` is made, nor kept for the backward pass in training (4.3 MB per
-        residual convolution and image at 256 px: ~0.3 GiB of a CycleGAN step's
-        peak memory). None elsewhere, and before the layer is built: the caller
-        pads and calls the layer."""
-        if not self.built or inputs.shape.rank != 4:
-            return None
-        n, height, width, channels = inputs.shape
-        padded = tf.TensorSpec(
-            [n, *(None if size is None else size + 2 * padding for size in (height, width)), channels],
-            inputs.dtype,
-        )
-        if not self._winograd(padded):  # (where it applies, so does `_custom_gradient`)
-            return None
-        kernel = tf.convert_to_tensor(self.kernel)
-        if training:
-            return self._biased_activated(_reflect_padded_winograd(inputs, kernel, padding))
-        return self._biased_activated(winograd.conv3x3(inputs, kernel, padding))
-
-    def _biased_activated(self, outputs):
-        if self.use_bias:
-            outputs = outputs + ops.reshape(self.bias, (1, 1, 1, self.filters))
-        return outputs if self.activation is None else self.activation(outputs)
-
-    def _winograd(self, inputs):
-        return self._tensorflow_cpu_float32_nhwc(inputs) and _winograd_applies(
-            inputs, self.kernel.shape, self.strides, self.dilation_rate, self.padding
-        )
-
-    def _tensorflow_cpu_float32_nhwc(self, inputs):
-        """What both forms need: TensorFlow on CPUs only, float32, NHWC, one group."""
-        return (
-            keras.backend.backend() == "tensorflow"
-            and self.compute_dtype == "float32"
-            and inputs.dtype == tf.float32
-            and self.data_format == "channels_last"
-            and self.groups == 1
-            and cpu.cpus_only()
-        )
-
-    def _custom_gradient(self, inputs):
-        """Whether training takes `_valid_conv`: on the Eigen path for every stride-1
-        "valid" convolution of enough input channels; under oneDNN, whose backprop
-        kernels run near its forward's speed, only where Winograd tiles apply."""
-        if not (
-            self._tensorflow_cpu_float32_nhwc(inputs)
-            and tuple(self.strides) == (1, 1)
-            and tuple(self.dilation_rate) == (1, 1)
-            and self.padding == "valid"
-        ):
-            return False
-        if cpu.eigen_convolutions():
-            return (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
-        return _winograd_applies(inputs, self.kernel.shape)
+    if training and _custom_gradient(layer, inputs):
+        # A tensor, not the variable: tf.custom_gradient then needs no `variables`
+        # argument, and the kernel's gradient reaches the variable through its read.
+        outputs = _valid_conv(inputs, tf.convert_to_tensor(layer.kernel))
+    elif not training and _winograd(layer, inputs):
+        outputs = winograd.conv3x3(inputs, tf.convert_to_tensor(layer.kernel))
+    else:
+        return None
+    return _biased_activated(layer, outputs)
 
 
-@keras.saving.register_keras_serializable(package="tfcyclegan")
-class NarrowConv2D(EigenConv2D):
-    """`EigenConv2D` under its first name: `.keras` files saved while the ResNet
-    generator's head was a `NarrowConv2D` still load."""
+def reflect_padded_call(layer, inputs, padding, training=None):
+    """`layer` applied to `inputs` reflection-padded by `padding` rows and columns on
+    each side, where Winograd tiles apply: then no padded copy of `inputs` is made,
+    nor kept for the backward pass in training (4.3 MB per residual convolution and
+    image at 256 px: ~0.3 GiB of a CycleGAN step's peak memory). None elsewhere,
+    and before the layer is built: the caller pads and calls the layer."""
+    if not (switches.enabled("reflect_gather") and layer.built) or inputs.shape.rank != 4:
+        return None
+    n, height, width, channels = inputs.shape
+    padded = tf.TensorSpec(
+        [n, *(None if size is None else size + 2 * padding for size in (height, width)), channels],
+        inputs.dtype,
+    )
+    if not _winograd(layer, padded):  # (where it applies, so does `_custom_gradient`)
+        return None
+    kernel = tf.convert_to_tensor(layer.kernel)
+    if training:
+        return _biased_activated(layer, _reflect_padded_winograd(inputs, kernel, padding))
+    return _biased_activated(layer, winograd.conv3x3(inputs, kernel, padding))
+
+
+def _biased_activated(layer, outputs):
+    if layer.use_bias:
+        outputs = outputs + ops.reshape(layer.bias, (1, 1, 1, layer.filters))
+    return outputs if layer.activation is None else layer.activation(outputs)
+
+
+def _winograd(layer, inputs):
+    return _tensorflow_cpu_float32_nhwc(layer, inputs) and _winograd_applies(
+        inputs, layer.kernel.shape, layer.strides, layer.dilation_rate, layer.padding
+    )
+
+
+def _tensorflow_cpu_float32_nhwc(layer, inputs):
+    """What every form needs: TensorFlow on CPUs only, float32, NHWC, one group."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and layer.compute_dtype == "float32"
+        and inputs.dtype == tf.float32
+        and layer.data_format == "channels_last"
+        and layer.groups == 1
+        and cpu.cpus_only()
+    )
+
+
+def _custom_gradient(layer, inputs):
+    """Whether training takes `_valid_conv`: on the Eigen path for every stride-1
+    "valid" convolution of enough input channels; under oneDNN, whose backprop
+    kernels run near its forward's speed, only where Winograd tiles apply."""
+    if not (
+        switches.enabled("conv_gradients")
+        and _tensorflow_cpu_float32_nhwc(layer, inputs)
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.padding == "valid"
+    ):
+        return False
+    if cpu.eigen_convolutions():
+        return (inputs.shape[-1] or 0) >= _MIN_INPUT_CHANNELS
+    return _winograd_applies(inputs, layer.kernel.shape)
