@@ -19,7 +19,7 @@ from tfcyclegan.synthetic import make_demo_dataset
 TINY_FLAGS = [
     "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
     "--load-size", "36", "--crop-size", "32", "--seed", "3", "--num-samples", "2", "--pool-size", "3",
-    "--verbose", "0",
+    "--progress", "0",
 ]
 
 
@@ -46,7 +46,7 @@ def test_train_then_resume_with_more_epochs(tmp_path, dataset):
     assert Config.load(os.path.join(run, "config.json")).model.generator == "resnet_1blocks"
     assert os.path.exists(os.path.join(run, "samples", "epoch_0001.png"))
     # Resuming with a longer schedule continues from step 3.
-    code = cli.main(["train", "--resume", run, "--epochs", "2", "--verbose", "0"])
+    code = cli.main(["train", "--resume", run, "--epochs", "2", "--progress", "0"])
     assert code == cli.EXIT_OK
     assert os.path.exists(os.path.join(run, "samples", "epoch_0002.png"))
     assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-6")
@@ -67,7 +67,7 @@ def test_flags_override_the_config_file_and_presets(tmp_path):
 @pytest.mark.parametrize("model", ["cyclegan", "pix2pix", "cut", "fastcut"])
 def test_preset_paper_is_the_published_config_and_recommended_changes_only_what_was_measured(model):
     def parsed(*flags):
-        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--model", model, *flags]))
+        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--method", model, *flags]))
 
     assert parsed() == parsed("--preset", "paper") == Config.for_method(model)
     recommended = parsed("--preset", "recommended")
@@ -109,7 +109,7 @@ def test_resume_refuses_another_architecture(tmp_path, dataset, capsys):
     runs = str(tmp_path / "runs")
     cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
               "--epochs-decay", "0", "--steps-per-epoch", "1", *TINY_FLAGS])
-    code = cli.main(["train", "--resume", os.path.join(runs, "t"), "--ngf", "8", "--verbose", "0"])
+    code = cli.main(["train", "--resume", os.path.join(runs, "t"), "--ngf", "8", "--progress", "0"])
     assert code == cli.EXIT_FAILED
     assert "model.ngf: 4 -> 8" in capsys.readouterr().err
 
@@ -155,12 +155,12 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path, dat
 
     # What was trained is usable at once: the latest checkpoint is the model.
     assert cli.main(["translate", "--model", killed, "--input", os.path.join(dataset, "testA"),
-                     "--output", str(tmp_path / "translated")]) == cli.EXIT_OK
+                     "--out", str(tmp_path / "translated")]) == cli.EXIT_OK
     assert len(os.listdir(tmp_path / "translated")) == 3
     assert cli.main(["export", "--model", killed, "--out", str(tmp_path / "export"), "--format",
                      "saved_model", "--direction", "a2b"]) == cli.EXIT_OK
 
-    subprocess.run([sys.executable, "-m", "tfcyclegan", "train", "--resume", killed, "--verbose", "0"],
+    subprocess.run([sys.executable, "-m", "tfcyclegan", "train", "--resume", killed, "--progress", "0"],
                    check=True, capture_output=True)
     straight = checkpoint_values(os.path.join(runs, "straight", "checkpoints", "ckpt-40"))
     resumed = checkpoint_values(os.path.join(killed, "checkpoints", "ckpt-40"))
@@ -208,13 +208,13 @@ def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, 
     }
     for form, model in models.items():
         output = tmp_path / form
-        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--output", str(output)])
+        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--out", str(output)])
         # The broken file is reported, not fatal; the exit code says something failed.
         assert code == cli.EXIT_FAILED, form
         assert "broken.png" in capsys.readouterr().out
         _check_translated(output, odd_images)
         # Tiled (in numpy, around each model form): the same sizes back.
-        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--output",
+        code = cli.main(["translate", "--model", model, "--input", str(odd_images), "--out",
                          str(tmp_path / f"{form}_tiled"), "--tile", "16", "--tile-overlap", "4"])
         assert code == cli.EXIT_FAILED, form
         assert "in tiles" in capsys.readouterr().out
@@ -227,7 +227,7 @@ def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, 
 
 def test_translate_one_file_in_the_other_direction(tmp_path, trained_run, odd_images):
     code = cli.main(["translate", "--model", trained_run, "--direction", "b2a",
-                     "--input", str(odd_images / "wide.png"), "--output", str(tmp_path)])
+                     "--input", str(odd_images / "wide.png"), "--out", str(tmp_path)])
     assert code == cli.EXIT_OK
     assert Image.open(tmp_path / "wide.png").size == (37, 21)
 
@@ -256,7 +256,7 @@ def test_import_torch_then_translate(tmp_path, odd_images):
     out = tmp_path / "G.keras"
     assert cli.main(["import-torch", reference, "--out", str(out), "--netG", "resnet_2blocks"]) == cli.EXIT_OK
     code = cli.main(["translate", "--model", str(out), "--input", str(odd_images / "sub"),
-                     "--output", str(tmp_path / "out")])
+                     "--out", str(tmp_path / "out")])
     assert code == cli.EXIT_OK
     assert Image.open(tmp_path / "out" / "square.png").size == (32, 32)
 
@@ -293,7 +293,7 @@ def test_ctrl_c_stops_after_a_step_saves_and_resumes(tmp_path, dataset):
     # (--no-deterministic: op determinism is process-wide and would turn XLA off
     # for every later test in this process.)
     code = cli.main(["train", "--resume", run, "--epochs", "0", "--epochs-decay", "1",
-                     "--steps-per-epoch", "200", "--verbose", "0", "--no-deterministic"])
+                     "--steps-per-epoch", "200", "--progress", "0", "--no-deterministic"])
     assert code == cli.EXIT_OK
 
 
@@ -334,7 +334,7 @@ def test_a_run_without_model_keras_translates_and_exports_any_epoch(tmp_path, da
     outputs = {}
     for choice in ([], ["--epoch", "1"], ["--checkpoint", "epoch-2"], ["--checkpoint", "ckpt-4"]):
         out = tmp_path / "_".join(choice or ["latest"])
-        assert cli.main(["translate", "--model", run, "--input", photo, "--output", str(out), *choice]) == 0
+        assert cli.main(["translate", "--model", run, "--input", photo, "--out", str(out), *choice]) == 0
         outputs[tuple(choice)] = np.asarray(Image.open(next(out.iterdir())), np.int16)
     assert np.array_equal(outputs[()], outputs[("--checkpoint", "ckpt-4")])
     assert np.array_equal(outputs[()], outputs[("--checkpoint", "epoch-2")])
@@ -342,7 +342,7 @@ def test_a_run_without_model_keras_translates_and_exports_any_epoch(tmp_path, da
     assert cli.main(["export", "--model", run, "--epoch", "1", "--out", str(tmp_path / "export"),
                      "--format", "saved_model", "--direction", "a2b", "--no-parity"]) == cli.EXIT_OK
     assert cli.main(["translate", "--model", run, "--epoch", "9", "--input", photo,
-                     "--output", str(tmp_path / "x")]) == cli.EXIT_FAILED
+                     "--out", str(tmp_path / "x")]) == cli.EXIT_FAILED
     assert "has no checkpoint of epoch 9. It has: ['ckpt-4']; epochs [1, 2]." in capsys.readouterr().err
 
 
@@ -364,3 +364,123 @@ def test_keras_classes_are_registered_whatever_is_imported_first(tmp_path, train
         code = f"{first}\nprint(type(keras.saving.load_model({model!r})).__name__)"
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
         assert result.stdout.strip() == "CycleGAN", (first, result.stderr[-2000:])
+
+
+# === one vocabulary: --method, --model, --out, --direction, --progress / --verbose ===
+
+NOTE = "the old spelling goes in the next release"
+
+
+def parse(argv):
+    return cli.build_parser().parse_args(argv)
+
+
+def test_method_names_the_method_and_says_nothing(capsys):
+    args = parse(["train", "--data", "d", "--method", "pix2pix"])
+    assert cli.config_from_args(args).model.method == "pix2pix"
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "argv, attribute, value, note",
+    [
+        (["train", "--data", "d", "--model", "cut"], "method", "cut", "note: --model cut is now --method cut"),
+        (["train", "--data", "d", "--verbose", "0"], "progress", 0, "note: --verbose 0 is now --progress 0"),
+        (["translate", "--model", "m", "--input", "i", "--output", "o"], "out", "o",
+         "note: --output o is now --out o"),
+        (["ablate", "--data", "d", "--quiet"], "progress", 0, "note: --quiet is now --progress 0"),
+    ],
+)
+def test_old_spellings_still_work_with_a_one_line_note(argv, attribute, value, note, capsys):
+    assert getattr(parse(argv), attribute) == value
+    assert capsys.readouterr().err == f"{note}; {NOTE}\n"
+
+
+def test_train_model_old_spelling_still_picks_the_methods_defaults(capsys):
+    assert cli.config_from_args(parse(["train", "--data", "d", "--model", "cut"])) == Config.for_method("cut")
+    assert cli.main(["train", "--data", "d", "--model", "runs/h2z"]) == cli.EXIT_USAGE
+    assert "argument --model: invalid choice: 'runs/h2z'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["translate", "--model", "m", "--input", "i"],
+        ["export", "--model", "m"],
+        ["evaluate", "--model", "m", "--data", "d"],
+        ["ablate", "--data", "d"],
+        ["import-torch", "G.pth"],
+        ["demo"],
+    ],
+)
+def test_out_is_the_output_of_every_command(command, capsys):
+    assert parse([*command, "--out", "there"]).out == "there"
+    assert capsys.readouterr().err == ""
+
+
+def test_translate_needs_out_once(capsys):
+    assert cli.main(["translate", "--model", "m", "--input", "i"]) == cli.EXIT_USAGE
+    assert "the arguments --out is required" in capsys.readouterr().err
+    assert cli.main(["translate", "--model", "m", "--input", "i", "--out", "a", "--output", "b"]) == cli.EXIT_USAGE
+    assert "argument --output: not allowed with argument --out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spelling, expected", [("a2b", "a2b"), ("AtoB", "a2b"), ("atob", "a2b"), ("x2y", "a2b"),
+                                                ("b2a", "b2a"), ("BtoA", "b2a"), ("btoa", "b2a"), ("B2A", "b2a")])
+def test_one_direction_vocabulary_in_every_command(spelling, expected, capsys):
+    assert parse(["translate", "--model", "m", "--input", "i", "--out", "o", "--direction", spelling]).direction \
+        == expected
+    assert parse(["evaluate", "--model", "m", "--data", "d", "--direction", spelling]).direction == expected
+    assert parse(["export", "--model", "m", "--out", "o", "--direction", spelling]).direction == expected
+    assert parse(["distill", "--teacher", "t", "--direction", spelling]).teacher_direction == expected
+    # Which side of a pair is x: read the same way, stored in config.json's AtoB/BtoA.
+    config = cli.config_from_args(parse(["train", "--data", "d", "--method", "pix2pix", "--direction", spelling]))
+    assert config.data.direction == {"a2b": "AtoB", "b2a": "BtoA"}[expected]
+    assert capsys.readouterr().err == ""
+
+
+def test_both_directions_only_where_a_command_can_do_both(capsys):
+    assert parse(["export", "--model", "m", "--out", "o", "--direction", "Both"]).direction == "both"
+    assert parse(["export", "--model", "m", "--out", "o"]).direction == "both"
+    assert cli.main(["translate", "--model", "m", "--input", "i", "--out", "o", "--direction", "both"]) \
+        == cli.EXIT_USAGE
+    assert ("argument --direction: `direction` must be one of ['a2b', 'b2a'] (or 'AtoB'/'BtoA', 'x2y'/'y2x'). "
+            "Received: direction='both'") in capsys.readouterr().err
+    assert cli.main(["train", "--data", "d", "--direction", "up"]) == cli.EXIT_USAGE
+    assert "Received: direction='up'" in capsys.readouterr().err
+    # The library reads directions with the same function.
+    from tfcyclegan.config import data_direction, parse_direction
+
+    assert parse_direction("BtoA") == "b2a" and data_direction("b2a") == "BtoA"
+    with pytest.raises(ValueError, match=r"\['a2b', 'b2a', 'both'\] .*Received: direction='AtoC'"):
+        parse_direction("AtoC", allow_both=True)
+
+
+def test_verbose_shows_tensorflows_logs_and_progress_sets_keras_verbosity(capsys):
+    for argv in (["-v", "train", "--data", "d"], ["train", "--data", "d", "--verbose"],
+                 ["train", "-v", "--data", "d"], ["translate", "-v", "--model", "m", "--input", "i", "--out", "o"]):
+        args = parse(argv)
+        assert args.show_logs is True, argv
+        assert getattr(args, "progress", 1) == 1, argv
+    args = parse(["train", "--data", "d", "--progress", "2"])
+    assert (args.show_logs, args.progress) == (False, 2)
+    assert parse(["distill", "--teacher", "t", "--progress", "0"]).progress == 0
+    assert parse(["demo", "--progress", "0"]).progress == 0
+    assert capsys.readouterr().err == ""
+    assert cli.main(["train", "--data", "d", "--verbose", "3"]) == cli.EXIT_USAGE
+    assert "argument -v/--verbose: invalid choice: 3" in capsys.readouterr().err
+
+
+def test_image_size_preset_is_the_librarys():
+    from tfcyclegan.config import for_image_size
+
+    args = parse(["train", "--data", "d", "--image-size", "128"])
+    assert cli.config_from_args(args) == for_image_size(Config(), 128)
+    with pytest.raises(ValueError, match=r"`image_size` must be an integer >= 1. Received: image_size=0"):
+        for_image_size(Config(), 0)
+
+
+def test_distill_resume_refuses_a_run_that_is_not_a_student(trained_run, capsys):
+    assert cli.main(["distill", "--resume", trained_run, "--progress", "0"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "is a cyclegan run, not a student run: resume it with `tfcyclegan train --resume" in err

@@ -12,13 +12,13 @@ from tfcyclegan.models import CUT
 from tfcyclegan.synthetic import make_paired_dataset
 
 TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
-        "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2", "--verbose", "0",
+        "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2", "--progress", "0",
         "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "2"]
 
 
 def test_nce_layers_flag_sets_the_model_config(capsys):
     def config(*flags):
-        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--model", "fastcut",
+        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", "--method", "fastcut",
                                                                    *flags]))
 
     assert config().model.nce_layers == NCE_LAYERS
@@ -26,7 +26,7 @@ def test_nce_layers_flag_sets_the_model_config(capsys):
     assert cli.main(["train", "--data", "d", "--nce-layers", "0,four"]) == cli.EXIT_USAGE
     assert ("argument --nce-layers: expected comma-separated integers, e.g. 0,4,8,12,16; got '0,four'"
             in capsys.readouterr().err)
-    assert cli.main(["train", "--data", "d", "--model", "cut", "--nce-layers", "0,-4"]) == cli.EXIT_FAILED
+    assert cli.main(["train", "--data", "d", "--method", "cut", "--nce-layers", "0,-4"]) == cli.EXIT_FAILED
     assert "Received: nce_layers=(0, -4)" in capsys.readouterr().err
     # A student has no PatchNCE term.
     assert cli.main(["distill", "--teacher", "t", "--nce-layers", "0"]) == cli.EXIT_USAGE
@@ -42,7 +42,7 @@ def test_a_model_that_cannot_be_built_leaves_no_run_behind(pairs, tmp_path, caps
 
     data = str(unpaired_view(pairs, tmp_path))
     runs = tmp_path / "runs"
-    args = ["train", "--model", "fastcut", "--data", data, "--runs-dir", str(runs), "--name", "f", *TINY,
+    args = ["train", "--method", "fastcut", "--data", data, "--runs-dir", str(runs), "--name", "f", *TINY,
             "--netG", "resnet_4blocks"]
     assert cli.main(args) == cli.EXIT_FAILED  # NCE layer 16 does not exist with 4 blocks
     assert "--nce-layers 0,4,8,12" in capsys.readouterr().err
@@ -56,12 +56,12 @@ def test_cut_trains_resumes_exports_and_evaluates_from_the_cli(method, pairs, tm
 
     data = str(unpaired_view(pairs, tmp_path))  # trainA/ trainB/: CUT is unpaired
     runs = str(tmp_path / "runs")
-    assert cli.main(["train", "--model", method, "--data", data, "--runs-dir", runs, "--name", "c", *TINY]) == 0
+    assert cli.main(["train", "--method", method, "--data", data, "--runs-dir", runs, "--name", "c", *TINY]) == 0
     run = os.path.join(runs, "c")
     config = Config.load(os.path.join(run, "config.json"))
     assert (config.model.method, config.model.upsample, config.train.pool_size) == (method, "antialias", 0)
     assert isinstance(training.load_run_model(run), CUT)
-    assert cli.main(["train", "--resume", run, "--epochs", "2", "--verbose", "0"]) == 0
+    assert cli.main(["train", "--resume", run, "--epochs", "2", "--progress", "0"]) == 0
     assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith("ckpt-4")
     out = tmp_path / "exp"
     assert cli.main(["export", "--model", run, "--out", str(out), "--tflite-mode", "fp32",

@@ -14,9 +14,9 @@ from tfcyclegan.synthetic import make_paired_dataset
 
 # pix2pix's own defaults (U-Net 256) need 256 px images; tiny runs use a ResNet G.
 TINY_PIX2PIX = [
-    "--model", "pix2pix", "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers",
+    "--method", "pix2pix", "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers",
     "--n-layers-d", "1", "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2",
-    "--verbose", "0", "--epochs", "1", "--epochs-decay", "0",
+    "--progress", "0", "--epochs", "1", "--epochs-decay", "0",
 ]
 
 
@@ -56,11 +56,11 @@ def test_pix2pix_trains_from_the_cli_with_its_authors_defaults(pix2pix_run):
 
 
 def test_pix2pix_resumes_and_translates_and_exports(pix2pix_run, paired, tmp_path):
-    assert cli.main(["train", "--resume", pix2pix_run, "--epochs", "2", "--verbose", "0"]) == cli.EXIT_OK
+    assert cli.main(["train", "--resume", pix2pix_run, "--epochs", "2", "--progress", "0"]) == cli.EXIT_OK
     assert tf.train.latest_checkpoint(os.path.join(pix2pix_run, "checkpoints")).endswith("ckpt-6")
     out = tmp_path / "translated"
     assert cli.main(["translate", "--model", pix2pix_run, "--input", os.path.join(paired, "test"),
-                     "--output", str(out)]) == cli.EXIT_OK
+                     "--out", str(out)]) == cli.EXIT_OK
     assert len(list(out.iterdir())) == 4
     # pix2pix learns one direction: exporting "both" gives G only.
     assert cli.main(["export", "--model", pix2pix_run, "--out", str(tmp_path / "exp"),

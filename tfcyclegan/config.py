@@ -63,8 +63,9 @@ fewer blocks needs smaller indices."""
 DIRECTIONS = ("a2b", "b2a")
 """Translation directions: "a2b" runs G (X -> Y, domain A to B), "b2a" runs F."""
 
-# The paper's names for the same directions, accepted wherever a direction is.
-_DIRECTION_ALIASES = {"a2b": "a2b", "b2a": "b2a", "x2y": "a2b", "y2x": "b2a"}
+# The paper's names (X -> Y) and the authors' (`--direction AtoB`) for the same
+# directions, accepted wherever a direction is, in any case.
+_DIRECTION_ALIASES = {"a2b": "a2b", "b2a": "b2a", "x2y": "a2b", "y2x": "b2a", "atob": "a2b", "btoa": "b2a"}
 
 
 def check_choice(name, value, choices):
@@ -87,15 +88,34 @@ def check_choices(name, values, choices):
 
 
 def parse_direction(direction, allow_both=False):
-    """"a2b" or "b2a" ("both" too with `allow_both`); the paper's "x2y"/"y2x" are aliases."""
-    if allow_both and direction == "both":
+    """The one reading of a translation direction, for the library and the CLI alike.
+
+    Args:
+        direction: `"a2b"` (G: A -> B) or `"b2a"` (F); the paper's `"x2y"`/`"y2x"` and
+            the authors' `"AtoB"`/`"BtoA"` are aliases, in any case.
+        allow_both: also accept `"both"`.
+
+    Returns:
+        `"a2b"`, `"b2a"` or `"both"`.
+    """
+    key = direction.lower() if isinstance(direction, str) else direction
+    if allow_both and key == "both":
         return "both"
-    if isinstance(direction, str) and direction in _DIRECTION_ALIASES:
-        return _DIRECTION_ALIASES[direction]
+    if isinstance(key, str) and key in _DIRECTION_ALIASES:
+        return _DIRECTION_ALIASES[key]
     choices = list(DIRECTIONS) + (["both"] if allow_both else [])
     raise ValueError(
-        f"`direction` must be one of {choices} (or 'x2y'/'y2x'). Received: direction={direction!r}"
+        f"`direction` must be one of {choices} (or 'AtoB'/'BtoA', 'x2y'/'y2x'). "
+        f"Received: direction={direction!r}"
     )
+
+
+def data_direction(direction):
+    """`DataConfig.direction`'s spelling (`"AtoB"`/`"BtoA"`) of any direction `parse_direction` reads.
+
+    The data side keeps the authors' spelling because config.json files store it.
+    """
+    return {"a2b": "AtoB", "b2a": "BtoA"}[parse_direction(direction)]
 
 
 def _check_positive(name, value, allow_zero=False):
@@ -646,3 +666,23 @@ class Config:
                         f"{theirs[section][key]!r}"
                     )
         return lines
+
+
+def for_image_size(config, image_size):
+    """`config` with the paper's settings for square images of `image_size` pixels.
+
+    The paper's presets: 256 px uses 9 residual blocks and loads at 286; 128 px
+    uses 6 blocks (section 7.2). Other sizes load in the same 286/256 proportion
+    and take 6 blocks up to 128 px, 9 above.
+
+    Args:
+        config: the `Config` to start from.
+        image_size: the training crop size, an integer >= 1.
+
+    Returns:
+        A new `Config`: `data.crop_size`, `data.load_size` and `model.generator` set.
+    """
+    _check_int("image_size", image_size, 1)
+    data = config.data.replace(crop_size=image_size, load_size=round(image_size * 286 / 256))
+    generator = "resnet_6blocks" if image_size <= 128 else "resnet_9blocks"
+    return config.replace(data=data, model=config.model.replace(generator=generator))

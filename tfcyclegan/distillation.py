@@ -16,7 +16,14 @@ length, the optimizer); its own are the architecture and the objective.
 import os
 
 from tfcyclegan.checks import check_int
-from tfcyclegan.config import Config, DistillConfig, TrainConfig, check_choice, parse_direction
+from tfcyclegan.config import (
+    Config,
+    DistillConfig,
+    TrainConfig,
+    check_choice,
+    parse_direction,
+    parse_generator,
+)
 
 STUDENTS = ("resnet", "mobile_resnet")
 """Student families: `ResnetGenerator` (fewer filters and blocks) or `MobileResnetGenerator`."""
@@ -113,6 +120,41 @@ def student_config(
     return Config(model=model, data=taught.data, train=train, distill=distill)
 
 
+def resumed_student_config(run_dir, student=None, n_blocks=None, **distill_changes):
+    """The `Config` a stopped student run continues with, changed where asked.
+
+    Args:
+        run_dir: the student's run folder (`tfcyclegan distill` made it).
+        student: a new student family (`resnet`, `mobile_resnet`), or None to keep it.
+        n_blocks: a new number of residual blocks, or None to keep it. (Training
+            refuses an architecture its checkpoints do not fit, and says so.)
+        **distill_changes: fields of its `DistillConfig` to change, e.g.
+            `loss="l2"` or `lambda_feature=1.0`.
+
+    Returns:
+        The run's `Config` with those changes.
+
+    Raises:
+        ValueError: `run_dir` is a run of another kind (it resumes with
+            `tfcyclegan train --resume`).
+    """
+    from tfcyclegan import runs
+
+    config = runs.load_run_config(run_dir)
+    if config.distill is None:
+        raise ValueError(
+            f"{run_dir} is a {config.model.method} run, not a student run: resume it with "
+            f"`tfcyclegan train --resume {run_dir}`. Received: run_dir={os.fspath(run_dir)!r}"
+        )
+    if student is not None:
+        check_choice("student", student, STUDENTS)
+    model = config.model
+    if student is not None or n_blocks is not None:
+        family, blocks = parse_generator(model.generator)
+        model = model.replace(generator=f"{student or family}_{blocks if n_blocks is None else n_blocks}blocks")
+    return config.replace(model=model, distill=config.distill.replace(**distill_changes))
+
+
 def teacher_data_spec(teacher):
     """The `DataSpec` the teacher run trained on (its `run.json`): a student's default data."""
     from tfcyclegan import runs
@@ -139,4 +181,4 @@ def distill(teacher, run_dir, data_spec=None, verbose="auto", **options):
     return training.train(config, run_dir, data_spec=data_spec, verbose=verbose)
 
 
-__all__ = ["STUDENTS", "distill", "student_config", "teacher_data_spec"]
+__all__ = ["STUDENTS", "distill", "resumed_student_config", "student_config", "teacher_data_spec"]
