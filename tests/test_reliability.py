@@ -105,13 +105,21 @@ def test_sigterm_stops_after_the_step_and_saves(tmp_path, dataset):
 # --- history.csv and checkpoints --------------------------------------------------
 
 
-def test_history_rows_past_the_restored_checkpoint_are_dropped(tmp_path):
+def test_history_rows_written_after_the_restored_checkpoint_are_dropped(tmp_path):
     history = tmp_path / "history.csv"
-    history.write_text("epoch,G_adv,total\n0,1.0,2.0\n1,0.5,1.5\n2,0.4,1.4\n")
-    training._trim_history(str(history), epochs_done=2)
+    index = tmp_path / "ckpt-8.index"
+    rows = "epoch,G_adv,total\n0,1.0,2.0\n1,0.5,1.5\n2,0.4,1.4\n"
+    history.write_text(rows)
+    index.write_bytes(b"")
+    os.utime(index, (1000, 1000))
+    os.utime(history, (2000, 2000))  # killed after the row of epoch 2, before its checkpoint
+    training._trim_history(str(history), 2, str(tmp_path / "ckpt-8"))
     assert history.read_text() == "epoch,G_adv,total\n0,1.0,2.0\n1,0.5,1.5\n"
-    training._trim_history(str(history), epochs_done=5)  # nothing past it: untouched
-    assert history.read_text().count("\n") == 3
+    # Rows written before the checkpoint (a Ctrl-C's partial epoch) stay.
+    history.write_text(rows)
+    os.utime(history, (500, 500))
+    training._trim_history(str(history), 2, str(tmp_path / "ckpt-8"))
+    assert history.read_text() == rows
 
 
 def test_an_epochs_history_row_is_written_before_its_checkpoint(tmp_path, dataset):

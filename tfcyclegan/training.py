@@ -315,9 +315,9 @@ def _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strateg
     if chief:
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
     if resume:
-        _restore_latest(checkpoint, paths, step, verbose)
+        restored = _restore_latest(checkpoint, paths, step, verbose)
         if chief:
-            _trim_history(paths.history, int(step.numpy()) // data.steps_per_epoch)
+            _trim_history(paths.history, int(step.numpy()) // data.steps_per_epoch, restored)
     run_callbacks = _run_callbacks(
         config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
         data_spec, data.steps_per_epoch,
@@ -408,14 +408,21 @@ def _run_data(config, data_spec, verbose, chief):
     )
 
 
-def _trim_history(path, epochs_done):
-    """Drops history.csv rows of epochs the restored checkpoint does not cover.
+def _trim_history(path, epochs_done, checkpoint_prefix):
+    """Drops history.csv rows written after the checkpoint a run resumes from.
 
     The row of an epoch is written before its checkpoint (`_run_callbacks`), so
-    a run killed between the two has a row its checkpoint lacks: that epoch is
-    run again on resume and writes its row again.
+    a run killed between the two has a row of an epoch its checkpoint does not
+    cover: that epoch runs again on resume and writes its row again. A run
+    stopped mid-epoch (Ctrl-C, SIGTERM) wrote that epoch's partial row before its
+    checkpoint too, and keeps it. So rows go only where the file changed after
+    the checkpoint's index was written, and only those of epochs from
+    `epochs_done` on.
     """
-    if not os.path.exists(path):
+    index = f"{checkpoint_prefix}.index"
+    if not os.path.exists(path) or (
+        os.path.exists(index) and os.path.getmtime(path) <= os.path.getmtime(index)
+    ):
         return
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
@@ -438,6 +445,7 @@ def _restore_latest(checkpoint, paths, step, verbose):
     runs.restore(checkpoint, latest).assert_existing_objects_matched()
     if verbose:
         print(f"Resumed {paths.root} from {latest} (step {int(step.numpy())}).")
+    return latest
 
 
 def _run_callbacks(
