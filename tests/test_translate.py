@@ -41,10 +41,11 @@ def test_a_folder_is_streamed_in_small_batches_of_one_size(tmp_path):
         seen.append(batch.shape)
         return batch
 
-    report = translate.translate_files(model, tmp_path, tmp_path / "out", batch_size=3, progress=False)
+    report = translate.translate_files(model, tmp_path, tmp_path.parent / f"{tmp_path.name}_out",
+                                       batch_size=3, progress=False)
     assert [s[:3] for s in seen] == [(2, 12, 20), (1, 8, 8), (3, 12, 20), (1, 12, 20)]
     assert len(report.written) == 7 and [p for p, _ in report.failed] == [str(tmp_path / "x_broken.png")]
-    assert Image.open(tmp_path / "out" / "2.png").size == (8, 8)
+    assert Image.open(tmp_path.parent / f"{tmp_path.name}_out" / "2.png").size == (8, 8)
 
 
 def test_load_size_resizes_the_short_side_and_big_images_are_tiled(tmp_path, monkeypatch):

@@ -301,34 +301,42 @@ class Throughput(keras.callbacks.Callback):
 
 
 class GracefulStop(keras.callbacks.Callback):
-    """Makes the first Ctrl-C stop training after the current step.
+    """Makes the first Ctrl-C (SIGINT) or SIGTERM stop training after the current step.
 
     Keras then runs the callbacks' `on_train_end`, so `Checkpointing` saves
-    where training stopped. A second Ctrl-C interrupts at once.
+    where training stopped. SIGTERM is what `docker stop`, Kubernetes, Slurm
+    and `timeout` send before they kill: it is treated like Ctrl-C. A second
+    signal interrupts at once.
 
     Attributes:
-        stopped: True once a Ctrl-C stopped training.
+        stopped: True once a signal stopped training.
+        signal: the number of the signal that did (None until one does).
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, message=None):
         super().__init__()
         self.message = message or "Stopping after this step and saving a checkpoint (Ctrl-C again to abort)."
         self.stopped = False
-        self._previous = None
+        self.signal = None
+        self._previous = {}
 
     def _handler(self, signum, frame):
         if self.stopped:
             raise KeyboardInterrupt
         self.stopped = True
+        self.signal = signum
         self.model.stop_training = True
         print(f"\n{self.message}", file=sys.stderr, flush=True)
 
     def on_train_begin(self, logs=None):
         # Signal handlers can only be set from the main thread.
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {number: signal.signal(number, self._handler) for number in self.SIGNALS}
 
     def on_train_end(self, logs=None):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for number, previous in self._previous.items():
+            if previous is not None:  # None: a handler not set from Python
+                signal.signal(number, previous)
+        self._previous = {}

@@ -15,6 +15,7 @@ import time
 
 from tfcyclegan import export as export_lib
 from tfcyclegan import training
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
 from tfcyclegan.synthetic import make_demo_dataset
 from tfcyclegan.translate import translate_files
@@ -65,6 +66,10 @@ def demo_config(size=DEMO_SIZE, steps=DEMO_STEPS):
 def run_demo(out_dir="demo_output", steps=None, size=None, verbose=1):
     """Runs the whole demo into `out_dir` (replacing an earlier demo there)."""
     start = time.time()
+    if steps is not None:
+        check_int("steps", steps, 1)
+    if size is not None:
+        check_int("size", size, 1)
     steps = steps or DEMO_STEPS
     size = size or DEMO_SIZE
     out_dir = os.path.abspath(out_dir)

@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from tfcyclegan import data as data_lib
 from tfcyclegan import fileio, imaging, quality
+from tfcyclegan.checks import check_int
 from tfcyclegan.config import DataConfig, parse_direction
 from tfcyclegan.export.loading import training_size
 from tfcyclegan.export.runtime import load_translator
@@ -197,6 +198,8 @@ def load_test_split(root, direction="a2b", image_size=DEFAULT_IMAGE_SIZE, channe
     Raises:
         FileNotFoundError: `root` has no test split.
     """
+    if max_images is not None:
+        check_int("max_images", max_images, 1)
     direction = parse_direction(direction)
     root = os.fspath(root)
     config = DataConfig(
@@ -296,6 +299,9 @@ def evaluate(
     """
     start = time.perf_counter()
     direction = parse_direction(direction)
+    if max_images is not None:
+        check_int("max_images", max_images, 1)
+    check_int("batch_size", batch_size, 1)
     translator = model if callable(model) else load_translator(
         model, direction=direction, checkpoint=checkpoint, epoch=epoch
     )

@@ -7,12 +7,18 @@ renamed into place (`os.replace` is atomic within a file system).
 """
 
 import contextlib
+import errno
 import os
 import pathlib
 import shutil
 import sys
 import tempfile
 import uuid
+
+try:  # POSIX; elsewhere run folders are not locked (RunLock says so)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 
 def _umask():
@@ -109,3 +115,68 @@ def native_stderr_silenced(when=True):
 def native_logs_hidden():
     """Whether TensorFlow's native logs are to be hidden (TF_CPP_MIN_LOG_LEVEL >= 1)."""
     return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")
+
+
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a folder that one process writes (a run being trained).
+
+    `flock` on `FOLDER/.lock`, which holds the owner's PID: a second process is
+    refused and told that PID; the operating system releases the lock when the
+    owner exits, however it exits (kill -9 included), so no stale lock is left.
+    The folder is created if needed; if the lock was its only content when the
+    lock is released (a start that failed before writing anything), the lock file
+    and the folder this lock created are removed. Without `fcntl` (Windows) this
+    does nothing.
+
+    Args:
+        folder: the folder to lock.
+        purpose: what the folder is, for the message (e.g. "run").
+    """
+
+    def __init__(self, folder, purpose="folder"):
+        self.folder = os.fspath(folder)
+        self.purpose = purpose
+        self.path = os.path.join(self.folder, LOCK_FILE)
+        self._fd = None
+        self._created = False
+
+    def __enter__(self):
+        if fcntl is None:
+            return self
+        self._created = not os.path.exists(self.folder)
+        os.makedirs(self.folder, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            owner = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise RuntimeError(
+                f"{self.folder} is in use: process {owner} is writing this {self.purpose} "
+                f"(lock {self.path}). Wait for it to end or stop it; two processes must not "
+                "write one run."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._fd is None:
+            return False
+        try:
+            if os.listdir(self.folder) == [LOCK_FILE]:  # nothing was written: leave no trace
+                os.remove(self.path)
+                if self._created:
+                    os.rmdir(self.folder)
+        except OSError:
+            pass
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+        return False

@@ -18,7 +18,10 @@ gives back any state of a run (the latest by default, or a chosen checkpoint
 or epoch) as a compiled model (`CycleGAN` or `Pix2Pix`).
 """
 
+import contextlib
+import csv
 import dataclasses
+import io
 import json
 import os
 import random
@@ -194,7 +197,11 @@ def _check_run_folder(run_dir, config, data_spec, resume):
             )
         data_spec = data_spec or _saved_data_spec(paths)
     else:
-        if os.path.exists(paths.config):
+        # A folder whose start failed before its first checkpoint holds nothing
+        # trained: a fresh start of the same name takes it over.
+        if os.path.exists(paths.config) and (
+            runs.select_checkpoint(paths.root) is not None or os.path.exists(paths.model)
+        ):
             raise FileExistsError(
                 f"{run_dir} already holds a run. Resume it with --resume {run_dir}, "
                 "or choose another --name."
@@ -287,6 +294,13 @@ def train(
     _check_preprocess(config)
     chief = distribute.is_chief(strategy)
     config = _with_seed(config)
+    # One process per run folder: a second `train --resume` of the same run is
+    # refused, naming the first one's PID (the OS frees the lock when it dies).
+    with fileio.RunLock(run_dir, "run") if chief else contextlib.nullcontext():
+        return _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strategy, chief)
+
+
+def _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strategy, chief):
     paths, write_paths, data_spec = _run_folders(run_dir, config, data_spec, resume, chief)
     verbose = verbose if chief else 0
     if config.train.deterministic:
@@ -301,7 +315,9 @@ def train(
     if chief:
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
     if resume:
-        _restore_latest(checkpoint, paths, step, verbose)
+        restored = _restore_latest(checkpoint, paths, step, verbose)
+        if chief:
+            _trim_history(paths.history, int(step.numpy()) // data.steps_per_epoch, restored)
     run_callbacks = _run_callbacks(
         config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
         data_spec, data.steps_per_epoch,
@@ -392,6 +408,34 @@ def _run_data(config, data_spec, verbose, chief):
     )
 
 
+def _trim_history(path, epochs_done, checkpoint_prefix):
+    """Drops history.csv rows written after the checkpoint a run resumes from.
+
+    The row of an epoch is written before its checkpoint (`_run_callbacks`), so
+    a run killed between the two has a row of an epoch its checkpoint does not
+    cover: that epoch runs again on resume and writes its row again. A run
+    stopped mid-epoch (Ctrl-C, SIGTERM) wrote that epoch's partial row before its
+    checkpoint too, and keeps it. So rows go only where the file changed after
+    the checkpoint's index was written, and only those of epochs from
+    `epochs_done` on.
+    """
+    index = f"{checkpoint_prefix}.index"
+    if not os.path.exists(path) or (
+        os.path.exists(index) and os.path.getmtime(path) <= os.path.getmtime(index)
+    ):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(float(row[column])) < epochs_done]
+    if len(kept) != len(rows):
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(kept)
+        fileio.atomic_write(path, buffer.getvalue())
+
+
 def _restore_latest(checkpoint, paths, step, verbose):
     latest = runs.select_checkpoint(paths.root)
     if latest is None:
@@ -401,6 +445,7 @@ def _restore_latest(checkpoint, paths, step, verbose):
     runs.restore(checkpoint, latest).assert_existing_objects_matched()
     if verbose:
         print(f"Resumed {paths.root} from {latest} (step {int(step.numpy())}).")
+    return latest
 
 
 def _run_callbacks(
@@ -409,8 +454,12 @@ def _run_callbacks(
 ):
     """The run's callbacks, in the order they must run."""
     train_config = config.train
-    # First: Checkpointing advances `step`, which the others read.
-    run_callbacks = [
+    # First the history row of an epoch, then its checkpoint: a run killed between
+    # the two repeats the epoch on resume (`_trim_history`) rather than losing its
+    # row. The CSV logger has no per-step hooks, so Checkpointing still advances
+    # `step` before the callbacks that read it.
+    run_callbacks = [keras.callbacks.CSVLogger(paths.history, append=resume)] if chief else []
+    run_callbacks += [
         callbacks_lib.Checkpointing(
             checkpoint,
             write_paths.checkpoints,
@@ -434,10 +483,7 @@ def _run_callbacks(
         )
     run_callbacks.append(callbacks_lib.Throughput(config.data.batch_size))
     if chief:
-        run_callbacks += [
-            keras.callbacks.CSVLogger(paths.history, append=resume),
-            keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"),
-        ]
+        run_callbacks.append(keras.callbacks.TensorBoard(paths.logs, update_freq="epoch"))
     if chief and train_config.evaluate_every:
         if data_spec.data is None or data_spec.data.startswith("tfds:"):
             raise ValueError(

@@ -66,6 +66,45 @@ def _inputs(input_path):
     return [(path, os.path.relpath(path, input_path)) for path in data_lib.list_images(input_path)]
 
 
+def _check_outputs(inputs, input_path, output_dir, overwrite):
+    """Refuses a translation that would write over the inputs or over files already there.
+
+    The outputs may not go into the input folder or below it (a second run would
+    translate the first one's results), nor onto an input file; two inputs may not
+    map to one output name (`a.gif` and `a.png` both become `a.png`); and files
+    already in `output_dir` under an output name are replaced only with `overwrite`.
+    """
+    source = os.path.realpath(input_path)
+    target = os.path.realpath(output_dir)
+    if os.path.isdir(source) and (target == source or target.startswith(source + os.sep)):
+        raise ValueError(
+            f"The output folder would be the input folder or inside it: translating {input_path} "
+            f"into {output_dir} would mix results with the photos (and a second run would translate "
+            "the results). Choose an output folder outside the input folder."
+        )
+    seen = {}
+    existing = []
+    for path, relative in inputs:
+        out = os.path.join(target, _output_name(relative))
+        if os.path.realpath(out) == os.path.realpath(path):
+            raise ValueError(f"The output for {path} would be the file itself. Choose another output folder.")
+        if out in seen:
+            raise ValueError(
+                f"{seen[out]} and {path} would both be written to {out}. Rename one of them, or "
+                "translate them into separate folders."
+            )
+        seen[out] = path
+        if os.path.lexists(out):
+            existing.append(out)
+    if existing and not overwrite:
+        shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+        raise FileExistsError(
+            f"{len(existing)} output file(s) already exist in {output_dir}: {shown}. Pass "
+            "overwrite=True (tfcyclegan translate --overwrite) to replace them, or choose an "
+            "empty output folder."
+        )
+
+
 def _output_name(relative):
     stem, extension = os.path.splitext(relative)
     return relative if extension.lower() in _WRITABLE else stem + ".png"
@@ -198,8 +237,13 @@ def translate_files(
     tile_overlap=DEFAULT_TILE_OVERLAP,
     checkpoint=None,
     epoch=None,
+    overwrite=False,
 ):
     """Translates an image file or a folder of images (recursively), in bounded memory.
+
+    Nothing the user has is replaced: the outputs may not go into the input folder,
+    and files already in `output_dir` under an output name are refused unless
+    `overwrite` (each output is written atomically).
 
     Args:
         model: a run folder, `.keras` file, SavedModel or `.tflite` file, or a
@@ -218,9 +262,15 @@ def translate_files(
         tile_overlap: pixels shared by neighbouring tiles, blended.
         checkpoint: for a run folder, a checkpoint name instead of its newest state.
         epoch: for a run folder, the checkpoint of this epoch.
+        overwrite: replace files already in `output_dir` under an output name.
 
     Returns:
         A `TranslateReport`.
+
+    Raises:
+        ValueError: the outputs would go into the input folder, onto an input,
+            or two inputs onto one output name.
+        FileExistsError: output files exist and `overwrite` is False.
     """
     check_int("batch_size", batch_size, 1)
     if load_size is not None:
@@ -237,6 +287,7 @@ def translate_files(
             f"Received: tile_overlap={tile_overlap}"
         )
     inputs = _inputs(input_path)
+    _check_outputs(inputs, input_path, output_dir, overwrite)
     if callable(model):
         translator = model
     else:

@@ -1,0 +1,220 @@
+"""Nothing a user owns is overwritten or lost (issue #28): run-folder locks, SIGTERM,
+the history of an epoch whose checkpoint was written, a failed start's folder, and
+translations that would write over the user's photos."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+
+from tfcyclegan import fileio, training
+from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfcyclegan.synthetic import make_demo_dataset
+from tfcyclegan.training import DataSpec
+
+TINY = Config(
+    model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
+    data=DataConfig(load_size=36, crop_size=32),
+    train=TrainConfig(epochs=1, epochs_decay=1, steps_per_epoch=3, checkpoint_every=0,
+                      seed=1, num_samples=2, pool_size=3, validate=False),
+)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return str(make_demo_dataset(tmp_path_factory.mktemp("data"), n_train=6, n_test=3, size=32))
+
+
+# --- run-folder locks -------------------------------------------------------------
+
+
+def test_a_second_writer_of_a_folder_is_refused_with_the_first_ones_pid(tmp_path):
+    folder = tmp_path / "run"
+    with fileio.RunLock(folder, "run"):
+        assert (folder / fileio.LOCK_FILE).read_text().strip() == str(os.getpid())
+        with pytest.raises(RuntimeError, match=rf"process {os.getpid()} is writing this run"):
+            with fileio.RunLock(folder, "run"):
+                pass
+    # Released, and nothing left behind: the lock was all the folder held.
+    assert not folder.exists()
+    with fileio.RunLock(folder, "run"):
+        pass
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from tfcyclegan import fileio\n"
+         f"lock = fileio.RunLock({str(folder)!r}).__enter__(); print('locked', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        with pytest.raises(RuntimeError, match=rf"process {holder.pid} "):
+            fileio.RunLock(folder).__enter__()
+    finally:
+        holder.kill()  # kill -9: no clean-up runs in the holder
+        holder.wait()
+    with fileio.RunLock(folder):  # the operating system released it
+        pass
+
+
+def test_resuming_a_run_another_process_trains_is_refused(tmp_path, dataset):
+    run = tmp_path / "run"
+    training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+    with fileio.RunLock(run, "run"):
+        with pytest.raises(RuntimeError, match="is in use: process"):
+            training.train(Config.load(run / "config.json"), run, resume=True, verbose=0)
+    assert (run / fileio.LOCK_FILE).exists()  # the run's own lock file, unlocked
+
+
+# --- SIGTERM saves like Ctrl-C ----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigterm_stops_after_the_step_and_saves(tmp_path, dataset):
+    runs = tmp_path / "runs"
+    run = runs / "t"
+    command = [
+        sys.executable, "-m", "tfcyclegan", "train", "--data", dataset, "--runs-dir", str(runs),
+        "--name", "t", "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--load-size", "36",
+        "--crop-size", "32", "--epochs", "50", "--epochs-decay", "0", "--steps-per-epoch", "20",
+        "--checkpoint-every", "0", "--sample-every", "1", "--no-validate",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if (run / "samples" / "latest.png").exists():  # the training loop runs
+            process.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.05)
+    _, err = process.communicate(timeout=240)
+    err = err.decode()
+    assert "saving a checkpoint" in err and "Resume with" in err, err[-2000:]
+    from tfcyclegan.runs import select_checkpoint
+
+    assert select_checkpoint(str(run)) is not None  # a checkpoint of where it stopped
+    assert (run / "model.keras").exists()
+
+
+# --- history.csv and checkpoints --------------------------------------------------
+
+
+def test_history_rows_written_after_the_restored_checkpoint_are_dropped(tmp_path):
+    history = tmp_path / "history.csv"
+    index = tmp_path / "ckpt-8.index"
+    rows = "epoch,G_adv,total\n0,1.0,2.0\n1,0.5,1.5\n2,0.4,1.4\n"
+    history.write_text(rows)
+    index.write_bytes(b"")
+    os.utime(index, (1000, 1000))
+    os.utime(history, (2000, 2000))  # killed after the row of epoch 2, before its checkpoint
+    training._trim_history(str(history), 2, str(tmp_path / "ckpt-8"))
+    assert history.read_text() == "epoch,G_adv,total\n0,1.0,2.0\n1,0.5,1.5\n"
+    # Rows written before the checkpoint (a Ctrl-C's partial epoch) stay.
+    history.write_text(rows)
+    os.utime(history, (500, 500))
+    training._trim_history(str(history), 2, str(tmp_path / "ckpt-8"))
+    assert history.read_text() == rows
+
+
+def test_an_epochs_history_row_is_written_before_its_checkpoint(tmp_path, dataset):
+    # A kill -9 between the two must not lose the row: the CSV logger's epoch end
+    # runs before Checkpointing's (callbacks run in list order).
+    import tensorflow as tf
+
+    from tfcyclegan.callbacks import Checkpointing
+
+    paths = training.RunPaths(str(tmp_path / "run"))
+    step = tf.Variable(0, dtype=tf.int64)
+    callbacks = training._run_callbacks(
+        TINY, paths, paths, tf.train.Checkpoint(step=step), step, None, True, False, (),
+        DataSpec(data=dataset), 3,
+    )
+    names = [type(callback).__name__ for callback in callbacks]
+    assert names.index("CSVLogger") < names.index(Checkpointing.__name__)
+
+
+# --- a failed start does not block its name ---------------------------------------
+
+
+def test_a_folder_without_a_checkpoint_does_not_block_a_fresh_start(tmp_path, dataset):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TINY.to_json())  # a start that failed before its first step
+    result = training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+    assert result.step == 6
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+
+
+# --- translate never writes over the user's photos ---------------------------------
+
+
+def _photos(folder, names=("a.png", "b.jpg")):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.new("RGB", (32, 32), (200, 30, 30)).save(folder / name)
+    return folder
+
+
+def _identity(images):
+    return images
+
+
+def test_translate_refuses_to_write_into_its_input_folder(tmp_path):
+    from tfcyclegan.translate import translate_files
+
+    photos = _photos(tmp_path / "photos")
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    for out in (photos, photos / "out"):
+        with pytest.raises(ValueError, match="inside it"):
+            translate_files(_identity, photos, out, progress=False)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_translate_refuses_to_replace_files_unless_told(tmp_path):
+    from tfcyclegan.translate import translate_files
+
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"the user's own file")
+    with pytest.raises(FileExistsError, match=r"1 output file\(s\) already exist .*a\.png.*--overwrite"):
+        translate_files(_identity, photos, out, progress=False)
+    assert (out / "a.png").read_bytes() == b"the user's own file"
+    report = translate_files(_identity, photos, out, progress=False, overwrite=True)
+    assert len(report.written) == 2 and (out / "a.png").read_bytes() != b"the user's own file"
+
+
+def test_translate_refuses_two_inputs_onto_one_output(tmp_path):
+    from tfcyclegan.translate import translate_files
+
+    photos = _photos(tmp_path / "photos", ("a.png", "a.ppm"))  # a.ppm is written as a.png
+    with pytest.raises(ValueError, match="would both be written to"):
+        translate_files(_identity, photos, tmp_path / "out", progress=False)
+
+
+# --- counts that must be positive ----------------------------------------------------
+
+
+def test_evaluate_refuses_a_max_images_below_one(tmp_path):
+    from tfcyclegan.evaluate import evaluate, load_test_split
+
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match=rf"`max_images` must be an integer >= 1. Received: max_images={bad}"):
+            evaluate(_identity, str(tmp_path), max_images=bad, fid=False)
+        with pytest.raises(ValueError, match="max_images"):
+            load_test_split(str(tmp_path), max_images=bad)
+
+
+def test_the_demo_refuses_a_negative_step_count(tmp_path):
+    from tfcyclegan.demo import run_demo
+
+    with pytest.raises(ValueError, match=r"`steps` must be an integer >= 1. Received: steps=-1"):
+        run_demo(tmp_path / "demo", steps=-1, verbose=0)
+    assert not (tmp_path / "demo").exists()  # refused before anything was written
