@@ -218,3 +218,29 @@ def test_the_demo_refuses_a_negative_step_count(tmp_path):
     with pytest.raises(ValueError, match=r"`steps` must be an integer >= 1. Received: steps=-1"):
         run_demo(tmp_path / "demo", steps=-1, verbose=0)
     assert not (tmp_path / "demo").exists()  # refused before anything was written
+
+
+# --- the same through the command line ----------------------------------------------
+
+
+def test_cli_translate_into_its_input_folder_fails_and_leaves_the_photos(tmp_path, capsys):
+    from tfcyclegan import cli
+
+    photos = _photos(tmp_path / "photos")
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    code = cli.main(["translate", "--model", str(tmp_path / "no_model.keras"), "--input", str(photos),
+                     "--out", str(photos)])
+    assert code == cli.EXIT_FAILED
+    assert "inside it" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == before
+
+
+def test_cli_train_resume_of_a_locked_run_names_the_other_process(tmp_path, dataset, capsys):
+    from tfcyclegan import cli
+
+    run = tmp_path / "run"
+    training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+    with fileio.RunLock(run, "run"):
+        assert cli.main(["train", "--resume", str(run), "--progress", "0"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"is in use: process {os.getpid()}" in err and "--debug" not in err

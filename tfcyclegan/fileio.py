@@ -120,6 +120,10 @@ def native_logs_hidden():
 LOCK_FILE = ".lock"
 
 
+class FolderInUseError(RuntimeError):
+    """Another process holds the lock of a folder this one would write (`RunLock`)."""
+
+
 class RunLock:
     """An exclusive lock on a folder that one process writes (a run being trained).
 
@@ -156,7 +160,7 @@ class RunLock:
             os.close(fd)
             if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            raise RuntimeError(
+            raise FolderInUseError(
                 f"{self.folder} is in use: process {owner} is writing this {self.purpose} "
                 f"(lock {self.path}). Wait for it to end or stop it; two processes must not "
                 "write one run."

@@ -128,7 +128,9 @@ def main(argv=None):
     except Exception as error:  # every failure: one message, no traceback (unless --debug)
         if debug:
             raise
-        hint = "" if isinstance(error, (ValueError, OSError)) else " (--debug shows the traceback)"
+        from tfcyclegan.fileio import FolderInUseError
+
+        hint = "" if isinstance(error, (ValueError, OSError, FolderInUseError)) else " (--debug shows the traceback)"
         print(f"tfcyclegan {args.command}: error: {_message(error)}{hint}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -27,6 +27,8 @@ def add_translate(subparsers):
                    help="translate in PX x PX tiles with blended seams (bounded memory; 0: never). "
                    "Default: tiles of 1024 for images above 1.5 megapixels (docs/large_images.md)")
     p.add_argument("--tile-overlap", type=int, default=64, metavar="PX", help="pixels shared by neighbouring tiles (64)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace files already in --out under an output name (refused otherwise)")
     shared.add_run_state(p)
     p.set_defaults(run=_translate)
 
@@ -37,7 +39,7 @@ def _translate(args):
     report = translate.translate_files(
         args.model, args.input, args.out, direction=args.direction, batch_size=args.batch_size,
         num_threads=args.threads, load_size=args.load_size, tile=args.tile, tile_overlap=args.tile_overlap,
-        checkpoint=args.checkpoint, epoch=args.epoch,
+        checkpoint=args.checkpoint, epoch=args.epoch, overwrite=args.overwrite,
     )
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_FAILED
