@@ -7,10 +7,12 @@ without it.
 """
 
 import json
+import os
 import pathlib
 import re
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -442,6 +444,17 @@ def test_import_to_keras_needs_a_keras_suffix(tmp_path):
 
 
 # --- The saved .keras file ---------------------------------------------------------
+
+
+def test_import_to_keras_replaces_a_file_only_when_told(tmp_path):
+    out = tmp_path / "G.keras"
+    out.write_bytes(b"the user's model")
+    source = REFERENCE / "a_resnet_ngf8_nb2.npz"
+    with pytest.raises(FileExistsError, match=r"G\.keras already exists.*--overwrite"):
+        import_to_keras(source, out)
+    assert out.read_bytes() == b"the user's model"
+    import_to_keras(source, out, overwrite=True)
+    assert zipfile.is_zipfile(out) and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
 
 def test_imported_keras_files_reload_in_a_fresh_process(tmp_path, rng):

@@ -35,6 +35,7 @@ import pathlib
 import keras
 import numpy as np
 
+from tfcyclegan import fileio
 from tfcyclegan.config import parse_generator
 from tfcyclegan.layers import InstanceNormalization
 from tfcyclegan.networks import (
@@ -669,7 +670,7 @@ def _import_discriminator(state_dict, ndf, n_layers, norm, name, dtype):
     return network
 
 
-def import_to_keras(path, out=None, **overrides):
+def import_to_keras(path, out=None, overwrite=False, **overrides):
     """Imports a PyTorch generator file and saves it as a `.keras` file.
 
     What `tfcyclegan import-torch PATH` runs. The saved file reloads with
@@ -677,8 +678,8 @@ def import_to_keras(path, out=None, **overrides):
 
     Args:
         path: the `.pth`/`.pt`, `.npz` or `.safetensors` file.
-        out: the `.keras` file to write (overwritten if it exists); default:
-            `path` with the suffix `.keras`, e.g. `horse2zebra.keras`.
+        out: the `.keras` file to write, atomically; default: `path` with the
+            suffix `.keras`, e.g. `horse2zebra.keras`. Replaced only with `overwrite`.
         **overrides: `import_generator` arguments (`netG`, `ngf`, `norm`,
             `dropout`, `bn_statistics`, `name`).
 
@@ -689,7 +690,10 @@ def import_to_keras(path, out=None, **overrides):
     out = path.with_suffix(".keras") if out is None else pathlib.Path(os.fspath(out))
     if out.suffix != ".keras":
         raise ValueError(f"The output must be a .keras file. Received: out={str(out)!r}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists. Pass overwrite=True (import-torch --overwrite).")
     model = import_generator(path, **overrides)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    with fileio.atomic_path(out, suffix=".keras") as tmp:
+        model.save(tmp)
     return model, out

@@ -55,6 +55,7 @@ def add_import_torch(subparsers):
     p.add_argument("--bn-statistics", choices=("image", "moving"), default="image",
                    help="batch-norm models: normalize each image by its own statistics, as the "
                    "authors' test.py does (image), or use the stored running averages (moving)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(run=_import_torch)
 
 
@@ -62,7 +63,9 @@ def _import_torch(args):
     from tfcyclegan import torch_import
 
     overrides = {k: getattr(args, k) for k in ("netG", "ngf", "norm", "dropout") if getattr(args, k) is not None}
-    _, out = torch_import.import_to_keras(args.path, args.out, bn_statistics=args.bn_statistics, **overrides)
+    _, out = torch_import.import_to_keras(
+        args.path, args.out, overwrite=args.overwrite, bn_statistics=args.bn_statistics, **overrides
+    )
     print(f"Saved {out}")
     return EXIT_OK
 
