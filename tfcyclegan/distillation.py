@@ -15,6 +15,7 @@ length, the optimizer); its own are the architecture and the objective.
 
 import os
 
+from tfcyclegan import methods
 from tfcyclegan.config import Config, DistillConfig, TrainConfig, check_choice, parse_direction
 
 STUDENTS = ("resnet", "mobile_resnet")
@@ -77,7 +78,7 @@ def student_config(
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
     taught = runs.load_run_config(teacher)
-    if taught.model.method == "distill":
+    if methods.method(taught.model.method).data == methods.TEACHER:
         raise ValueError(
             f"The teacher {teacher} is itself a student (a distill run); distill from the run "
             f"it learned from: {taught.distill.teacher}. Received: teacher={teacher!r}"

@@ -21,10 +21,9 @@ import sys
 
 import tensorflow as tf
 
+from tfcyclegan import methods
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
-from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix, base
-from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -107,43 +106,15 @@ def read_run_info(run_dir):
 
 
 def compile_arguments(config, steps_per_epoch):
-    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule."""
-    train = config.train
+    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule.
 
-    def adam(name):
-        schedule = LinearDecay(
-            train.learning_rate,
-            constant_steps=train.epochs * steps_per_epoch,
-            decay_steps=train.epochs_decay * steps_per_epoch,
-            update_every=steps_per_epoch,
-        )
-        return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
-
-    common = dict(
-        generator_optimizer=adam("generator_adam"),
-        discriminator_optimizer=adam("discriminator_adam"),
-        gan_mode=train.gan_mode,
-        lambda_gan=train.lambda_gan,
-        jit_compile=train.jit_compile,
-    )
-    if config.model.method == "distill":
-        distill = config.distill
-        return dict(common, loss=distill.loss, lambda_distill=distill.lambda_distill,
-                    lambda_feature=distill.lambda_feature)
-    if config.model.method == "pix2pix":
-        return dict(common, lambda_l1=train.lambda_l1)
-    if config.model.method in ("cut", "fastcut"):
-        return dict(common, lambda_nce=train.lambda_nce)
-    return dict(
-        common,
-        lambda_a=train.lambda_a,
-        lambda_b=train.lambda_b,
-        lambda_identity=train.lambda_identity,
-    )
+    See `Method.compile_arguments`: the common settings and the method's own.
+    """
+    return methods.method(config.model.method).compile_arguments(config, steps_per_epoch)
 
 
 def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled model (`CycleGAN`, `Pix2Pix`, `CUT` or `Distill`) a `Config` describes, in `strategy`'s scope.
+    """The compiled model a `Config` describes (its method's `Method.build`), in `strategy`'s scope.
 
     `steps_per_epoch` places the learning-rate schedule's epochs. A
     distillation run's teacher is loaded from its own run folder.
@@ -151,25 +122,10 @@ def build_model(config, strategy=None, steps_per_epoch=1):
     strategy = strategy or tf.distribute.get_strategy()
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
+    record = methods.method(config.model.method)
     with strategy.scope():
-        if config.model.method == "distill":
-            model = Distill.from_model_config(
-                load_teacher(config.distill), config.model, direction=config.distill.direction,
-                seed=train.seed, dtype=dtype,
-            )
-        elif config.model.method == "pix2pix":
-            model = Pix2Pix.from_model_config(
-                config.model, conditional=config.model.conditional, seed=train.seed, dtype=dtype
-            )
-        elif config.model.method in ("cut", "fastcut"):
-            model = CUT.from_model_config(
-                config.model, mode=config.model.method, seed=train.seed, dtype=dtype
-            )
-        else:
-            model = CycleGAN.from_model_config(
-                config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
-            )
-        model.compile(**compile_arguments(config, steps_per_epoch))
+        model = record.build(config, dtype=dtype)
+        model.compile(**record.compile_arguments(config, steps_per_epoch))
     return model
 
 
