@@ -76,6 +76,36 @@ def is_run_folder(path):
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, CONFIG_FILE))
 
 
+RENAMED_METRICS = {"G_adv": "G_GAN", "F_adv": "F_GAN"}
+"""{old: new} metric names: CycleGAN reported its generators' adversarial terms as
+`G_adv` / `F_adv` before every method called them `G_GAN` (tfcyclegan 0.x runs)."""
+
+
+def upgrade_history(path):
+    """Renames the `RENAMED_METRICS` columns in the header of a run's `history.csv`.
+
+    Keras's `CSVLogger` appends a resumed run's rows under the header already
+    in the file, in the sorted order of the metric names; the renamed ones
+    sort where the old ones did, so only the header needs the new names.
+    Returns whether the file changed (False when it is missing or current).
+    """
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8", newline="") as f:
+        header, *rows = f.read().split("\n", 1) or [""]
+    columns = header.split(",")
+    renamed = []
+    for column in columns:
+        prefix = "val_" if column.startswith("val_") else ""
+        old = column[len(prefix):]
+        renamed.append(prefix + RENAMED_METRICS.get(old, old))
+    if renamed == columns:
+        return False
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("\n".join([",".join(renamed), *rows]))
+    return True
+
+
 def load_run_config(run_dir):
     """The `Config` of a run folder; a missing or garbled `config.json` is named."""
     paths = RunPaths(os.fspath(run_dir))
@@ -348,4 +378,5 @@ __all__ = [
     "restorable_model",
     "select_checkpoint",
     "step_checkpoints",
+    "upgrade_history",
 ]

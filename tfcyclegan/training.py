@@ -302,6 +302,8 @@ def train(
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
     if resume:
         _restore_latest(checkpoint, paths, step, verbose)
+        if chief:  # the rows to come carry today's metric names
+            runs.upgrade_history(paths.history)
     run_callbacks = _run_callbacks(
         config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
         data_spec, data.steps_per_epoch,
