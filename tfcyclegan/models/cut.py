@@ -180,7 +180,8 @@ class CUT(base.TranslationModel):
 
     Each step, as the reference: G(x) (and G(y) for the identity term) once;
     D is updated on G(x) held fixed and on y; then G and H are updated, the
-    GAN term judged by the updated D. LSGAN, no image pool.
+    GAN term judged by the updated D. LSGAN, no image pool. With
+    `lambda_gan = 0` (PatchNCE alone) D is neither called nor trained.
 
     `fit` takes a dataset of unpaired `(x, y)` batches, like `CycleGAN`.
 
