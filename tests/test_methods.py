@@ -53,8 +53,11 @@ def test_every_setting_is_a_config_field_and_an_argument_of_the_model(name):
     assert issubclass(record.model_class, TranslationModel)
 
 
+def owners(setting):
+    return [name for name in methods.names() if setting in methods.method(name).settings]
+
+
 def test_settings_say_which_method_uses_which_weight():
-    owners = lambda setting: [n for n in methods.names() if setting in methods.method(n).settings]  # noqa: E731
     assert owners("train.lambda_l1") == ["pix2pix"]
     assert owners("train.lambda_nce") == ["cut", "fastcut"]
     assert owners("train.lambda_identity") == owners("train.pool_size") == ["cyclegan"]

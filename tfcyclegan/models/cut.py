@@ -18,7 +18,6 @@ import keras
 import tensorflow as tf
 
 from tfcyclegan.config import NCE_LAYERS, ModelConfig, parse_direction
-from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
