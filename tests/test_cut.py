@@ -167,6 +167,34 @@ def test_bad_arguments_are_refused():
         model.translate(np.zeros((8, 8, 3)), "b2a")
 
 
+def test_networks_and_config_of_the_wrong_type_are_refused():
+    generator = ResnetGenerator(ngf=4, n_blocks=1)
+    with pytest.raises(ValueError, match="`discriminator` must be a keras.Model. Received: discriminator='D'"):
+        CUT(generator, "D", nce_layers=(0, 4))
+    with pytest.raises(ValueError, match="`config` must be a ModelConfig. Received: dict"):
+        CUT.from_model_config({"generator": "resnet_1blocks"})
+
+
+def test_both_weights_zero_is_refused():
+    model = tiny_cut()
+    with pytest.raises(ValueError, match="lambda_nce=0.0, lambda_gan=0.0"):
+        model.compile(lambda_gan=0.0, lambda_nce=0.0)
+
+
+def test_without_the_gan_term_the_discriminator_is_neither_called_nor_trained(rng):
+    model = tiny_cut()
+    model.compile(lambda_gan=0.0)
+    before = [w.numpy().copy() for w in model.D.weights]
+    x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    y = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    logs = model.fit(x, y, batch_size=2, epochs=1, verbose=0).history
+    for weight, old in zip(model.D.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), old)
+    assert int(model.discriminator_groups[0][0].iterations) == 0
+    assert logs["G_GAN"][-1] == logs["D_real"][-1] == logs["D_fake"][-1] == 0.0
+    assert logs["NCE"][-1] > 0
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_cut_trains_in_mixed_precision_with_float32_losses_and_variables(tmp_path, policy):
     from tfcyclegan import training

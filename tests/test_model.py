@@ -122,11 +122,11 @@ def test_batch_norm_networks_are_called_separately():
 @pytest.mark.parametrize(
     "kwargs, zero, nonzero",
     [
-        ({}, [], ["G_adv", "F_adv", "cycle_x", "cycle_y", "identity", "D_X", "D_Y"]),
-        ({"lambda_cycle": 0.0}, ["cycle_x", "cycle_y", "identity"], ["G_adv", "F_adv", "D_X"]),
-        ({"lambda_gan": 0.0}, ["G_adv", "F_adv", "D_X", "D_Y"], ["cycle_x", "cycle_y"]),
-        ({"lambda_b": 0.0, "lambda_identity": 0.0}, ["cycle_y", "identity"], ["cycle_x", "G_adv"]),
-        ({"lambda_a": 0.0, "lambda_identity": 0.0}, ["cycle_x", "identity"], ["cycle_y", "F_adv"]),
+        ({}, [], ["G_GAN", "F_GAN", "cycle_x", "cycle_y", "identity", "D_X", "D_Y"]),
+        ({"lambda_cycle": 0.0}, ["cycle_x", "cycle_y", "identity"], ["G_GAN", "F_GAN", "D_X"]),
+        ({"lambda_gan": 0.0}, ["G_GAN", "F_GAN", "D_X", "D_Y"], ["cycle_x", "cycle_y"]),
+        ({"lambda_b": 0.0, "lambda_identity": 0.0}, ["cycle_y", "identity"], ["cycle_x", "G_GAN"]),
+        ({"lambda_a": 0.0, "lambda_identity": 0.0}, ["cycle_x", "identity"], ["cycle_y", "F_GAN"]),
     ],
     ids=["full", "gan_alone", "cycle_alone", "gan_forward", "gan_backward"],
 )
@@ -138,7 +138,7 @@ def test_ablation_weights_select_the_loss_terms(kwargs, zero, nonzero):
         assert logs[name] == 0.0, name
     for name in nonzero:
         assert logs[name] > 0.0, name
-    parts = sum(logs[k] for k in ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity"))
+    parts = sum(logs[k] for k in ("G_GAN", "F_GAN", "cycle_x", "cycle_y", "identity"))
     assert logs["total"] == pytest.approx(parts, rel=1e-5)
 
 

@@ -43,8 +43,8 @@ _STATISTICS = ("running_mean", "running_var")
 CYCLEGAN_LOSSES = {
     "D_Y": ["D_A"],
     "D_X": ["D_B"],
-    "G_adv": ["G_A"],
-    "F_adv": ["G_B"],
+    "G_GAN": ["G_A"],
+    "F_GAN": ["G_B"],
     "cycle_x": ["cycle_A"],
     "cycle_y": ["cycle_B"],
     "identity": ["idt_A", "idt_B"],

@@ -38,7 +38,7 @@ import time
 
 from tfcyclegan import data as data_lib
 from tfcyclegan import evaluate as evaluate_lib
-from tfcyclegan import fileio, imaging, training
+from tfcyclegan import fileio, imaging, methods, training
 from tfcyclegan.config import Config
 
 VARIANTS = {
@@ -89,7 +89,7 @@ def variant_config(variant, base=None, settings=None):
     method, weights = VARIANTS[variant]
     config = (base or Config.for_method)(method)
     sections = config.to_dict()
-    if method == "cyclegan":
+    if "train.lambda_identity" in methods.method(method).settings:
         sections["train"]["lambda_identity"] = 0.0  # the paper's Table 4 has no identity term
     for key, value in (settings or {}).items():
         section, field = key.split(".")

@@ -17,6 +17,7 @@ import json
 import re
 from typing import Optional
 
+from tfcyclegan import methods
 from tfcyclegan.checks import check_int
 
 GENERATORS = (
@@ -41,10 +42,12 @@ PREPROCESS_MODES = (
 )
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-METHODS = ("cyclegan", "pix2pix", "cut", "fastcut", "distill")
-"""Translation methods: CycleGAN, CUT and FastCUT (unpaired X, Y), pix2pix (aligned (x, y) pairs);
-`distill` trains a small student generator from a trained run (the teacher)."""
-PAIRED_METHODS = ("pix2pix",)
+METHODS = methods.names()
+"""Translation methods (`tfcyclegan.methods`): CycleGAN, CUT and FastCUT (unpaired X, Y), pix2pix
+(aligned (x, y) pairs); `distill` trains a small student generator from a trained run (the teacher)."""
+PAIRED_METHODS = tuple(name for name, m in methods.METHODS.items() if m.data == methods.PAIRED)
+TEACHER_METHODS = tuple(name for name, m in methods.METHODS.items() if m.data != methods.TEACHER)
+"""Methods whose runs can teach a student."""
 DATA_DIRECTIONS = ("AtoB", "BtoA")
 PRESETS = ("paper", "recommended")
 """Starting settings: `paper` is each method's published configuration (the default);
@@ -488,7 +491,7 @@ class DistillConfig(_Section):
             raise ValueError(
                 f"`teacher` must be a run folder's path. Received: teacher={self.teacher!r}"
             )
-        check_choice("teacher_method", self.teacher_method, [m for m in METHODS if m != "distill"])
+        check_choice("teacher_method", self.teacher_method, TEACHER_METHODS)
         if self.teacher_checkpoint is not None and self.teacher_epoch is not None:
             raise ValueError(
                 "Choose the teacher's checkpoint or its epoch, not both. Received: "
@@ -501,10 +504,11 @@ class DistillConfig(_Section):
             raise ValueError(
                 f"`direction` must be one of {list(DIRECTIONS)}. Received: direction={self.direction!r}"
             )
-        if self.direction == "b2a" and self.teacher_method != "cyclegan":
+        taught = methods.method(self.teacher_method).directions
+        if self.direction not in taught:
             raise ValueError(
-                f"A {self.teacher_method} teacher translates A -> B only, so its student does too. "
-                f"Received: direction='b2a'"
+                f"A {self.teacher_method} teacher translates {' and '.join(taught)} only, so its "
+                f"student does too. Received: direction={self.direction!r}"
             )
         check_choice("loss", self.loss, DISTILL_LOSSES)
         _check_positive("lambda_distill", self.lambda_distill, allow_zero=True)
@@ -535,7 +539,7 @@ class Config:
             raise ValueError(
                 f"`distill` must be a DistillConfig or None. Received: {type(self.distill).__name__}"
             )
-        distilling = self.model.method == "distill"
+        distilling = methods.method(self.model.method).data == methods.TEACHER
         if distilling != (self.distill is not None and self.distill.teacher is not None):
             raise ValueError(
                 "A distillation run (method 'distill') needs a teacher, and only it has one: "
@@ -553,14 +557,13 @@ class Config:
         `resize_conv` (the other methods are unchanged: nothing measured beats
         their published settings yet).
 
-        `cyclegan`: the CycleGAN paper's (the dataclasses' defaults).
-        `pix2pix`: the authors' pix2pix (`--model pix2pix` of their code):
-        U-Net 256 with batch norm and dropout, a conditional 70x70 PatchGAN,
-        vanilla GAN, lambda_L1 100, no image pool; the same Adam, schedule
-        (100 + 100 epochs), batch 1 and load 286 / crop 256 / flip.
+        Each method's record in `tfcyclegan.methods` holds its defaults:
+        `cyclegan` the CycleGAN paper's (the dataclasses' defaults),
+        `pix2pix` the authors' pix2pix (U-Net 256, batch norm, dropout,
+        vanilla GAN, no pool), `cut` / `fastcut` the authors' CUT.
         """
-        check_choice("method", method, METHODS)
-        if method == "distill":
+        record = methods.method(method)
+        if record.defaults is None:
             # A student's defaults come from its teacher run (channels, image size).
             raise ValueError(
                 "A distillation run starts from a trained teacher run: use `tfcyclegan distill "
@@ -568,32 +571,18 @@ class Config:
                 f"Received: method={method!r}"
             )
         check_choice("preset", preset, PRESETS)
-        if method == "cyclegan" and preset == "recommended":
-            return cls(model=ModelConfig(upsample="resize_conv"))
-        if method in ("cut", "fastcut"):
-            # The authors' CUT: their ResNet-9 generator with blur-pool anti-aliasing,
-            # the 70x70 PatchGAN, instance norm, LSGAN, no pool; FastCUT trains 150 + 50
-            # epochs.
-            fast = method == "fastcut"
-            return cls(
-                model=ModelConfig(method=method, upsample="antialias"),
-                train=TrainConfig(pool_size=0, epochs=150 if fast else 100, epochs_decay=50 if fast else 100),
-            )
-        if method == "pix2pix":
-            return cls(
-                model=ModelConfig(
-                    method="pix2pix", generator="unet_256", norm="batch", dropout=True
-                ),
-                train=TrainConfig(gan_mode="vanilla", pool_size=0),
-            )
-        return cls()
+        sections = {"model": {"method": method}}
+        for changes in (record.defaults, record.recommended if preset == "recommended" else {}):
+            for section, values in changes.items():
+                sections.setdefault(section, {}).update(values)
+        return cls.from_dict(sections)
 
     @property
     def paired(self):
         """Whether the method trains on aligned (x, y) pairs (a student: as its teacher did)."""
         if self.distill is not None:
-            return self.distill.teacher_method in PAIRED_METHODS
-        return self.model.method in PAIRED_METHODS
+            return methods.method(self.distill.teacher_method).data == methods.PAIRED
+        return methods.method(self.model.method).data == methods.PAIRED
 
     def _present(self):
         """{name: section} of the sections this config has."""
@@ -682,7 +671,7 @@ def for_image_size(config, image_size):
     Returns:
         A new `Config`: `data.crop_size`, `data.load_size` and `model.generator` set.
     """
-    _check_int("image_size", image_size, 1)
+    check_int("image_size", image_size, 1)
     data = config.data.replace(crop_size=image_size, load_size=round(image_size * 286 / 256))
     generator = "resnet_6blocks" if image_size <= 128 else "resnet_9blocks"
     return config.replace(data=data, model=config.model.replace(generator=generator))

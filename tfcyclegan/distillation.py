@@ -15,6 +15,7 @@ length, the optimizer); its own are the architecture and the objective.
 
 import os
 
+from tfcyclegan import methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import (
     Config,
@@ -84,7 +85,7 @@ def student_config(
     ngf = check_int("ngf", ngf, 1)
     n_blocks = check_int("n_blocks", n_blocks, 0)
     taught = runs.load_run_config(teacher)
-    if taught.model.method == "distill":
+    if methods.method(taught.model.method).data == methods.TEACHER:
         raise ValueError(
             f"The teacher {teacher} is itself a student (a distill run); distill from the run "
             f"it learned from: {taught.distill.teacher}. Received: teacher={teacher!r}"

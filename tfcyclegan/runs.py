@@ -21,12 +21,10 @@ import sys
 
 import tensorflow as tf
 
-from tfcyclegan import legacy
+from tfcyclegan import legacy, methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
-from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix, base
-from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -79,6 +77,36 @@ def is_run_folder(path):
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, CONFIG_FILE))
 
 
+RENAMED_METRICS = {"G_adv": "G_GAN", "F_adv": "F_GAN"}
+"""{old: new} metric names: CycleGAN reported its generators' adversarial terms as
+`G_adv` / `F_adv` before every method called them `G_GAN` (tfcyclegan 0.x runs)."""
+
+
+def upgrade_history(path):
+    """Renames the `RENAMED_METRICS` columns in the header of a run's `history.csv`.
+
+    Keras's `CSVLogger` appends a resumed run's rows under the header already
+    in the file, in the sorted order of the metric names; the renamed ones
+    sort where the old ones did, so only the header needs the new names.
+    Returns whether the file changed (False when it is missing or current).
+    """
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8", newline="") as f:
+        header, *rows = f.read().split("\n", 1) or [""]
+    columns = header.split(",")
+    renamed = []
+    for column in columns:
+        prefix = "val_" if column.startswith("val_") else ""
+        old = column[len(prefix):]
+        renamed.append(prefix + RENAMED_METRICS.get(old, old))
+    if renamed == columns:
+        return False
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write("\n".join([",".join(renamed), *rows]))
+    return True
+
+
 def load_run_config(run_dir):
     """The `Config` of a run folder; a missing or garbled `config.json` is named."""
     paths = RunPaths(os.fspath(run_dir))
@@ -109,43 +137,15 @@ def read_run_info(run_dir):
 
 
 def compile_arguments(config, steps_per_epoch):
-    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule."""
-    train = config.train
+    """`compile` arguments for a config's model: the authors' Adam with the paper's schedule.
 
-    def adam(name):
-        schedule = LinearDecay(
-            train.learning_rate,
-            constant_steps=train.epochs * steps_per_epoch,
-            decay_steps=train.epochs_decay * steps_per_epoch,
-            update_every=steps_per_epoch,
-        )
-        return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
-
-    common = dict(
-        generator_optimizer=adam("generator_adam"),
-        discriminator_optimizer=adam("discriminator_adam"),
-        gan_mode=train.gan_mode,
-        lambda_gan=train.lambda_gan,
-        jit_compile=train.jit_compile,
-    )
-    if config.model.method == "distill":
-        distill = config.distill
-        return dict(common, loss=distill.loss, lambda_distill=distill.lambda_distill,
-                    lambda_feature=distill.lambda_feature)
-    if config.model.method == "pix2pix":
-        return dict(common, lambda_l1=train.lambda_l1)
-    if config.model.method in ("cut", "fastcut"):
-        return dict(common, lambda_nce=train.lambda_nce)
-    return dict(
-        common,
-        lambda_a=train.lambda_a,
-        lambda_b=train.lambda_b,
-        lambda_identity=train.lambda_identity,
-    )
+    See `Method.compile_arguments`: the common settings and the method's own.
+    """
+    return methods.method(config.model.method).compile_arguments(config, steps_per_epoch)
 
 
 def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled model (`CycleGAN`, `Pix2Pix`, `CUT` or `Distill`) a `Config` describes, in `strategy`'s scope.
+    """The compiled model a `Config` describes (its method's `Method.build`), in `strategy`'s scope.
 
     `steps_per_epoch` places the learning-rate schedule's epochs. A
     distillation run's teacher is loaded from its own run folder.
@@ -153,25 +153,10 @@ def build_model(config, strategy=None, steps_per_epoch=1):
     strategy = strategy or tf.distribute.get_strategy()
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
+    record = methods.method(config.model.method)
     with strategy.scope():
-        if config.model.method == "distill":
-            model = Distill.from_model_config(
-                load_teacher(config.distill), config.model, direction=config.distill.direction,
-                seed=train.seed, dtype=dtype,
-            )
-        elif config.model.method == "pix2pix":
-            model = Pix2Pix.from_model_config(
-                config.model, conditional=config.model.conditional, seed=train.seed, dtype=dtype
-            )
-        elif config.model.method in ("cut", "fastcut"):
-            model = CUT.from_model_config(
-                config.model, mode=config.model.method, seed=train.seed, dtype=dtype
-            )
-        else:
-            model = CycleGAN.from_model_config(
-                config.model, pool_size=train.pool_size, seed=train.seed, dtype=dtype
-            )
-        model.compile(**compile_arguments(config, steps_per_epoch))
+        model = record.build(config, dtype=dtype)
+        model.compile(**record.compile_arguments(config, steps_per_epoch))
     return model
 
 
@@ -393,4 +378,5 @@ __all__ = [
     "restorable_model",
     "select_checkpoint",
     "step_checkpoints",
+    "upgrade_history",
 ]

@@ -317,7 +317,10 @@ def _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strateg
     if resume:
         restored = _restore_latest(checkpoint, paths, step, verbose)
         if chief:
+            # First the rows of a killed run (by the file's time), then today's
+            # metric names for the rows to come (which rewrites the file).
             _trim_history(paths.history, int(step.numpy()) // data.steps_per_epoch, restored)
+            runs.upgrade_history(paths.history)
     run_callbacks = _run_callbacks(
         config, paths, write_paths, checkpoint, step, data.samples, chief, resume, extra_callbacks,
         data_spec, data.steps_per_epoch,

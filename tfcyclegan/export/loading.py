@@ -13,10 +13,9 @@ import zipfile
 
 import keras
 
-from tfcyclegan import legacy, runs
+from tfcyclegan import legacy, methods, runs
 from tfcyclegan.config import parse_direction
 from tfcyclegan.data import list_images, load_image
-from tfcyclegan.models import CUT, CycleGAN, Distill, Pix2Pix
 from tfcyclegan.networks import PatchDiscriminator, PixelDiscriminator, size_requirement
 
 logger = logging.getLogger(__name__)
@@ -78,31 +77,24 @@ def is_generator(model):
 
 
 def generators_of(model, direction="both"):
-    """The generators in an already loaded model: a `CycleGAN`, a `Pix2Pix` or one generator.
+    """The generators in an already loaded model: a trained model of any method, or one generator.
 
-    A CycleGAN has G ("a2b") and F ("b2a"); pix2pix only G ("a2b"); a
+    A model gives the generators of its method's directions (`Method.generators`):
+    a CycleGAN G ("a2b") and F ("b2a"); pix2pix and CUT only G ("a2b"); a
     `Distill` run its student G, in its teacher's direction. A single
     generator has no direction of its own; it is keyed by `direction` ("a2b"
     when `direction="both"`).
     """
     direction = parse_direction(direction, allow_both=True)
-    if isinstance(model, Distill):
-        # Only the student is deployed, keyed by the teacher's direction it learned.
-        if direction not in ("both", model.direction):
-            raise ValueError(
-                f"{_describe_model(model)} is a student of the teacher's {model.direction} "
-                f"direction only. Received: direction={direction!r}"
-            )
-        return {model.direction: model.G}
-    if isinstance(model, (CycleGAN, Pix2Pix, CUT)):
-        # pix2pix and CUT learn one direction: only G is deployed.
-        found = {"a2b": model.G, "b2a": model.F} if isinstance(model, CycleGAN) else {"a2b": model.G}
+    record = methods.method_of(model)
+    if record is not None:
+        found = record.generators(model)
         if direction == "both":
             return found
         if direction not in found:
             raise ValueError(
-                f"{_describe_model(model)} translates A -> B only (pix2pix and CUT learn one "
-                f"direction). Received: direction={direction!r}"
+                f"{_describe_model(model)} ({record.name}) learned the {' and '.join(found)} "
+                f"direction only. Received: direction={direction!r}"
             )
         return {direction: found[direction]}
     if isinstance(model, (PatchDiscriminator, PixelDiscriminator)):

@@ -13,6 +13,7 @@ import os
 import pathlib
 import time
 
+from tfcyclegan import methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
@@ -39,7 +40,6 @@ from tfcyclegan.export.tflite import (
     valid_size,
 )
 from tfcyclegan.fileio import atomic_write
-from tfcyclegan.models import CUT, Distill, Pix2Pix
 from tfcyclegan.networks import size_requirement
 
 
@@ -194,8 +194,9 @@ def export(
             images.
         version: SavedModel version folder.
         model_name: prefix of the artifact names ("cyclegan" -> "cyclegan_a2b");
-            default "pix2pix" for a Pix2Pix model, "cut" for CUT, "student"
-            for a distilled student (`Distill`), else "cyclegan".
+            default its method's `export_name` (`tfcyclegan.methods`: "pix2pix",
+            "cut" for CUT and FastCUT, "student" for a distilled student), else
+            "cyclegan".
         overwrite: replace existing versions / files of this model; otherwise
             they are an error. Other models in `out_dir` are never touched.
         max_pixels: the SavedModel's per-image size limit.
@@ -230,8 +231,9 @@ def export(
     check_int("max_batch_size", max_batch_size, 1)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
     if model_name is None:
-        model_name = ("pix2pix" if isinstance(model, Pix2Pix) else "cut" if isinstance(model, CUT)
-                      else "student" if isinstance(model, Distill) else "cyclegan")
+        # A model's method names its files; a bare generator is a CycleGAN's.
+        record = methods.method_of(model)
+        model_name = "cyclegan" if record is None else record.export_name
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}

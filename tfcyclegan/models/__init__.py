@@ -3,8 +3,10 @@
 `cyclegan.CycleGAN` (unpaired), `cut.CUT` (unpaired, one generator: CUT and FastCUT),
 `pix2pix.Pix2Pix` (paired), `distill.Distill` (a student generator learning a trained
 teacher's outputs); `base` holds what
-they share (the `TranslationModel` base class for metrics, batches and serialization, the
-authors' Adam, optimizer groups, running a generator).
+they share (the `TranslationModel` base class: compile-first guards, the end of `compile`,
+metrics, batches, the D-then-G step, training checkpoints, serialization; the authors' Adam,
+optimizer groups, running a generator). Each is a record of `tfcyclegan.methods`, which says
+how a run builds and compiles it.
 """
 
 from tfcyclegan.models.base import translate_with

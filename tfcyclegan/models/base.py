@@ -14,6 +14,8 @@ import tensorflow as tf
 from keras import ops
 
 from tfcyclegan import imaging
+from tfcyclegan.config import ModelConfig
+from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.networks import size_requirement
 
 
@@ -79,22 +81,44 @@ def check_weights(weights):
             raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
 
 
-class TranslationModel(keras.Model):
-    """What every model shares around its objective: metrics, batches, (de)serialization.
+def check_networks(**networks):
+    """Refuses child networks (`{init argument: network}`) that are not `keras.Model`s."""
+    for arg, network in networks.items():
+        if not isinstance(network, keras.Model):
+            raise ValueError(f"`{arg}` must be a keras.Model. Received: {arg}={network!r}")
 
-    A subclass writes its objective (`compile`, `train_step`, `test_step`) in
-    its own module. It names its child networks in `NETWORK_ARGS`
-    (`{init argument: attribute}`, in `get_config` order) and the batches it
-    trains on in `EXPECTED_BATCHES` (the start of the error for any other);
-    its `__init__` sets `self.G`, `self.trackers` (one `keras.metrics.Mean`
-    per reported term) and `self.objective = None`, and its `compile` sets
-    the objective and `generator_groups` / `discriminator_groups`.
+
+def check_model_config(config):
+    """Refuses a `config` that is not a `ModelConfig` (`from_model_config` of every model)."""
+    if not isinstance(config, ModelConfig):
+        raise ValueError(
+            f"`config` must be a ModelConfig. Received: {type(config).__name__}"
+        )
+
+
+class TranslationModel(keras.Model):
+    """What every model shares around its objective: metrics, batches, the
+    GAN step, checkpoints, (de)serialization.
+
+    A subclass writes its objective in its own module: `compile` (which ends
+    with `_finish_compile`), `train_terms(x, y)` and `test_terms(x, y)` (the
+    loss terms of one step, by metric name). It names its child networks in
+    `NETWORK_ARGS` (`{init argument: attribute}`, in `get_config` order), the
+    batches it trains on in `EXPECTED_BATCHES` (the start of the error for any
+    other) and what its training checkpoint holds besides the optimizers in
+    `checkpointed()`; its `__init__` sets `self.G`, `self.trackers` (one
+    `keras.metrics.Mean` per reported term) and `self.objective = None`.
 
     Calling the model runs G (so `predict` gives G(x)).
     """
 
     NETWORK_ARGS = {}
     EXPECTED_BATCHES = ""
+
+    @property
+    def method(self):
+        """The name of the model's record in `tfcyclegan.methods` (e.g. "cyclegan")."""
+        raise NotImplementedError
 
     def call(self, inputs, training=False):
         return self.G(inputs, training=training)
@@ -107,6 +131,12 @@ class TranslationModel(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    def _require_compiled(self, doing):
+        if self.objective is None:
+            raise RuntimeError(
+                f"Call `compile()` before {doing} the {type(self).__name__} model."
+            )
 
     def _unpack(self, data):
         """`(x, y)` of a batch, float32."""
@@ -124,6 +154,133 @@ class TranslationModel(keras.Model):
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Compilation ===
+
+    def _finish_compile(self, generator_groups, discriminator_groups, objective, *,
+                        jit_compile=False, steps_per_execution=1, run_eagerly=False):
+        """What every `compile` ends with, once its weights are checked.
+
+        Prepares the optimizer groups (`prepare_groups`), records the
+        objective (`{"gan_mode": ..., weights...}`, saved in .keras files) and
+        its adversarial loss, and compiles the Keras model with the generator
+        side's optimizer as `model.optimizer` (what Keras callbacks read).
+        """
+        self.generator_groups = prepare_groups(generator_groups)
+        self.discriminator_groups = prepare_groups(discriminator_groups)
+        self.objective = objective
+        self.adversarial = AdversarialLoss(objective["gan_mode"])
+        # The models scale their losses themselves (`scaled_losses`), per
+        # optimizer group: Keras's own scaling knows one optimizer only.
+        super().compile(
+            optimizer=self.generator_groups[0][0],
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
+            auto_scale_loss=False,
+        )
+
+    # === Training ===
+
+    def train_step(self, data):
+        self._require_compiled("training")
+        x, y = self._unpack(data)
+        return self._update_metrics(self.train_terms(x, y))
+
+    def test_step(self, data):
+        self._require_compiled("evaluating")
+        x, y = self._unpack(data)
+        return self._update_metrics(self.test_terms(x, y))
+
+    def train_terms(self, x, y):
+        """One training step on the batch (x, y); returns its loss terms by metric name."""
+        raise NotImplementedError
+
+    def test_terms(self, x, y):
+        """The loss terms of (x, y) without updates (validation)."""
+        raise NotImplementedError
+
+    def discriminator_then_generator(self, generate, discriminator_terms, generator_terms,
+                                     generator_groups=None):
+        """One step of D on a detached G(x), then of G judged by the updated D.
+
+        The order of the authors' pix2pix and CUT (`optimize_parameters`):
+        the generator runs once, recorded on a tape that is paused while D
+        learns from its outputs held fixed (nothing of D's update reaches G's
+        gradient), then G's terms are added to that tape and G is updated.
+        With `lambda_gan = 0` D is neither called nor trained.
+
+        Args:
+            generate: `() -> fakes`, the generator's outputs (any structure).
+            discriminator_terms: `fakes -> {"D_real", "D_fake"}`, called with
+                the fakes detached; D's loss is their mean (halved, as the
+                reference).
+            generator_terms: `fakes -> {..., "total"}`: G's terms; "total"
+                is what the generator groups minimise.
+            generator_groups: the (optimizer, networks) to update with G's
+                loss, if not `self.generator_groups`.
+
+        Returns:
+            G's terms and D's, in one dict.
+        """
+        g_tape = tf.GradientTape()
+        with g_tape:
+            fakes = generate()
+        if self.objective["lambda_gan"] > 0:
+            with tf.GradientTape() as tape:
+                d_terms = discriminator_terms(tf.nest.map_structure(tf.stop_gradient, fakes))
+                d_loss = 0.5 * (d_terms["D_real"] + d_terms["D_fake"])
+                losses = scaled_losses(d_loss, self.discriminator_groups)
+            apply_gradients(tape, losses, self.discriminator_groups)
+        else:
+            d_terms = {"D_real": tf.constant(0.0), "D_fake": tf.constant(0.0)}
+        groups = self.generator_groups if generator_groups is None else generator_groups
+        with g_tape:
+            terms = generator_terms(fakes)
+            losses = scaled_losses(terms["total"], groups)
+        apply_gradients(g_tape, losses, groups)
+        return {**terms, **d_terms}
+
+    # === Checkpoints ===
+
+    def checkpointed(self):
+        """{name: trackable} a training checkpoint holds besides the optimizers.
+
+        The names are those of checkpoints already written: renaming one
+        would stop old runs from resuming.
+        """
+        raise NotImplementedError
+
+    def training_checkpoint(self, **extra):
+        """A `tf.train.Checkpoint` of everything training needs to resume exactly.
+
+        Holds `checkpointed()` (the networks and any other state), every
+        optimizer as `optimizer_0`, `optimizer_1`, ... (moments, step
+        counters, loss scales) and `extra` trackables (e.g. an epoch
+        counter). Compile the model before restoring.
+        """
+        self._require_compiled("making a training checkpoint of")
+        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
+        return tf.train.Checkpoint(**self.checkpointed(), **optimizers, **extra)
+
+    # === Inference ===
+
+    def translate(self, images, direction="a2b", batch_size=8):
+        """Translates a batch of images of any size, float32 in [-1, 1].
+
+        Images whose height or width the generator cannot take are
+        reflect-padded to the next valid size and the result cropped back.
+
+        Args:
+            images: NHWC array or tensor in [-1, 1] (a single HWC image too).
+            direction: "a2b" or "b2a" (the paper's "x2y" / "y2x"): the
+                generator `generator(direction)` gives.
+            batch_size: images per generator call.
+
+        Returns:
+            A numpy array of the same height and width, in [-1, 1].
+        """
+        return translate_with(self.generator(direction), images, batch_size=batch_size)
 
     # === Serialization ===
 

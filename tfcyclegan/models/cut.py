@@ -19,7 +19,6 @@ import tensorflow as tf
 
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import NCE_LAYERS, ModelConfig, parse_direction
-from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
@@ -181,7 +180,8 @@ class CUT(base.TranslationModel):
 
     Each step, as the reference: G(x) (and G(y) for the identity term) once;
     D is updated on G(x) held fixed and on y; then G and H are updated, the
-    GAN term judged by the updated D. LSGAN, no image pool.
+    GAN term judged by the updated D. LSGAN, no image pool. With
+    `lambda_gan = 0` (PatchNCE alone) D is neither called nor trained.
 
     `fit` takes a dataset of unpaired `(x, y)` batches, like `CycleGAN`.
 
@@ -202,6 +202,7 @@ class CUT(base.TranslationModel):
     def __init__(self, generator, discriminator, nce_layers=NCE_LAYERS, num_patches=256, units=256,
                  temperature=0.07, mode="cut", seed=None, **kwargs):
         super().__init__(**kwargs)
+        base.check_networks(generator=generator, discriminator=discriminator)
         if mode not in ("cut", "fastcut"):
             raise ValueError(f"`mode` must be 'cut' or 'fastcut'. Received: mode={mode!r}")
         num_patches = check_int("num_patches", num_patches, 1)
@@ -235,6 +236,7 @@ class CUT(base.TranslationModel):
         `kwargs` go to `CUT`; a `nce_layers` there overrides `config.nce_layers`.
         """
         config = config or ModelConfig(method=mode)
+        base.check_model_config(config)
         kwargs.setdefault("nce_layers", config.nce_layers)
         seeds = (None, None, None) if seed is None else (3 * seed, 3 * seed + 1, 3 * seed + 2)
         return cls(
@@ -263,18 +265,20 @@ class CUT(base.TranslationModel):
         lambda_nce = (10.0 if fast else 1.0) if lambda_nce is None else lambda_nce
         nce_identity = (not fast) if nce_identity is None else nce_identity
         base.check_weights(dict(lambda_gan=lambda_gan, lambda_nce=lambda_nce))
-        self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G, self.H])]
+        if lambda_gan == 0 and lambda_nce == 0:
+            raise ValueError(
+                "With both weights 0 the generator has nothing to learn: set `lambda_nce` or "
+                f"`lambda_gan` above 0. Received: lambda_nce={lambda_nce!r}, "
+                f"lambda_gan={lambda_gan!r}"
+            )
+        self._finish_compile(
+            [(generator_optimizer or base.default_adam(), [self.G, self.H])],
+            [(discriminator_optimizer or base.default_adam(), [self.D])],
+            dict(gan_mode=gan_mode, lambda_gan=float(lambda_gan), lambda_nce=float(lambda_nce),
+                 nce_identity=bool(nce_identity)),
+            jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
         )
-        self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])]
-        )
-        self.adversarial = AdversarialLoss(gan_mode)
-        self.objective = dict(gan_mode=gan_mode, lambda_gan=float(lambda_gan),
-                              lambda_nce=float(lambda_nce), nce_identity=bool(nce_identity))
-        super().compile(optimizer=self.generator_groups[0][0], jit_compile=jit_compile,
-                        steps_per_execution=steps_per_execution, run_eagerly=run_eagerly,
-                        auto_scale_loss=False)
 
     # === Training ===
 
@@ -301,71 +305,73 @@ class CUT(base.TranslationModel):
         ])
         return self.objective["lambda_nce"] * total / len(keys)
 
-    def train_step(self, data):
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before training the CUT model.")
-        x, y = self._unpack(data)
+    def _discriminator_terms(self, y, fake_y, training):
+        real, fake = self.adversarial.discriminator_terms(
+            self.D(y, training=training), self.D(fake_y, training=training)
+        )
+        return {"D_real": real, "D_fake": fake}
+
+    def _generator_terms(self, x, y, fake_y, fake_idt, training, flipped=False):
+        """G's terms: L_GAN and the PatchNCE terms on x (and on y: the identity term)."""
+        w = self.objective
+        if w["lambda_gan"] > 0:
+            g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(fake_y, training=training))
+        else:
+            g_gan = tf.constant(0.0)
+        if self.flip_equivariance and training:
+            # The features of G(flip(x)) flipped back are compared with x's.
+            nce = tf.cond(
+                flipped,
+                lambda: self.nce_loss(x, fake_y, flipped=True),
+                lambda: self.nce_loss(x, fake_y),
+            )
+        else:
+            nce = self.nce_loss(x, fake_y, training=training)
+        nce_y = tf.constant(0.0)
+        both = nce
+        if w["nce_identity"]:
+            nce_y = self.nce_loss(y, fake_idt, training=training)
+            both = 0.5 * (nce + nce_y)
+        return dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, total=g_gan + both)
+
+    def train_terms(self, x, y):
         w = self.objective
         real = tf.concat([x, y], axis=0) if w["nce_identity"] else x
         flipped = False
         if self.flip_equivariance:
             flipped = keras.random.uniform([], seed=self.draws) < 0.5
             real = tf.cond(flipped, lambda: tf.reverse(real, axis=[2]), lambda: real)
-        g_tape = tf.GradientTape()
-        with g_tape:
+        batch = tf.shape(x)[0]
+
+        def generate():
+            # G(x) and, for the identity term, G(y): one call.
             fake = self.G(real, training=True)
-            fake_y = fake[: tf.shape(x)[0]]
+            return fake[:batch], fake[batch:]
 
-        with tf.GradientTape() as tape:
-            real_logits = self.D(y, training=True)
-            fake_logits = self.D(tf.stop_gradient(fake_y), training=True)
-            d_real, d_fake = self.adversarial.discriminator_terms(real_logits, fake_logits)
-            losses = base.scaled_losses(0.5 * (d_real + d_fake), self.discriminator_groups)
-        base.apply_gradients(tape, losses, self.discriminator_groups)
-
-        with g_tape:
-            g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(fake_y, training=True))
-            if self.flip_equivariance:
-                # The features of G(flip(x)) flipped back are compared with x's.
-                nce = tf.cond(
-                    flipped,
-                    lambda: self.nce_loss(x, fake_y, flipped=True),
-                    lambda: self.nce_loss(x, fake_y),
-                )
-            else:
-                nce = self.nce_loss(x, fake_y)
-            nce_y = tf.constant(0.0)
-            both = nce
-            if w["nce_identity"]:
-                nce_y = self.nce_loss(y, fake[tf.shape(x)[0]:])
-                both = 0.5 * (nce + nce_y)
-            total = g_gan + both
-            losses = base.scaled_losses(total, self.generator_groups)
-        base.apply_gradients(g_tape, losses, self.generator_groups)
-        terms = dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, D_real=d_real, D_fake=d_fake, total=total)
-        return self._update_metrics(terms)
-
-    def test_step(self, data):
-        """The same losses on held-out data: no updates, no flip, fixed patch positions."""
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before evaluating the CUT model.")
-        x, y = self._unpack(data)
-        w = self.objective
-        fake_y = self.G(x, training=False)
-        d_real, d_fake = self.adversarial.discriminator_terms(
-            self.D(y, training=False), self.D(fake_y, training=False)
+        # D on G(x) held fixed, then G and H, judged by the updated D.
+        return self.discriminator_then_generator(
+            generate,
+            lambda fakes: self._discriminator_terms(y, fakes[0], training=True),
+            lambda fakes: self._generator_terms(x, y, *fakes, training=True, flipped=flipped),
         )
-        g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(fake_y, training=False))
-        nce = self.nce_loss(x, fake_y, training=False)
-        nce_y = tf.constant(0.0)
-        both = nce
-        if w["nce_identity"]:
-            nce_y = self.nce_loss(y, self.G(y, training=False), training=False)
-            both = 0.5 * (nce + nce_y)
-        terms = dict(G_GAN=g_gan, NCE=nce, NCE_Y=nce_y, D_real=d_real, D_fake=d_fake, total=g_gan + both)
-        return self._update_metrics(terms)
+
+    def test_terms(self, x, y):
+        """The same losses on held-out data: no updates, no flip, fixed patch positions."""
+        fake_y = self.G(x, training=False)
+        fake_idt = self.G(y, training=False) if self.objective["nce_identity"] else None
+        terms = self._generator_terms(x, y, fake_y, fake_idt, training=False)
+        if self.objective["lambda_gan"] > 0:
+            terms.update(self._discriminator_terms(y, fake_y, training=False))
+        else:
+            terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
+        return terms
 
     # === Inference ===
+
+    @property
+    def method(self):
+        """"cut" or "fastcut": one class, two records (`tfcyclegan.methods`)."""
+        return self.mode
 
     def generator(self, direction="a2b"):
         """G for "a2b": CUT learns one direction only."""
@@ -375,10 +381,6 @@ class CUT(base.TranslationModel):
                 f"Received: direction={direction!r}"
             )
         return self.G
-
-    def translate(self, images, direction="a2b", batch_size=8):
-        """Translates images of any size, float32 in [-1, 1] (see `CycleGAN.translate`)."""
-        return base.translate_with(self.generator(direction), images, batch_size=batch_size)
 
     def sample_columns(self, x, y):
         """(label, images) columns of a sample grid: x, G(x), and a real y."""
@@ -397,11 +399,6 @@ class CUT(base.TranslationModel):
             "seed": self.seed,
         }
 
-    def training_checkpoint(self, **extra):
-        """A `tf.train.Checkpoint` of G, H, D, both optimizers, the random draws and `extra`."""
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before making a training checkpoint.")
-        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
-        return tf.train.Checkpoint(G=self.G, H=self.H, D=self.D, draws=self.draws.state,
-                                   **optimizers, **extra)
-
+    def checkpointed(self):
+        """G, H, D and the state of the random draws (patch positions, flips)."""
+        return dict(G=self.G, H=self.H, D=self.D, draws=self.draws.state)

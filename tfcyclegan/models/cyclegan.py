@@ -16,13 +16,13 @@ import tensorflow as tf
 
 from tfcyclegan import kernels
 from tfcyclegan.config import ModelConfig, parse_direction
-from tfcyclegan.losses import AdversarialLoss, l1
+from tfcyclegan.losses import l1
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 from tfcyclegan.pool import ImagePool
 
 NETWORKS = ("G", "F", "D_X", "D_Y")
-METRICS = ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity", "D_X", "D_Y", "total")
+METRICS = ("G_GAN", "F_GAN", "cycle_x", "cycle_y", "identity", "D_X", "D_Y", "total")
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -78,16 +78,8 @@ class CycleGAN(base.TranslationModel):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for arg, network in (
-            ("generator_g", generator_g),
-            ("generator_f", generator_f),
-            ("discriminator_x", discriminator_x),
-            ("discriminator_y", discriminator_y),
-        ):
-            if not isinstance(network, keras.Model):
-                raise ValueError(
-                    f"`{arg}` must be a keras.Model. Received: {arg}={network!r}"
-                )
+        base.check_networks(generator_g=generator_g, generator_f=generator_f,
+                            discriminator_x=discriminator_x, discriminator_y=discriminator_y)
         self.G = generator_g
         self.F = generator_f
         self.D_X = discriminator_x
@@ -107,10 +99,7 @@ class CycleGAN(base.TranslationModel):
     def from_model_config(cls, config=None, pool_size=50, seed=None, dtype=None, name="cycle_gan"):
         """Builds G, F, D_X and D_Y as a `ModelConfig` describes them."""
         config = config or ModelConfig()
-        if not isinstance(config, ModelConfig):
-            raise ValueError(
-                f"`config` must be a ModelConfig. Received: {type(config).__name__}"
-            )
+        base.check_model_config(config)
         seeds = [None] * 4 if seed is None else [4 * seed + i for i in range(4)]
         x_channels, y_channels = config.input_channels, config.output_channels
         return cls(
@@ -226,18 +215,13 @@ class CycleGAN(base.TranslationModel):
             discriminator_groups = [
                 (discriminator_optimizer or base.default_adam(), [self.D_X, self.D_Y])
             ]
-        self.generator_groups = base.prepare_groups(generator_groups)
-        self.discriminator_groups = base.prepare_groups(discriminator_groups)
-        self.objective = dict(gan_mode=gan_mode, **weights)
-        self.adversarial = AdversarialLoss(gan_mode)
-        # `model.optimizer` is the generators' (what Keras callbacks read);
-        # the others live in `generator_groups` / `discriminator_groups`.
-        super().compile(
-            optimizer=self.generator_groups[0][0],
+        self._finish_compile(
+            generator_groups,
+            discriminator_groups,
+            dict(gan_mode=gan_mode, **weights),
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
             run_eagerly=run_eagerly,
-            auto_scale_loss=False,
         )
 
     def _networks(self):
@@ -272,10 +256,10 @@ class CycleGAN(base.TranslationModel):
         }
         if w["lambda_gan"] > 0:
             adv = self.adversarial.generator_loss
-            terms["G_adv"] = w["lambda_gan"] * adv(self.D_Y(fake_y, training=training))
-            terms["F_adv"] = w["lambda_gan"] * adv(self.D_X(fake_x, training=training))
+            terms["G_GAN"] = w["lambda_gan"] * adv(self.D_Y(fake_y, training=training))
+            terms["F_GAN"] = w["lambda_gan"] * adv(self.D_X(fake_x, training=training))
         else:
-            terms["G_adv"] = terms["F_adv"] = zero
+            terms["G_GAN"] = terms["F_GAN"] = zero
         if identity:
             terms["identity"] = w["lambda_identity"] * (
                 w["lambda_b"] * l1(same_y[0], y) + w["lambda_a"] * l1(same_x[0], x)
@@ -283,7 +267,7 @@ class CycleGAN(base.TranslationModel):
         else:
             terms["identity"] = zero
         terms["total"] = tf.add_n(
-            [terms[k] for k in ("G_adv", "F_adv", "cycle_x", "cycle_y", "identity")]
+            [terms[k] for k in ("G_GAN", "F_GAN", "cycle_x", "cycle_y", "identity")]
         )
         return terms, fake_x, fake_y
 
@@ -294,10 +278,10 @@ class CycleGAN(base.TranslationModel):
             "D_Y": loss(*self._run(self.D_Y, [y, fake_y], training)),
         }
 
-    def train_step(self, data):
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before training the CycleGAN.")
-        x, y = self._unpack(data)
+    def train_terms(self, x, y):
+        # G and F minimise one objective together, then D_X and D_Y theirs:
+        # the reference's order, with the pools between (not the D-then-G
+        # step of pix2pix and CUT).
         with tf.GradientTape(persistent=len(self.generator_groups) > 1) as tape:
             terms, fake_x, fake_y = self._generator_terms(x, y, training=True)
             losses = base.scaled_losses(terms["total"], self.generator_groups)
@@ -317,42 +301,26 @@ class CycleGAN(base.TranslationModel):
             terms.update(d_terms)
         else:
             terms["D_X"] = terms["D_Y"] = tf.constant(0.0)
-        return self._update_metrics(terms)
+        return terms
 
-    def test_step(self, data):
+    def test_terms(self, x, y):
         """The same losses on held-out data: no updates, no pools."""
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before evaluating the CycleGAN.")
-        x, y = self._unpack(data)
         terms, fake_x, fake_y = self._generator_terms(x, y, training=False)
         if self.objective["lambda_gan"] > 0:
             terms.update(self._discriminator_terms(x, y, fake_x, fake_y, training=False))
         else:
             terms["D_X"] = terms["D_Y"] = tf.constant(0.0)
-        return self._update_metrics(terms)
+        return terms
 
     # === Inference ===
+
+    @property
+    def method(self):
+        return "cyclegan"
 
     def generator(self, direction):
         """G for "a2b" (the paper's "x2y"), F for "b2a" ("y2x")."""
         return self.G if parse_direction(direction) == "a2b" else self.F
-
-    def translate(self, images, direction="a2b", batch_size=8):
-        """Translates a batch of images of any size, float32 in [-1, 1].
-
-        Images whose height or width the generator cannot take are
-        reflect-padded to the next valid size and the result cropped back.
-
-        Args:
-            images: NHWC array or tensor in [-1, 1] (a single HWC image too).
-            direction: "a2b" uses G, "b2a" uses F (or the paper's "x2y" / "y2x").
-            batch_size: images per generator call.
-
-        Returns:
-            A numpy array of the same height and width, in [-1, 1].
-        """
-        generator = self.generator(direction)
-        return base.translate_with(generator, images, batch_size=batch_size)
 
     def sample_columns(self, x, y):
         """(label, images) columns of a sample grid: both cycles, x -> G -> F and y -> F -> G."""
@@ -389,29 +357,17 @@ class CycleGAN(base.TranslationModel):
             }
         super().compile_from_config(config)
 
-    def training_checkpoint(self, **extra):
-        """A `tf.train.Checkpoint` of everything training needs to resume exactly.
+    def checkpointed(self):
+        """The four networks and the image pools with their random state."""
+        return dict(G=self.G, F=self.F, D_X=self.D_X, D_Y=self.D_Y,
+                    pool_x=self.pool_x, pool_y=self.pool_y)
 
-        Holds the four networks, every optimizer (moments, step counters, loss
-        scales), the image pools with their random state, and `extra`
-        trackables (e.g. an epoch counter). Build the model (call it on a batch
-        or `build`) and compile it before restoring.
-        """
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before making a training checkpoint.")
-        if not self.built:
+    def training_checkpoint(self, **extra):
+        # The pools' variables have the training image size: they exist only
+        # once the model is built.
+        if self.objective is not None and not self.built:
             raise RuntimeError(
                 "Build the model before making a training checkpoint: call "
                 "`model.build((None, height, width, channels))` with the training size."
             )
-        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
-        return tf.train.Checkpoint(
-            G=self.G,
-            F=self.F,
-            D_X=self.D_X,
-            D_Y=self.D_Y,
-            pool_x=self.pool_x,
-            pool_y=self.pool_y,
-            **optimizers,
-            **extra,
-        )
+        return super().training_checkpoint(**extra)

@@ -25,8 +25,7 @@ aligned pairs for a pix2pix teacher), as the teacher trained on.
 import keras
 import tensorflow as tf
 
-from tfcyclegan.config import DISTILL_LOSSES, ModelConfig, check_choice, parse_direction
-from tfcyclegan.losses import AdversarialLoss
+from tfcyclegan.config import DISTILL_LOSSES, check_choice, parse_direction
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
@@ -116,10 +115,7 @@ class Distill(base.TranslationModel):
 
     def __init__(self, teacher, student, discriminator, direction="a2b", **kwargs):
         super().__init__(**kwargs)
-        for arg, network in (("teacher", teacher), ("student", student),
-                             ("discriminator", discriminator)):
-            if not isinstance(network, keras.Model):
-                raise ValueError(f"`{arg}` must be a keras.Model. Received: {arg}={network!r}")
+        base.check_networks(teacher=teacher, student=student, discriminator=discriminator)
         channels = lambda g: (g.input_shape[-1], g.output_shape[-1])  # noqa: E731
         if channels(student) != channels(teacher):
             raise ValueError(
@@ -167,8 +163,7 @@ class Distill(base.TranslationModel):
         The channels are the teacher's: `config.input_channels` /
         `output_channels` need not match them.
         """
-        if not isinstance(config, ModelConfig):
-            raise ValueError(f"`config` must be a ModelConfig. Received: {type(config).__name__}")
+        base.check_model_config(config)
         seeds = (None, None) if seed is None else (2 * seed, 2 * seed + 1)
         x_channels, y_channels = teacher.input_shape[-1], teacher.output_shape[-1]
         return cls(
@@ -211,18 +206,13 @@ class Distill(base.TranslationModel):
                 f"({type(self.T).__name__}) or the student ({type(self.G).__name__}) has none. "
                 f"Received: lambda_feature={lambda_feature!r}; use 0 with this teacher."
             )
-        self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G, *self.adapters])]
+        self._finish_compile(
+            [(generator_optimizer or base.default_adam(), [self.G, *self.adapters])],
+            [(discriminator_optimizer or base.default_adam(), [self.D])],
+            dict(loss=loss, gan_mode=gan_mode, **{k: float(v) for k, v in weights.items()}),
+            jit_compile=jit_compile, steps_per_execution=steps_per_execution,
+            run_eagerly=run_eagerly,
         )
-        self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])]
-        )
-        self.adversarial = AdversarialLoss(gan_mode)
-        self.objective = dict(loss=loss, gan_mode=gan_mode,
-                              **{k: float(v) for k, v in weights.items()})
-        super().compile(optimizer=self.generator_groups[0][0], jit_compile=jit_compile,
-                        steps_per_execution=steps_per_execution, run_eagerly=run_eagerly,
-                        auto_scale_loss=False)
 
     # === Training ===
 
@@ -260,51 +250,34 @@ class Distill(base.TranslationModel):
         )
         return {"D_real": real, "D_fake": fake}
 
-    def train_step(self, data):
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before training the Distill model.")
-        x, y = self._unpack(data)
-        g_tape = tf.GradientTape()
-        with g_tape:
-            student_outputs = _as_list(self.student_features(x, training=True))
-
-        # D first, on G(x) held fixed (the tape above is paused), as pix2pix.
-        if self.objective["lambda_gan"] > 0:
-            with tf.GradientTape() as tape:
-                d_terms = self._discriminator_terms(
-                    y, tf.stop_gradient(student_outputs[-1]), training=True
-                )
-                losses = base.scaled_losses(0.5 * (d_terms["D_real"] + d_terms["D_fake"]),
-                                            self.discriminator_groups)
-            base.apply_gradients(tape, losses, self.discriminator_groups)
-        else:
-            d_terms = {"D_real": tf.constant(0.0), "D_fake": tf.constant(0.0)}
-
-        with g_tape:
-            terms = self._terms(x, y, student_outputs, training=True)
-            losses = base.scaled_losses(terms["total"], self.generator_groups)
+    def train_terms(self, x, y):
         # The optimizer holds the adapters' moments either way (one checkpoint
         # layout for every lambda_feature); they are only updated when used.
         optimizer = self.generator_groups[0][0]
         networks = [self.G, *self.adapters] if self.objective["lambda_feature"] > 0 else [self.G]
-        base.apply_gradients(g_tape, losses, [(optimizer, networks)])
-        terms.update(d_terms)
-        return self._update_metrics(terms)
+        # D first, on G(x) held fixed, then G (and the adapters), as pix2pix.
+        return self.discriminator_then_generator(
+            lambda: _as_list(self.student_features(x, training=True)),
+            lambda student_outputs: self._discriminator_terms(y, student_outputs[-1], training=True),
+            lambda student_outputs: self._terms(x, y, student_outputs, training=True),
+            generator_groups=[(optimizer, networks)],
+        )
 
-    def test_step(self, data):
+    def test_terms(self, x, y):
         """The same losses on held-out data, without updates."""
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before evaluating the Distill model.")
-        x, y = self._unpack(data)
         student_outputs = _as_list(self.student_features(x, training=False))
         terms = self._terms(x, y, student_outputs, training=False)
         if self.objective["lambda_gan"] > 0:
             terms.update(self._discriminator_terms(y, student_outputs[-1], training=False))
         else:
             terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
-        return self._update_metrics(terms)
+        return terms
 
     # === Inference ===
+
+    @property
+    def method(self):
+        return "distill"
 
     def generator(self, direction=None):
         """G, the student: it translates in the teacher's direction only."""
@@ -334,14 +307,8 @@ class Distill(base.TranslationModel):
     def get_config(self):
         return {**super().get_config(), "direction": self.direction}
 
-    def training_checkpoint(self, **extra):
-        """A `tf.train.Checkpoint` of G, the adapters, D, both optimizers and `extra`.
-
-        The teacher is not in it: it does not change, and a run rebuilds it
-        from the teacher run (see `runs.build_model`).
-        """
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before making a training checkpoint.")
-        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
+    def checkpointed(self):
+        """G, the adapters and D. Not the teacher: it does not change, and a run
+        rebuilds it from the teacher run (see `tfcyclegan.methods`)."""
         adapters = {f"adapter_{i}": adapter for i, adapter in enumerate(self.adapters)}
-        return tf.train.Checkpoint(G=self.G, D=self.D, **adapters, **optimizers, **extra)
+        return dict(G=self.G, D=self.D, **adapters)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from tfcyclegan.config import ModelConfig, parse_direction
-from tfcyclegan.losses import AdversarialLoss, l1
+from tfcyclegan.losses import l1
 from tfcyclegan.models import base
 from tfcyclegan.networks import build_discriminator, build_generator
 
@@ -78,9 +78,7 @@ class Pix2Pix(base.TranslationModel):
 
     def __init__(self, generator, discriminator, conditional=True, **kwargs):
         super().__init__(**kwargs)
-        for arg, network in (("generator", generator), ("discriminator", discriminator)):
-            if not isinstance(network, keras.Model):
-                raise ValueError(f"`{arg}` must be a keras.Model. Received: {arg}={network!r}")
+        base.check_networks(generator=generator, discriminator=discriminator)
         if not isinstance(conditional, bool):
             raise ValueError(f"`conditional` must be a bool. Received: conditional={conditional!r}")
         x_channels, y_channels = generator.input_shape[-1], generator.output_shape[-1]
@@ -113,8 +111,7 @@ class Pix2Pix(base.TranslationModel):
         dropout, the 70x70 PatchGAN.
         """
         config = DEFAULT_CONFIG if config is None else config
-        if not isinstance(config, ModelConfig):
-            raise ValueError(f"`config` must be a ModelConfig. Received: {type(config).__name__}")
+        base.check_model_config(config)
         seeds = (None, None) if seed is None else (2 * seed, 2 * seed + 1)
         x_channels, y_channels = config.input_channels, config.output_channels
         d_channels = x_channels + y_channels if conditional else y_channels
@@ -162,22 +159,13 @@ class Pix2Pix(base.TranslationModel):
                 f"`lambda_gan` above 0. Received: lambda_l1={lambda_l1!r}, "
                 f"lambda_gan={lambda_gan!r}"
             )
-        adversarial = AdversarialLoss(gan_mode)
-        self.generator_groups = base.prepare_groups(
-            [(generator_optimizer or base.default_adam(), [self.G])]
-        )
-        self.discriminator_groups = base.prepare_groups(
-            [(discriminator_optimizer or base.default_adam(), [self.D])]
-        )
-        self.objective = dict(gan_mode=gan_mode, **weights)
-        self.adversarial = adversarial
-        # `model.optimizer` is G's (what Keras callbacks read).
-        super().compile(
-            optimizer=self.generator_groups[0][0],
+        self._finish_compile(
+            [(generator_optimizer or base.default_adam(), [self.G])],
+            [(discriminator_optimizer or base.default_adam(), [self.D])],
+            dict(gan_mode=gan_mode, **weights),
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
             run_eagerly=run_eagerly,
-            auto_scale_loss=False,
         )
 
     # === Training ===
@@ -206,51 +194,39 @@ class Pix2Pix(base.TranslationModel):
         terms["total"] = terms["G_GAN"] + terms["G_L1"]
         return terms
 
-    def train_step(self, data):
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before training the Pix2Pix model.")
-        x, y = self._unpack(data)
-        # G(x) once, recorded for G's update below.
-        g_tape = tf.GradientTape()
-        with g_tape:
-            fake_y = self.G(x, training=True)
+    def train_terms(self, x, y):
+        # G(x) once; D learns from it held fixed, then G, judged by the D
+        # just updated (the reference's order).
+        return self.discriminator_then_generator(
+            lambda: self.G(x, training=True),
+            lambda fake_y: self._discriminator_terms(x, y, fake_y, training=True),
+            lambda fake_y: self._generator_terms(x, y, fake_y, training=True),
+        )
 
-        # D first, on G(x) held fixed: the tape above is paused, so nothing
-        # of D's update reaches G's gradient.
-        if self.objective["lambda_gan"] > 0:
-            with tf.GradientTape() as tape:
-                d_terms = self._discriminator_terms(x, y, tf.stop_gradient(fake_y), training=True)
-                d_loss = 0.5 * (d_terms["D_real"] + d_terms["D_fake"])
-                losses = base.scaled_losses(d_loss, self.discriminator_groups)
-            base.apply_gradients(tape, losses, self.discriminator_groups)
-        else:
-            d_terms = {"D_real": tf.constant(0.0), "D_fake": tf.constant(0.0)}
-
-        # Then G, judged by the D just updated (the reference's order).
-        with g_tape:
-            terms = self._generator_terms(x, y, fake_y, training=True)
-            losses = base.scaled_losses(terms["total"], self.generator_groups)
-        base.apply_gradients(g_tape, losses, self.generator_groups)
-        terms.update(d_terms)
-        return self._update_metrics(terms)
-
-    def test_step(self, data):
+    def test_terms(self, x, y):
         """The same losses on held-out data, without updates."""
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before evaluating the Pix2Pix model.")
-        x, y = self._unpack(data)
         fake_y = self.G(x, training=False)
         terms = self._generator_terms(x, y, fake_y, training=False)
         if self.objective["lambda_gan"] > 0:
             terms.update(self._discriminator_terms(x, y, fake_y, training=False))
         else:
             terms["D_real"] = terms["D_fake"] = tf.constant(0.0)
-        return self._update_metrics(terms)
+        return terms
 
     # === Inference ===
 
+    @property
+    def method(self):
+        return "pix2pix"
+
     def generator(self, direction="a2b"):
-        """G for "a2b" (the paper's "x2y"): pix2pix learns one direction only."""
+        """G for "a2b" (the paper's "x2y"): pix2pix learns one direction only.
+
+        `translate` runs batch norm with its moving statistics
+        (`training=False`, PyTorch's `eval()`); the authors' `test.py`
+        normalizes each image by its own statistics instead (see
+        `torch_import`, `bn_statistics="image"`).
+        """
         if parse_direction(direction) != "a2b":
             raise ValueError(
                 "Pix2Pix translates one way only, A -> B: `direction` must be 'a2b' (or "
@@ -258,25 +234,6 @@ class Pix2Pix(base.TranslationModel):
                 f"Received: direction={direction!r}"
             )
         return self.G
-
-    def translate(self, images, direction="a2b", batch_size=8):
-        """Translates a batch of images of any size, float32 in [-1, 1].
-
-        Images whose height or width G cannot take are reflect-padded to the
-        next valid size and the result cropped back. Batch norm uses its
-        moving statistics (`training=False`, PyTorch's `eval()`); the
-        authors' `test.py` normalizes each image by its own statistics
-        instead (see `torch_import`, `bn_statistics="image"`).
-
-        Args:
-            images: NHWC array or tensor in [-1, 1] (a single HWC image too).
-            direction: "a2b" (or "x2y"), the only one pix2pix learns.
-            batch_size: images per generator call.
-
-        Returns:
-            A numpy array of the same height and width, in [-1, 1].
-        """
-        return base.translate_with(self.generator(direction), images, batch_size=batch_size)
 
     def sample_columns(self, x, y):
         """(label, images) columns of a sample grid: the input, G's output, the target."""
@@ -287,14 +244,6 @@ class Pix2Pix(base.TranslationModel):
     def get_config(self):
         return {**super().get_config(), "conditional": self.conditional}
 
-    def training_checkpoint(self, **extra):
-        """A `tf.train.Checkpoint` of everything training needs to resume exactly.
-
-        Holds G and D (with batch norm's moving statistics), both optimizers
-        (moments, step counters, loss scales) and `extra` trackables (e.g. an
-        epoch counter). Compile the model before restoring.
-        """
-        if self.objective is None:
-            raise RuntimeError("Call `compile()` before making a training checkpoint.")
-        optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
-        return tf.train.Checkpoint(G=self.G, D=self.D, **optimizers, **extra)
+    def checkpointed(self):
+        """G and D, with batch norm's moving statistics."""
+        return dict(G=self.G, D=self.D)
