@@ -86,7 +86,7 @@ def test_each_method_builds_compiles_and_is_found_again(name):
     assert tuple(export.generators_of(model)) == record.directions
     assert export.generators_of(model)["a2b"] is model.G
     # Its own weights reached compile; a setting of another method did not.
-    arguments = record.compile_arguments(config, steps_per_epoch=1)
+    arguments = runs.compile_arguments(config, steps_per_epoch=1)
     for setting in record.compile_settings:
         assert arguments[setting.split(".")[1]] == getattr(config.train, setting.split(".")[1])
     assert ("lambda_l1" in arguments) == (name == "pix2pix")

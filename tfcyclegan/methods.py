@@ -9,9 +9,9 @@ testing method names, so adding a method is one model module and one record
 in `METHODS` below.
 
 The config validates method names and builds their defaults from this
-registry, so this module sits below it and imports nothing of tfcyclegan when
-it loads: a record names its model class as `"module:Class"`, and what builds
-and compiles a model is imported when first asked for.
+registry, so this module sits below it and imports nothing of tfcyclegan: a
+record names its model class as `"module:Class"`, imported when first used, and
+`runs.build_model` builds and compiles a run's model from the record.
 """
 
 import dataclasses
@@ -27,11 +27,11 @@ TEACHER = "teacher"
 
 DATA = (UNPAIRED, PAIRED, TEACHER)
 
-# Settings every method's `compile` takes (see `Method.compile_arguments`).
-_COMMON_COMPILE = ("train.gan_mode", "train.lambda_gan", "train.jit_compile")
+COMMON_COMPILE_SETTINGS = ("train.gan_mode", "train.lambda_gan", "train.jit_compile")
+"""Settings every method's `compile` takes, besides its own `compile_settings`."""
 
 
-def _field(config, setting):
+def setting_value(config, setting):
     """The value of `setting` ("section.field") in a `Config`."""
     section, field = setting.split(".")
     return getattr(getattr(config, section), field)
@@ -89,55 +89,6 @@ class Method:
         """The method's `keras.Model` subclass."""
         module, name = self.model.split(":")
         return getattr(importlib.import_module(module), name)
-
-    def build(self, config, dtype=None):
-        """The (uncompiled) model a run's `Config` describes, seeded by `config.train.seed`.
-
-        Args:
-            config: a `Config` of this method.
-            dtype: the networks' dtype policy (None: the global one).
-        """
-        arguments = dict(self.model_arguments)
-        arguments.update({s.split(".")[1]: _field(config, s) for s in self.build_settings})
-        if self.data == TEACHER:
-            # A teacher is itself a run: `runs` builds it through this registry.
-            from tfcyclegan.runs import load_teacher
-
-            arguments["teacher"] = load_teacher(config.distill)
-        return self.model_class.from_model_config(
-            config=config.model, seed=config.train.seed, dtype=dtype, **arguments
-        )
-
-    def compile_arguments(self, config, steps_per_epoch):
-        """`compile` arguments for a run's model: the authors' Adam with the paper's schedule.
-
-        Both optimizers are `TorchAdam` with `config.train`'s learning rate
-        held for `epochs` and decayed linearly to zero over `epochs_decay`
-        (`LinearDecay`, stepped once per epoch of `steps_per_epoch` steps);
-        the other arguments are the common settings and this method's
-        `compile_settings`.
-        """
-        from tfcyclegan.models.base import default_adam
-        from tfcyclegan.schedules import LinearDecay
-
-        train = config.train
-
-        def adam(name):
-            schedule = LinearDecay(
-                train.learning_rate,
-                constant_steps=train.epochs * steps_per_epoch,
-                decay_steps=train.epochs_decay * steps_per_epoch,
-                update_every=steps_per_epoch,
-            )
-            return default_adam(schedule, train.beta_1, train.beta_2, name=name)
-
-        arguments = dict(
-            generator_optimizer=adam("generator_adam"),
-            discriminator_optimizer=adam("discriminator_adam"),
-        )
-        for setting in _COMMON_COMPILE + self.compile_settings:
-            arguments[setting.split(".")[1]] = _field(config, setting)
-        return arguments
 
     def generators(self, model):
         """{direction: generator} of a model of this method: what translate and export run."""
@@ -239,4 +190,5 @@ def method_of(model):
     return None
 
 
-__all__ = ["DATA", "METHODS", "Method", "PAIRED", "TEACHER", "UNPAIRED", "method", "method_of", "names"]
+__all__ = ["COMMON_COMPILE_SETTINGS", "DATA", "METHODS", "Method", "PAIRED", "TEACHER", "UNPAIRED", "method",
+           "method_of", "names", "setting_value"]

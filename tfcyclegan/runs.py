@@ -21,10 +21,12 @@ import sys
 
 import tensorflow as tf
 
-from tfcyclegan import legacy, methods
+from tfcyclegan import fileio, legacy, methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
+from tfcyclegan.models import base
+from tfcyclegan.schedules import LinearDecay
 
 CONFIG_FILE = "config.json"
 RUN_FILE = "run.json"
@@ -102,8 +104,7 @@ def upgrade_history(path):
         renamed.append(prefix + RENAMED_METRICS.get(old, old))
     if renamed == columns:
         return False
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write("\n".join([",".join(renamed), *rows]))
+    fileio.atomic_write(path, "\n".join([",".join(renamed), *rows]))
     return True
 
 
@@ -139,13 +140,49 @@ def read_run_info(run_dir):
 def compile_arguments(config, steps_per_epoch):
     """`compile` arguments for a config's model: the authors' Adam with the paper's schedule.
 
-    See `Method.compile_arguments`: the common settings and the method's own.
+    Both optimizers are `TorchAdam` with `config.train`'s learning rate held for
+    `epochs` and decayed linearly to zero over `epochs_decay` (`LinearDecay`,
+    stepped once per epoch of `steps_per_epoch` steps); the other arguments are
+    the common settings and the method's `compile_settings` (`tfcyclegan.methods`).
     """
-    return methods.method(config.model.method).compile_arguments(config, steps_per_epoch)
+    record = methods.method(config.model.method)
+    train = config.train
+
+    def adam(name):
+        schedule = LinearDecay(
+            train.learning_rate,
+            constant_steps=train.epochs * steps_per_epoch,
+            decay_steps=train.epochs_decay * steps_per_epoch,
+            update_every=steps_per_epoch,
+        )
+        return base.default_adam(schedule, train.beta_1, train.beta_2, name=name)
+
+    arguments = dict(
+        generator_optimizer=adam("generator_adam"),
+        discriminator_optimizer=adam("discriminator_adam"),
+    )
+    for setting in methods.COMMON_COMPILE_SETTINGS + record.compile_settings:
+        arguments[setting.split(".")[1]] = methods.setting_value(config, setting)
+    return arguments
+
+
+def build_uncompiled(config, dtype=None):
+    """The model a `Config` describes, from its method's record, seeded by `config.train.seed`.
+
+    A distillation run's teacher is loaded from its own run folder.
+    """
+    record = methods.method(config.model.method)
+    arguments = dict(record.model_arguments)
+    arguments.update({s.split(".")[1]: methods.setting_value(config, s) for s in record.build_settings})
+    if record.data == methods.TEACHER:
+        arguments["teacher"] = load_teacher(config.distill)
+    return record.model_class.from_model_config(
+        config=config.model, seed=config.train.seed, dtype=dtype, **arguments
+    )
 
 
 def build_model(config, strategy=None, steps_per_epoch=1):
-    """The compiled model a `Config` describes (its method's `Method.build`), in `strategy`'s scope.
+    """The compiled model a `Config` describes, in `strategy`'s scope.
 
     `steps_per_epoch` places the learning-rate schedule's epochs. A
     distillation run's teacher is loaded from its own run folder.
@@ -153,10 +190,9 @@ def build_model(config, strategy=None, steps_per_epoch=1):
     strategy = strategy or tf.distribute.get_strategy()
     train = config.train
     dtype = None if train.mixed_precision == "none" else train.mixed_precision
-    record = methods.method(config.model.method)
     with strategy.scope():
-        model = record.build(config, dtype=dtype)
-        model.compile(**record.compile_arguments(config, steps_per_epoch))
+        model = build_uncompiled(config, dtype=dtype)
+        model.compile(**compile_arguments(config, steps_per_epoch))
     return model
 
 
