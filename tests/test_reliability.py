@@ -244,3 +244,10 @@ def test_cli_train_resume_of_a_locked_run_names_the_other_process(tmp_path, data
         assert cli.main(["train", "--resume", str(run), "--progress", "0"]) == cli.EXIT_FAILED
     err = capsys.readouterr().err
     assert f"is in use: process {os.getpid()}" in err and "--debug" not in err
+
+
+def test_a_crop_the_generator_cannot_take_is_refused_before_the_run_folder_is_written(tmp_path, dataset):
+    config = TINY.replace(data=TINY.data.replace(crop_size=30))
+    with pytest.raises(ValueError, match=r"multiples of 4 and at least \d+\. Received: crop_size=30.*--crop-size 28"):
+        training.train(config, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    assert not (tmp_path / "run").exists()  # nothing left to block the name

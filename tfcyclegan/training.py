@@ -312,6 +312,7 @@ def _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strateg
     # leave a half-made run behind that blocks the name.
     data = _run_data(config, data_spec, verbose, chief)
     model, step, checkpoint = restorable_model(config, strategy, data.steps_per_epoch)
+    _check_crop_size(model, config)
     if chief:
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
     if resume:
@@ -501,6 +502,21 @@ def _run_callbacks(
             )
         )
     return run_callbacks + [callbacks_lib.GracefulStop(), *extra_callbacks]
+
+
+def _check_crop_size(model, config):
+    """Refuses a crop the generators cannot take, before anything is written or trained."""
+    if config.data.preprocess not in CROP_MODES:
+        return  # scale_width / none: `_sizes_the_generator_takes` crops to a size they take
+    multiple, min_size = size_requirement(model.G)
+    size = config.data.crop_size
+    if size % multiple or size < min_size:
+        fits = max(min_size, size // multiple * multiple)
+        raise ValueError(
+            f"The generator ({config.model.generator}) needs images whose height and width are "
+            f"multiples of {multiple} and at least {min_size}. Received: crop_size={size}. "
+            f"Use e.g. --crop-size {fits} (and a --load-size at least that large)."
+        )
 
 
 def _sizes_the_generator_takes(model, config):
