@@ -251,3 +251,16 @@ def test_a_crop_the_generator_cannot_take_is_refused_before_the_run_folder_is_wr
     with pytest.raises(ValueError, match=r"multiples of 4 and at least \d+\. Received: crop_size=30.*--crop-size 28"):
         training.train(config, tmp_path / "run", DataSpec(data=dataset), verbose=0)
     assert not (tmp_path / "run").exists()  # nothing left to block the name
+
+
+def test_a_truncated_model_keras_in_a_run_folder_is_named_as_such(tmp_path):
+    from tfcyclegan.runs import load_run_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TINY.to_json())
+    legacy = os.path.join(os.path.dirname(__file__), "data", "legacy", "cyclegan_resnet.keras")
+    with open(legacy, "rb") as f:
+        (run / "model.keras").write_bytes(f.read()[:100_000])  # a copy cut short
+    with pytest.raises(ValueError, match=r"not a \.keras archive .*truncated or corrupt\?"):
+        load_run_model(run)

@@ -84,6 +84,16 @@ def upgrade_weights(weights_path):
                 group.move(child, "conv2d" + (_OLD_GROUP.match(child).group(2) or ""))
 
 
+def check_archive(path):
+    """Refuses a `.keras` path that is not a zip archive, saying so (Keras's own message
+    for a truncated file is "File not found")."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"Cannot load {path} as a Keras model: it is not a .keras archive (a .keras "
+            "file is a zip): truncated or corrupt?"
+        )
+
+
 def load_model(path, **kwargs):
     """`keras.saving.load_model(path)`, also for `.keras` files saved before the
     speed forms moved behind `tfcyclegan.kernels` (see the module docstring).

@@ -392,6 +392,7 @@ def load_run_model(run_dir, checkpoint=None, epoch=None, verbose=True):
 
 
 def _load_keras_file(keras, path):
+    legacy.check_archive(path)
     try:
         return legacy.load_model(path)
     except Exception as error:  # Keras raises many types for a bad archive.

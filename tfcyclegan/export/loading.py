@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import pathlib
-import zipfile
 
 import keras
 
@@ -159,11 +158,7 @@ def load_keras(path, checkpoint=None, epoch=None):
             f"with checkpoint={checkpoint!r}, epoch={epoch!r}"
         )
     keras_path = keras_file(path)
-    if not zipfile.is_zipfile(keras_path):
-        raise ValueError(
-            f"Cannot load {keras_path} as a Keras model: it is not a .keras archive (a .keras "
-            "file is a zip): truncated or corrupt?"
-        )
+    legacy.check_archive(keras_path)
     try:
         # compile=False: deployment needs no optimizer state, and skipping it is faster.
         return legacy.load_model(keras_path, compile=False)
