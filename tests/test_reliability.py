@@ -264,3 +264,37 @@ def test_a_truncated_model_keras_in_a_run_folder_is_named_as_such(tmp_path):
         (run / "model.keras").write_bytes(f.read()[:100_000])  # a copy cut short
     with pytest.raises(ValueError, match=r"not a \.keras archive .*truncated or corrupt\?"):
         load_run_model(run)
+
+
+# --- a SavedModel is code ---------------------------------------------------------------
+
+
+def test_a_savedmodel_with_file_ops_is_refused_before_anything_runs(tmp_path):
+    import tensorflow as tf
+
+    from tfcyclegan.export.runtime import load_translator
+
+    victim = tmp_path / "written_by_the_model.txt"
+
+    class Trojan(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")])
+        def translate(self, images):
+            tf.io.write_file(str(victim), "owned")
+            return {"output_images": images}
+
+    module = Trojan()
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"translate": module.translate})
+    with pytest.raises(ValueError, match=r"Refusing to run the SavedModel .*WriteFile \(in "):
+        load_translator(tmp_path / "sm")
+    assert not victim.exists()
+
+
+def test_savedmodels_tfcyclegan_exports_pass_the_op_check(tmp_path):
+    from tfcyclegan import export
+    from tfcyclegan.export.graph_check import check_saved_model_ops, saved_model_ops
+    from tfcyclegan.networks import ResnetGenerator
+
+    version = export.export_saved_model(ResnetGenerator(ngf=4, n_blocks=1, seed=0), tmp_path, "G")
+    check_saved_model_ops(version)
+    ops = saved_model_ops(version)
+    assert {"Conv2D", "DecodeImage", "EncodePng"} <= set(ops) and "SaveV2" not in ops

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tfcyclegan import fileio, imaging
 from tfcyclegan.config import parse_direction
+from tfcyclegan.export.graph_check import check_saved_model_ops
 from tfcyclegan.export.loading import channels_of, is_saved_model_dir, load_generators, version_dirs
 from tfcyclegan.models import translate_with
 
@@ -263,6 +264,7 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
         return load_translator(path / saved, direction, num_threads, batch_size)
     if path.is_dir() and (is_saved_model_dir(path) or version_dirs(path)):
         version_dir = path if is_saved_model_dir(path) else version_dirs(path)[-1][1]
+        check_saved_model_ops(version_dir)  # a SavedModel is code: read before it is run
         loaded = tf.saved_model.load(os.fspath(version_dir))
         if "translate" not in loaded.signatures:
             raise ValueError(
