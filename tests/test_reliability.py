@@ -298,3 +298,13 @@ def test_savedmodels_tfcyclegan_exports_pass_the_op_check(tmp_path):
     check_saved_model_ops(version)
     ops = saved_model_ops(version)
     assert {"Conv2D", "DecodeImage", "EncodePng"} <= set(ops) and "SaveV2" not in ops
+
+
+def test_exporting_a_tflite_file_says_it_is_already_exported(tmp_path):
+    from tfcyclegan.export.loading import keras_file
+
+    tflite = tmp_path / "G.tflite"
+    tflite.write_bytes(b"TFL3")
+    with pytest.raises(ValueError, match="is a TFLite file: it is already exported") as error:
+        keras_file(tflite)
+    assert "import-torch" not in str(error.value)

@@ -320,8 +320,8 @@ def accept(report, title, config):
     if report.bad and not config.skip_bad_files:
         raise ValueError(
             format_report(report, title=f"{title} has {report.bad_title}:")
-            + "\nFix or remove them, or set DataConfig(skip_bad_files=True) to "
-            "train without them."
+            + "\nFix or remove them, or train without them: `tfcyclegan train --skip-bad-files` "
+            "(in Python, DataConfig(skip_bad_files=True))."
         )
     if report.bad:
         logger.warning(
