@@ -12,12 +12,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli
 from tfcyclegan.config import Config
 from tfcyclegan.synthetic import make_demo_dataset
 
 TINY_FLAGS = [
-    "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+    *TINY_MODEL_FLAGS,
     "--load-size", "36", "--crop-size", "32", "--seed", "3", "--num-samples", "2", "--pool-size", "3",
     "--verbose", "0",
 ]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli, evaluate, training
 from tfcyclegan.config import Config
 from tfcyclegan.models import Pix2Pix
@@ -14,8 +15,8 @@ from tfcyclegan.synthetic import make_paired_dataset
 
 # pix2pix's own defaults (U-Net 256) need 256 px images; tiny runs use a ResNet G.
 TINY_PIX2PIX = [
-    "--model", "pix2pix", "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers",
-    "--n-layers-d", "1", "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2",
+    "--model", "pix2pix", *TINY_MODEL_FLAGS,
+    "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2",
     "--verbose", "0", "--epochs", "1", "--epochs-decay", "0",
 ]
 
@@ -189,7 +190,7 @@ def test_evaluate_bad_input_gives_one_clear_error(argv, message, pix2pix_run, pa
 def test_ablate_trains_each_variant_with_the_same_budget_and_writes_the_table(paired, tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["ablate", "--data", paired, "--out", str(out), "--variants", "gan_forward,pix2pix_l1",
-            "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+            *TINY_MODEL_FLAGS,
             "--load-size", "36", "--crop-size", "32", "--seed", "2", "--num-samples", "2", "--epochs", "1",
             "--epochs-decay", "0", "--steps-per-epoch", "2"]
     assert cli.main(argv) == cli.EXIT_OK

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import StopAfter
 from tfcyclegan import cli, distillation, export, runs, training
 from tfcyclegan.config import Config, DataConfig, DistillConfig, ModelConfig, TrainConfig
 from tfcyclegan.export import runtime
@@ -172,7 +173,7 @@ def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
     # Stopped after 4 of 6 steps (mid-epoch), then resumed: the same weights.
     stopped_dir = tmp_path / "runs" / "stopped"
     stopped = training.train(config, stopped_dir, distillation.teacher_data_spec(teacher), verbose=0,
-                             extra_callbacks=[_StopAfter(4)])
+                             extra_callbacks=[StopAfter(4)])
     assert stopped.step == 4 and stopped.interrupted
     assert cli.main(["distill", "--resume", str(stopped_dir), "--progress", "0"]) == cli.EXIT_OK
     a = keras.saving.load_model(os.path.join(straight, "model.keras"))
@@ -192,20 +193,6 @@ def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
     for artifact in (out, out / "tflite" / "student_a2b_fp32.tflite"):
         got = runtime.load_translator(artifact, "a2b")(x)
         np.testing.assert_allclose(got, expected, atol=1e-4)
-
-
-class _StopAfter(keras.callbacks.Callback):
-    """Stops training like a Ctrl-C would, after `steps` steps."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-        self.seen = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.steps:
-            self.model.stop_training = True
 
 
 def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):

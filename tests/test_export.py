@@ -21,17 +21,16 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import TINY_MODEL as TINY
 from tfcyclegan import export
 from tfcyclegan.export import report as export_report
 from tfcyclegan.export import saved_model
-from tfcyclegan.config import ModelConfig
 from tfcyclegan.layers import InputSizeCheck
 from tfcyclegan.models import CycleGAN, translate_with
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.synthetic import draw_scene
 
 SIZE = 32
-TINY = ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
 
 # Quantized variants are not bounded by export(); these sanity bounds hold with
 # a wide margin on the tiny model (measured: fp16 ~85 dB, dynamic_int8 ~55 dB,

@@ -3,13 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_MODEL as TINY
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.models.cyclegan import METRICS, CycleGAN
 
 SIZE = 16
-TINY = ModelConfig(
-    generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1
-)
 
 
 def tiny_model(pool_size=4, seed=0, config=TINY, **compile_kwargs):
