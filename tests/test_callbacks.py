@@ -74,6 +74,7 @@ def test_the_sample_grid_needs_as_many_x_as_y_of_one_size(model):
 # --- SampleGrid and Checkpointing in fit ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_fit_writes_grids_and_checkpoints_at_steps_and_epoch_ends(model, tmp_path):
     step = tf.Variable(0, dtype=tf.int64)
     fit_callbacks = [

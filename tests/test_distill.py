@@ -74,6 +74,7 @@ def test_generator_names_build_the_students():
         ModelConfig(generator="mobile_resnet")
 
 
+@pytest.mark.slow
 def test_mobile_student_exports_to_builtin_tflite_ops():
     g = MobileResnetGenerator(ngf=4, n_blocks=1, seed=0)
     flatbuffer = export.convert_tflite(g, "fp32")
@@ -158,6 +159,7 @@ def test_bad_weights_are_named():
 # === Student runs ===
 
 
+@pytest.mark.slow
 def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
     runs = str(tmp_path / "runs")
     argv = ["distill", "--teacher", teacher, "--runs-dir", runs, *STUDENT_FLAGS]
@@ -195,6 +197,7 @@ def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
     config = distillation.student_config(teacher, direction="b2a", student="resnet", ngf=4, n_blocks=1)
     assert config.model.generator == "resnet_1blocks" and config.distill.direction == "b2a"
@@ -213,6 +216,7 @@ def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
     np.testing.assert_allclose(taught, np.asarray(teacher_model.F(b)), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [

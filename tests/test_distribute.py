@@ -19,6 +19,9 @@ from tfcyclegan import training
 from tfcyclegan.config import Config, DataConfig
 from tfcyclegan.synthetic import make_demo_dataset
 
+# End to end: each scenario trains in fresh processes. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 TINY = tiny_config(batch_size=2, steps_per_epoch=3, seed=5, pool_size=3, checkpoint_every=2, validate=True)
 
 
@@ -133,7 +136,6 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.slow
 def test_two_workers_train_identically_and_the_chief_resumes_on_one_device(tmp_path, dataset):
     config_path = tmp_path / "config.json"
     TINY.replace(train=TINY.train.replace(strategy="multi_worker")).save(config_path)

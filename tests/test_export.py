@@ -30,6 +30,9 @@ from tfcyclegan.models import CycleGAN, translate_with
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.synthetic import draw_scene
 
+# End to end: one trained model exported in every format, and TFLite conversions. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 SIZE = 32
 
 # Quantized variants are not bounded by export(); these sanity bounds hold with
@@ -886,7 +889,6 @@ FRESH = textwrap.dedent("""
     """)
 
 
-@pytest.mark.slow
 def test_exports_run_in_a_fresh_process_without_tfcyclegan(exported, generators, tmp_path):
     out, _ = exported
     images = scenes(2, "summer", 32, 48, seed=11)

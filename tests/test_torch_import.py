@@ -445,6 +445,7 @@ def test_import_to_keras_needs_a_keras_suffix(tmp_path):
 # --- The saved .keras file ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_imported_keras_files_reload_in_a_fresh_process(tmp_path, rng):
     fixture = reference("a_resnet_ngf8_nb2")
     source = write_state_dict(weights_of(fixture), tmp_path / "horse2zebra.npz")

@@ -11,6 +11,9 @@ from tfcyclegan.config import Config
 from tfcyclegan.synthetic import make_demo_dataset
 from tfcyclegan.training import DataSpec
 
+# End to end: each test trains a run folder. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 TINY = tiny_config(steps_per_epoch=4, checkpoint_every=3, pool_size=3)
 
 
