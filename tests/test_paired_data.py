@@ -253,7 +253,10 @@ def test_btoa_swaps_the_sides_for_training_and_evaluation(tmp_path, rng):
 def test_channels_are_those_of_x_and_y(tmp_path, rng):
     halves = _aligned(tmp_path / "train", rng, 1)
     a, b = halves[0]
-    luma = lambda rgb: np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+
+    def luma(rgb):
+        return np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+
     for direction, (expected_x, expected_y) in (("AtoB", (luma(a), b)), ("BtoA", (luma(b), a))):
         result = data.paired_dataset(
             tmp_path / "train", AS_IS, training=False, direction=direction, channels=(1, 3))
