@@ -3,7 +3,7 @@
 #   make demo   train a small CycleGAN on a generated dataset, export, translate
 #   make test   the whole test suite
 # and, while developing:
-#   make test-fast   the tests not marked `slow` (unit tests: a few minutes)
+#   make test-fast   the tests not marked `slow` (unit tests: under 2 minutes on 2 cores)
 #   make lint        ruff, with the rules chosen in pyproject.toml
 
 PYTHON ?= python3
