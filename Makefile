@@ -2,13 +2,16 @@
 # (and again when setup.py or constraints.txt change), then runs.
 #   make demo   train a small CycleGAN on a generated dataset, export, translate
 #   make test   the whole test suite
+# and, while developing:
+#   make test-fast   the tests not marked `slow` (unit tests: under 2 minutes on 2 cores)
+#   make lint        ruff, with the rules chosen in pyproject.toml
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-fast lint bench clean
 
 demo: $(INSTALLED)
 	$(BIN)/tfcyclegan demo
@@ -20,6 +23,14 @@ TEST_WORKERS ?= 2
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The `slow` marker sits on every test that took over ~4 s (end-to-end training, export,
+# the reference networks); CI still runs them through `make test`.
+test-fast: $(INSTALLED)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/run_all.py

@@ -41,6 +41,7 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.3",
             "pytest-xdist>=3.5",
+            "ruff>=0.17",  # `make lint`; the exact version is pinned in constraints.txt
             "ai-edge-litert>=2.0",
             "tensorflow-serving-api>=2.21,<2.22",
             "safetensors>=0.4",

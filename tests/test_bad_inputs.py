@@ -22,10 +22,14 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli, fileio
 from tfcyclegan.synthetic import make_demo_dataset
 
-TINY = ["--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+# End to end: every case runs the CLI on a trained run (`world`). make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
+TINY = [*TINY_MODEL_FLAGS,
         "--load-size", "16", "--crop-size", "16", "--seed", "0", "--num-samples", "1", "--pool-size", "2",
         "--progress", "0", "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "2", "--no-validate"]
 

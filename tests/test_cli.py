@@ -12,12 +12,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli
 from tfcyclegan.config import Config
 from tfcyclegan.synthetic import make_demo_dataset
 
 TINY_FLAGS = [
-    "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+    *TINY_MODEL_FLAGS,
     "--load-size", "36", "--crop-size", "32", "--seed", "3", "--num-samples", "2", "--pool-size", "3",
     "--progress", "0",
 ]
@@ -37,6 +38,7 @@ def checkpoint_values(path):
     }
 
 
+@pytest.mark.slow
 def test_train_then_resume_with_more_epochs(tmp_path, dataset):
     runs = str(tmp_path / "runs")
     code = cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
@@ -105,6 +107,7 @@ def test_bad_flags_exit_2(capsys):
     assert cli.main(["train", "--norm", "layer"]) == cli.EXIT_USAGE
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_architecture(tmp_path, dataset, capsys):
     runs = str(tmp_path / "runs")
     cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
@@ -196,6 +199,7 @@ def _check_translated(output, odd_images):
         assert result.size == source.size, name  # any size in, the same size out
 
 
+@pytest.mark.slow
 def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, trained_run, odd_images, capsys):
     assert cli.main(["export", "--model", trained_run, "--out", str(tmp_path / "export"),
                      "--direction", "a2b", "--tflite-mode", "fp32", "--tflite-io", "float32"]) == cli.EXIT_OK
@@ -225,6 +229,7 @@ def test_translate_a_folder_of_odd_sized_images_with_every_model_form(tmp_path, 
         assert np.abs(other - keras_out).max() <= 1, form  # same model, rounding only
 
 
+@pytest.mark.slow
 def test_translate_one_file_in_the_other_direction(tmp_path, trained_run, odd_images):
     code = cli.main(["translate", "--model", trained_run, "--direction", "b2a",
                      "--input", str(odd_images / "wide.png"), "--out", str(tmp_path)])
@@ -232,6 +237,7 @@ def test_translate_one_file_in_the_other_direction(tmp_path, trained_run, odd_im
     assert Image.open(tmp_path / "wide.png").size == (37, 21)
 
 
+@pytest.mark.slow
 def test_export_refuses_to_overwrite_a_version(tmp_path, trained_run, capsys):
     argv = ["export", "--model", trained_run, "--out", str(tmp_path), "--format", "saved_model",
             "--direction", "a2b", "--no-parity"]
@@ -242,6 +248,7 @@ def test_export_refuses_to_overwrite_a_version(tmp_path, trained_run, capsys):
     assert sorted(os.listdir(tmp_path / "cyclegan_a2b")) == ["1", "2"]
 
 
+@pytest.mark.slow
 def test_export_bfloat16_saved_model(tmp_path, trained_run):
     argv = ["export", "--model", trained_run, "--out", str(tmp_path), "--format", "saved_model",
             "--direction", "a2b", "--saved-model-dtype", "bfloat16"]
@@ -261,6 +268,7 @@ def test_import_torch_then_translate(tmp_path, odd_images):
     assert Image.open(tmp_path / "out" / "square.png").size == (32, 32)
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
     code = cli.main(["demo", "--out", str(tmp_path / "demo"), "--steps", "4", "--size", "32"])
     assert code == cli.EXIT_OK
@@ -310,6 +318,7 @@ def mixed_sizes(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["scale_width", "scale_width_and_crop", "crop", "none"])
 def test_every_preprocess_mode_trains_end_to_end(tmp_path, mixed_sizes, mode):
     flags = [f for f in TINY_FLAGS]
@@ -323,6 +332,7 @@ def test_every_preprocess_mode_trains_end_to_end(tmp_path, mixed_sizes, mode):
     assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith("ckpt-3")
 
 
+@pytest.mark.slow
 def test_a_run_without_model_keras_translates_and_exports_any_epoch(tmp_path, dataset, capsys):
     runs = str(tmp_path / "runs")
     assert cli.main(["train", "--data", dataset, "--runs-dir", runs, "--name", "t", "--epochs", "1",
@@ -356,6 +366,7 @@ def test_help_imports_no_tensorflow():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_keras_classes_are_registered_whatever_is_imported_first(tmp_path, trained_run):
     model = os.path.join(trained_run, "model.keras")
     # (`import keras, tfcyclegan` registers at once; these two rely on the import hook.)

@@ -6,12 +6,17 @@ import os
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli, training
 from tfcyclegan.config import NCE_LAYERS, Config
 from tfcyclegan.models import CUT
 from tfcyclegan.synthetic import make_paired_dataset
 
-TINY = ["--netG", "resnet_6blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+# End to end: each test trains through the CLI. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
+# CUT's default PatchNCE layers (0, 4, 8, 12, 16) reach past the one residual block of TINY_MODEL_FLAGS.
+TINY = [*TINY_MODEL_FLAGS, "--netG", "resnet_6blocks",
         "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2", "--progress", "0",
         "--epochs", "1", "--epochs-decay", "0", "--steps-per-epoch", "2"]
 

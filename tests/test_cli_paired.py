@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_MODEL_FLAGS
 from tfcyclegan import cli, evaluate, training
 from tfcyclegan.config import Config
 from tfcyclegan.models import Pix2Pix
@@ -14,8 +15,8 @@ from tfcyclegan.synthetic import make_paired_dataset
 
 # pix2pix's own defaults (U-Net 256) need 256 px images; tiny runs use a ResNet G.
 TINY_PIX2PIX = [
-    "--method", "pix2pix", "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers",
-    "--n-layers-d", "1", "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2",
+    "--method", "pix2pix", *TINY_MODEL_FLAGS,
+    "--load-size", "36", "--crop-size", "32", "--seed", "1", "--num-samples", "2",
     "--progress", "0", "--epochs", "1", "--epochs-decay", "0",
 ]
 
@@ -34,6 +35,7 @@ def pix2pix_run(tmp_path_factory, paired):
     return os.path.join(runs, "p")
 
 
+@pytest.mark.slow
 def test_pix2pix_trains_from_the_cli_with_its_authors_defaults(pix2pix_run):
     config = Config.load(os.path.join(pix2pix_run, "config.json"))
     assert config.model.method == "pix2pix" and config.model.norm == "batch" and config.model.dropout
@@ -55,6 +57,7 @@ def test_pix2pix_trains_from_the_cli_with_its_authors_defaults(pix2pix_run):
     assert {"evaluation/psnr_db", "evaluation/ssim", "evaluation/l1"} <= tags
 
 
+@pytest.mark.slow
 def test_pix2pix_resumes_and_translates_and_exports(pix2pix_run, paired, tmp_path):
     assert cli.main(["train", "--resume", pix2pix_run, "--epochs", "2", "--progress", "0"]) == cli.EXIT_OK
     assert tf.train.latest_checkpoint(os.path.join(pix2pix_run, "checkpoints")).endswith("ckpt-6")
@@ -69,6 +72,7 @@ def test_pix2pix_resumes_and_translates_and_exports(pix2pix_run, paired, tmp_pat
     assert list(report["saved_models"]) == ["a2b"]
 
 
+@pytest.mark.slow
 def test_btoa_swaps_the_sides(paired):
     config = Config.for_method("pix2pix")
     config = config.replace(data=config.data.replace(load_size=32, crop_size=32, direction="BtoA"))
@@ -124,6 +128,7 @@ def test_evaluate_reports_a_checkerboard_added_by_the_translator(tmp_path):
     assert json.loads((tmp_path / "clean" / "evaluation.json").read_text())["checkerboard"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_evaluate_gives_the_same_paired_metrics_for_run_savedmodel_and_tflite(pix2pix_run, paired, tmp_path):
     exported = tmp_path / "exp"
     assert cli.main(["export", "--model", pix2pix_run, "--out", str(exported), "--tflite-mode", "fp32",
@@ -146,6 +151,7 @@ def test_evaluate_gives_the_same_paired_metrics_for_run_savedmodel_and_tflite(pi
                 reports["run"]["paired"][metric]["mean"], rel=2e-3), (name, metric)
 
 
+@pytest.mark.slow
 def test_evaluate_computes_fid_and_kid_with_given_weights(pix2pix_run, paired, tmp_path):
     # Random FID weights (the real file cannot be downloaded here): the numbers mean
     # nothing, but the whole path runs: features of outputs and of real B images.
@@ -161,6 +167,7 @@ def test_evaluate_computes_fid_and_kid_with_given_weights(pix2pix_run, paired, t
     assert np.isfinite(report.kid["mean"]) and "biased upwards" in report.fid_note
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -183,10 +190,11 @@ def test_evaluate_bad_input_gives_one_clear_error(argv, message, pix2pix_run, pa
 # === ablate ===
 
 
+@pytest.mark.slow
 def test_ablate_trains_each_variant_with_the_same_budget_and_writes_the_table(paired, tmp_path, capsys):
     out = tmp_path / "study"
     argv = ["ablate", "--data", paired, "--out", str(out), "--variants", "gan_forward,pix2pix_l1",
-            "--netG", "resnet_1blocks", "--ngf", "4", "--ndf", "4", "--netD", "n_layers", "--n-layers-d", "1",
+            *TINY_MODEL_FLAGS,
             "--load-size", "36", "--crop-size", "32", "--seed", "2", "--num-samples", "2", "--epochs", "1",
             "--epochs-decay", "0", "--steps-per-epoch", "2"]
     assert cli.main(argv) == cli.EXIT_OK

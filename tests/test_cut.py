@@ -90,6 +90,7 @@ def tiny_cut(mode="cut", seed=0):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["cut", "fastcut"])
 def test_cut_and_fastcut_train_with_plain_fit(rng, mode):
     model = tiny_cut(mode)
@@ -117,6 +118,7 @@ def test_evaluate_computes_the_losses_without_updates_or_randomness(rng):
     assert first["NCE"] == pytest.approx(float(model.nce_loss(x, fake, training=False)), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cut_round_trips_through_a_keras_file(rng, tmp_path):
     model = tiny_cut()
     x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
@@ -128,6 +130,7 @@ def test_cut_round_trips_through_a_keras_file(rng, tmp_path):
     assert loaded.objective == model.objective and loaded.nce_layers == model.nce_layers
 
 
+@pytest.mark.slow
 def test_checkpoint_restores_the_next_step_exactly(rng, tmp_path):
     x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
     first = tiny_cut(seed=1)
@@ -195,6 +198,7 @@ def test_without_the_gan_term_the_discriminator_is_neither_called_nor_trained(rn
     assert logs["NCE"][-1] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_cut_trains_in_mixed_precision_with_float32_losses_and_variables(tmp_path, policy):
     from tfcyclegan import training

@@ -4,7 +4,6 @@ import logging
 import os
 import re
 import struct
-import threading
 import zlib
 
 import numpy as np
@@ -12,9 +11,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import noise_image, save_image
 from tfcyclegan import data
 from tfcyclegan.config import DataConfig
-from tfcyclegan.data import decoding
 
 SMALL = DataConfig(load_size=24, crop_size=16)
 
@@ -38,17 +37,6 @@ def _quadrant_centres(array):
     return [array[y, x] for y in ys for x in xs]
 
 
-def _noise(rng, width, height, channels=3):
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return rng.integers(0, 256, shape, dtype=np.uint8)
-
-
-def _save(path, array, **kwargs):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, **kwargs)
-    return str(path)
-
-
 def _png(width, height, bit_depth, colour_type, rows=b""):
     """Raw PNG bytes: lets us write 16-bit RGB (Pillow cannot) and bomb headers."""
 
@@ -67,7 +55,7 @@ def _png(width, height, bit_depth, colour_type, rows=b""):
 
 def _domain(folder, rng, count, width=32, height=32, ext=".png"):
     return [
-        _save(folder / f"img{i}{ext}", _noise(rng, width, height)) for i in range(count)
+        save_image(folder / f"img{i}{ext}", noise_image(rng, width, height)) for i in range(count)
     ]
 
 
@@ -87,12 +75,12 @@ def test_image_extensions_are_lowercase_with_dot():
 
 
 def test_list_images_recursive_sorted_skips_hidden_and_others(tmp_path, rng):
-    image = _noise(rng, 8, 8)
-    _save(tmp_path / "b.png", image)
-    _save(tmp_path / "sub" / "a.JPG", image, format="JPEG")
-    _save(tmp_path / "sub" / "deeper" / "c.bmp", image)
-    _save(tmp_path / ".hidden.png", image)
-    _save(tmp_path / ".ipynb_checkpoints" / "d.png", image)
+    image = noise_image(rng, 8, 8)
+    save_image(tmp_path / "b.png", image)
+    save_image(tmp_path / "sub" / "a.JPG", image, format="JPEG")
+    save_image(tmp_path / "sub" / "deeper" / "c.bmp", image)
+    save_image(tmp_path / ".hidden.png", image)
+    save_image(tmp_path / ".ipynb_checkpoints" / "d.png", image)
     (tmp_path / "notes.txt").write_text("hi")
     found = data.list_images(tmp_path)
     assert found == sorted(found)
@@ -120,7 +108,7 @@ def test_folder_without_images_counts_what_it_holds(tmp_path):
 
 
 def test_a_file_is_not_a_folder(tmp_path, rng):
-    path = _save(tmp_path / "a.png", _noise(rng, 8, 8))
+    path = save_image(tmp_path / "a.png", noise_image(rng, 8, 8))
     with pytest.raises(NotADirectoryError, match=re.escape(path)):
         data.list_images(path)
 
@@ -141,7 +129,7 @@ def test_a_file_is_not_a_folder(tmp_path, rng):
     ],
 )
 def test_formats_decode_to_rgb(tmp_path, ext, options, tolerance):
-    path = _save(tmp_path / f"image{ext}", _quadrants(), **options)
+    path = save_image(tmp_path / f"image{ext}", _quadrants(), **options)
     image = data.load_image(path)
     assert image.shape == (12, 16, 3) and image.dtype == np.uint8
     for got, want in zip(_quadrant_centres(image), [RED, GREEN, BLUE, YELLOW]):
@@ -222,7 +210,7 @@ def test_exif_orientation_is_applied(tmp_path):
     array[:, :10], array[:, 10:] = RED, BLUE
     exif = Image.Exif()
     exif[0x0112] = 6
-    path = _save(tmp_path / "phone.jpg", array, quality=95, exif=exif)
+    path = save_image(tmp_path / "phone.jpg", array, quality=95, exif=exif)
     image = data.load_image(path)
     assert image.shape == (20, 10, 3)
     np.testing.assert_allclose(image[3, 5], RED, atol=12)
@@ -232,7 +220,7 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 def test_channels_1_uses_luma(tmp_path):
-    path = _save(tmp_path / "red.png", np.full((4, 4, 3), RED, np.uint8))
+    path = save_image(tmp_path / "red.png", np.full((4, 4, 3), RED, np.uint8))
     image = data.load_image(path, channels=1)
     assert image.shape == (4, 4, 1)
     assert image[0, 0, 0] == 76  # Pillow's ITU-R 601: 0.299 * 255.
@@ -344,7 +332,7 @@ def test_preprocess_mode_shapes(tmp_path, rng, preprocess, shape):
 
 
 def test_scale_width_keeps_height_at_least_crop_size(tmp_path, rng):
-    path = _save(tmp_path / "wide.png", _noise(rng, 64, 8))
+    path = save_image(tmp_path / "wide.png", noise_image(rng, 64, 8))
     out = data.load_eval_images([path], SMALL.replace(preprocess="scale_width"))
     assert out.shape == (1, 16, 24, 3)  # max(24 * 8 / 64, 16) = 16.
 
@@ -352,15 +340,15 @@ def test_scale_width_keeps_height_at_least_crop_size(tmp_path, rng):
 def test_eval_matches_the_reference_exactly(tmp_path, rng):
     # The reference: Resize((load, load), BICUBIC) with Pillow, here a centre
     # crop for evaluation, then (x / 255 - 0.5) / 0.5.
-    path = _save(tmp_path / "a.png", _noise(rng, 40, 30))
+    path = save_image(tmp_path / "a.png", noise_image(rng, 40, 30))
     expected = Image.open(path).convert("RGB").resize((24, 24), Image.Resampling.BICUBIC)
     expected = np.asarray(expected.crop((4, 4, 20, 20)), np.float32) / 127.5 - 1.0
     np.testing.assert_array_equal(data.load_eval_images([path], SMALL)[0], expected)
 
 
 def test_training_crop_is_a_crop_of_the_reference_resize(tmp_path, rng):
-    path_a = _save(tmp_path / "a" / "a.png", _noise(rng, 40, 30))
-    _save(tmp_path / "b" / "b.png", _noise(rng, 40, 30))
+    path_a = save_image(tmp_path / "a" / "a.png", noise_image(rng, 40, 30))
+    save_image(tmp_path / "b" / "b.png", noise_image(rng, 40, 30))
     resized = np.asarray(
         Image.open(path_a).resize((24, 24), Image.Resampling.BICUBIC), np.float32
     ) / 127.5 - 1.0
@@ -377,8 +365,8 @@ def test_training_crop_is_a_crop_of_the_reference_resize(tmp_path, rng):
 def test_values_span_minus_one_to_one(tmp_path):
     array = np.zeros((8, 8, 3), np.uint8)
     array[:, 4:] = 255
-    _save(tmp_path / "a" / "a.png", array)
-    _save(tmp_path / "b" / "b.png", array)
+    save_image(tmp_path / "a" / "a.png", array)
+    save_image(tmp_path / "b" / "b.png", array)
     config = SMALL.replace(preprocess="none")
     x, y = next(iter(data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config).dataset))
     assert x.dtype == tf.float32
@@ -391,8 +379,8 @@ def test_flip(tmp_path, flip):
     # image is exactly the mirror.
     array = np.zeros((8, 8, 3), np.uint8)
     array[:, 4:] = 255
-    _save(tmp_path / "a" / "a.png", array)
-    _save(tmp_path / "b" / "b.png", array)
+    save_image(tmp_path / "a" / "a.png", array)
+    save_image(tmp_path / "b" / "b.png", array)
     config = SMALL.replace(preprocess="none", flip=flip)
     result = data.unpaired_dataset(tmp_path / "a", tmp_path / "b", config, seed=0)
     flipped = [bool(x[0, 0, 0, 0] > 0) for x, _ in _batches(result.dataset, 40)]
@@ -400,22 +388,6 @@ def test_flip(tmp_path, flip):
         assert 5 < sum(flipped) < 35
     else:
         assert not any(flipped)
-
-
-@pytest.fixture
-def decode_calls(monkeypatch):
-    """Counts calls of decoding.decode (the pipeline's Pillow decode)."""
-    calls = []
-    lock = threading.Lock()
-    original = decoding.decode
-
-    def counting(*args, **kwargs):
-        with lock:
-            calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(decoding, "decode", counting)
-    return calls
 
 
 @pytest.mark.parametrize("cache", [True, False])
@@ -569,7 +541,7 @@ def test_evaluation_is_finite_ordered_and_cycles_the_shorter_domain(tmp_path, rn
 
 
 def test_preprocess_for_eval_accepts_arrays(rng):
-    image = _noise(rng, 40, 30)
+    image = noise_image(rng, 40, 30)
     single = data.preprocess_for_eval(image, SMALL)
     batch = data.preprocess_for_eval([image, image[..., :1]], SMALL)
     assert single.shape == (1, 16, 16, 3) and batch.shape == (2, 16, 16, 3)
@@ -578,7 +550,7 @@ def test_preprocess_for_eval_accepts_arrays(rng):
         data.preprocess_for_eval(image.astype(np.float32), SMALL)
     with pytest.raises(ValueError, match="different sizes"):
         data.preprocess_for_eval(
-            [image, _noise(rng, 20, 20)], SMALL.replace(preprocess="none")
+            [image, noise_image(rng, 20, 20)], SMALL.replace(preprocess="none")
         )
 
 
@@ -749,7 +721,7 @@ def test_decompression_bomb_refused_before_decoding(tmp_path):
 
 
 def test_max_pixels_is_ours_to_set(tmp_path, rng):
-    path = _save(tmp_path / "a.png", _noise(rng, 16, 16))
+    path = save_image(tmp_path / "a.png", noise_image(rng, 16, 16))
     report = data.check_images([path], DataConfig(max_pixels=100))
     assert "16x16 = 256 pixels > max_pixels=100" in report.bad[0].reason
 
@@ -762,8 +734,8 @@ def test_float_images_are_refused(tmp_path):
 
 
 def test_unbatchable_sizes_are_explained(tmp_path, rng):
-    _save(tmp_path / "a" / "wide.png", _noise(rng, 40, 20))
-    _save(tmp_path / "a" / "tall.png", _noise(rng, 20, 40))
+    save_image(tmp_path / "a" / "wide.png", noise_image(rng, 40, 20))
+    save_image(tmp_path / "a" / "tall.png", noise_image(rng, 20, 40))
     _domain(tmp_path / "b", rng, 2)
     config = SMALL.replace(preprocess="scale_width", batch_size=2)
     with pytest.raises(ValueError, match=r"scale_width.*domain A.*batch_size=2"):

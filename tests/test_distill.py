@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import StopAfter
 from tfcyclegan import cli, distillation, export, runs, training
 from tfcyclegan.config import Config, DataConfig, DistillConfig, ModelConfig, TrainConfig
 from tfcyclegan.export import runtime
@@ -73,6 +74,7 @@ def test_generator_names_build_the_students():
         ModelConfig(generator="mobile_resnet")
 
 
+@pytest.mark.slow
 def test_mobile_student_exports_to_builtin_tflite_ops():
     g = MobileResnetGenerator(ngf=4, n_blocks=1, seed=0)
     flatbuffer = export.convert_tflite(g, "fp32")
@@ -157,6 +159,7 @@ def test_bad_weights_are_named():
 # === Student runs ===
 
 
+@pytest.mark.slow
 def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
     runs = str(tmp_path / "runs")
     argv = ["distill", "--teacher", teacher, "--runs-dir", runs, *STUDENT_FLAGS]
@@ -172,7 +175,7 @@ def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
     # Stopped after 4 of 6 steps (mid-epoch), then resumed: the same weights.
     stopped_dir = tmp_path / "runs" / "stopped"
     stopped = training.train(config, stopped_dir, distillation.teacher_data_spec(teacher), verbose=0,
-                             extra_callbacks=[_StopAfter(4)])
+                             extra_callbacks=[StopAfter(4)])
     assert stopped.step == 4 and stopped.interrupted
     assert cli.main(["distill", "--resume", str(stopped_dir), "--progress", "0"]) == cli.EXIT_OK
     a = keras.saving.load_model(os.path.join(straight, "model.keras"))
@@ -194,20 +197,7 @@ def test_student_run_trains_resumes_exactly_and_exports(tmp_path, teacher):
         np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """Stops training like a Ctrl-C would, after `steps` steps."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-        self.seen = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.steps:
-            self.model.stop_training = True
-
-
+@pytest.mark.slow
 def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
     config = distillation.student_config(teacher, direction="b2a", student="resnet", ngf=4, n_blocks=1)
     assert config.model.generator == "resnet_1blocks" and config.distill.direction == "b2a"
@@ -226,6 +216,7 @@ def test_b2a_student_learns_f_and_deploys_as_b2a_only(teacher):
     np.testing.assert_allclose(taught, np.asarray(teacher_model.F(b)), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "argv, message",
     [

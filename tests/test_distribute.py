@@ -14,16 +14,15 @@ import textwrap
 import numpy as np
 import pytest
 
+from tests.conftest import tiny_config
 from tfcyclegan import training
-from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfcyclegan.config import Config, DataConfig
 from tfcyclegan.synthetic import make_demo_dataset
 
-TINY = Config(
-    model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
-    data=DataConfig(load_size=36, crop_size=32, batch_size=2),
-    train=TrainConfig(epochs=1, epochs_decay=1, steps_per_epoch=3, seed=5, num_samples=2,
-                      pool_size=3, checkpoint_every=2, validate=True),
-)
+# End to end: each scenario trains in fresh processes. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
+TINY = tiny_config(batch_size=2, steps_per_epoch=3, seed=5, pool_size=3, checkpoint_every=2, validate=True)
 
 
 def run_python(code, *args, env=None, timeout=300):
@@ -137,7 +136,6 @@ def _free_ports(n):
     return ports
 
 
-@pytest.mark.slow
 def test_two_workers_train_identically_and_the_chief_resumes_on_one_device(tmp_path, dataset):
     config_path = tmp_path / "config.json"
     TINY.replace(train=TINY.train.replace(strategy="multi_worker")).save(config_path)

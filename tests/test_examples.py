@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.conftest import TINY_MODEL
 from tfcyclegan.synthetic import make_demo_dataset
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -61,11 +62,11 @@ def test_l1_vs_cgan_figure_script_runs(tmp_path):
 @pytest.mark.slow
 def test_distill_example_trains_a_student_of_a_tiny_teacher_and_exports_it(tmp_path):
     from tfcyclegan import training
-    from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+    from tfcyclegan.config import Config, DataConfig, TrainConfig
 
     data = make_demo_dataset(tmp_path / "data", n_train=4, n_test=2, size=32)
     teacher = Config(
-        model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
+        model=TINY_MODEL,
         data=DataConfig(load_size=36, crop_size=32),
         train=TrainConfig(epochs=1, epochs_decay=0, steps_per_epoch=2, seed=0, num_samples=0, validate=False),
     )

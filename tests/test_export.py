@@ -21,17 +21,19 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.conftest import TINY_MODEL as TINY
 from tfcyclegan import export
 from tfcyclegan.export import report as export_report
 from tfcyclegan.export import saved_model
-from tfcyclegan.config import ModelConfig
 from tfcyclegan.layers import InputSizeCheck
 from tfcyclegan.models import CycleGAN, translate_with
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.synthetic import draw_scene
 
+# End to end: one trained model exported in every format, and TFLite conversions. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 SIZE = 32
-TINY = ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
 
 # Quantized variants are not bounded by export(); these sanity bounds hold with
 # a wide margin on the tiny model (measured: fp16 ~85 dB, dynamic_int8 ~55 dB,
@@ -887,7 +889,6 @@ FRESH = textwrap.dedent("""
     """)
 
 
-@pytest.mark.slow
 def test_exports_run_in_a_fresh_process_without_tfcyclegan(exported, generators, tmp_path):
     out, _ = exported
     images = scenes(2, "summer", 32, 48, seed=11)

@@ -67,6 +67,7 @@ def test_intact_tflite_still_loads(tflite_bytes, tmp_path):
     assert export.load_translator(path)(np.zeros((5, 7, 3), np.float32)).shape == (5, 7, 3)
 
 
+@pytest.mark.slow
 def test_keras_file_of_another_model(other_model):
     message = r"Sequential 'classifier' is not a tfcyclegan .*'size_check' layer"
     with pytest.raises(ValueError, match=message):

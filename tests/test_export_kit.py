@@ -32,6 +32,9 @@ from tfcyclegan.models import translate_with
 from tfcyclegan.networks import ResnetGenerator
 from tfcyclegan.synthetic import draw_scene
 
+# End to end: exported models served over REST/gRPC and run by LiteRT. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 KIT = pathlib.Path(__file__).resolve().parents[1] / "export"
 MODEL = "cyclegan_a2b"
 
@@ -327,7 +330,6 @@ NO_TENSORFLOW = textwrap.dedent("""
     """)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fp32_uint8", "fp32"])
 def test_litert_runner_without_tensorflow(models, generator, tmp_path, variant):
     inputs = tmp_path / "in"

@@ -33,6 +33,7 @@ FID_RTOL = 1e-6
 # --- Features ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_compute_features_over_batches_and_datasets():
     import tensorflow as tf
 

@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfcyclegan import imaging
 from tfcyclegan.models import translate_with
-from tfcyclegan.networks import size_requirement
-from tfcyclegan.networks import ResnetGenerator, UnetGenerator
+from tfcyclegan.networks import ResnetGenerator, UnetGenerator, size_requirement
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,7 @@ def test_features_match_pytorch_fid(reference, model, size):
     np.testing.assert_allclose(ours, expected, rtol=0, atol=FEATURE_ATOL)
 
 
+@pytest.mark.slow
 def test_unit_range_inputs_as_pytorch_fid_takes_them(reference, model):
     net, _ = reference
     unit = FIDInceptionV3(input_range=(0, 1))
@@ -172,6 +173,7 @@ def _assert_same_weights(network, model):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".pth", ".legacy.pth", ".safetensors"])
 def test_weights_load_from_every_file_format(reference, model, blank, tmp_path, suffix):
     _, weights = reference
@@ -193,12 +195,14 @@ def test_weights_load_from_every_file_format(reference, model, blank, tmp_path, 
     _assert_same_weights(blank, model)
 
 
+@pytest.mark.slow
 def test_load_fid_inception_from_a_file(reference, model, tmp_path):
     _, weights = reference
     path = write_state_dict(weights, tmp_path / "pt_inception.npz")
     _assert_same_weights(load_fid_inception(weights=path), model)
 
 
+@pytest.mark.slow
 def test_a_bad_state_dict_is_refused_listing_keys(reference, model):
     _, weights = reference
     bad = dict(weights)
@@ -218,6 +222,7 @@ def test_a_bad_state_dict_is_refused_listing_keys(reference, model):
         np.testing.assert_array_equal(old, np.asarray(new))
 
 
+@pytest.mark.slow
 def test_torchvisions_imagenet_inception_is_not_the_fid_network(model):
     torchvision = _import_torchvision()
     imagenet = torchvision.models.inception_v3(weights=None, init_weights=False).state_dict()
@@ -276,6 +281,7 @@ def test_config_round_trip_and_float32_under_mixed_precision():
     assert [layer.name for layer in again.layers] == [layer.name for layer in net.layers]
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip(model, tmp_path):
     path = tmp_path / "fid_inception.keras"
     model.save(path)

@@ -3,13 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_MODEL as TINY
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.models.cyclegan import METRICS, CycleGAN
 
 SIZE = 16
-TINY = ModelConfig(
-    generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1
-)
 
 
 def tiny_model(pool_size=4, seed=0, config=TINY, **compile_kwargs):
@@ -37,6 +35,7 @@ def one_step(model, data=None):
     model.fit(data or batches(2, 2), epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_one_step_changes_every_network():
     model = tiny_model()
     before = {name: weights(getattr(model, name)) for name in ("G", "F", "D_X", "D_Y")}
@@ -45,6 +44,7 @@ def test_one_step_changes_every_network():
         assert all(changed(values, getattr(model, name))), name
 
 
+@pytest.mark.slow
 def test_generator_update_does_not_move_discriminators_and_vice_versa():
     frozen = keras.optimizers.SGD(learning_rate=0.0)
     model = tiny_model(generator_optimizer=keras.optimizers.Adam(1e-3), discriminator_optimizer=frozen)
@@ -81,6 +81,7 @@ def test_forward_cycle_trains_both_generators():
     assert all(changed(f_before, model.F))
 
 
+@pytest.mark.slow
 def test_generator_gradient_is_the_gradient_of_the_whole_objective():
     model = tiny_model(generator_optimizer=keras.optimizers.SGD(learning_rate=1.0))
     x, y = next(iter(batches(2, 2)))
@@ -111,6 +112,7 @@ def test_fused_network_calls_give_the_same_terms():
         np.testing.assert_allclose(float(fused[name]), float(separate[name]), rtol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow
 def test_batch_norm_networks_are_called_separately():
     from tfcyclegan.kernels import batching
 
@@ -158,6 +160,7 @@ def test_weights_scale_the_terms():
     assert scaled["identity"] == pytest.approx(base["identity"] / 4, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_learns_a_known_mapping_from_unpaired_data():
     """Y is X colour-inverted, drawn independently: G should learn y = -x.
 
@@ -202,6 +205,7 @@ def test_learns_a_known_mapping_from_unpaired_data():
     assert cycle_after < 0.6 * cycle_before
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_equals_one_run(tmp_path):
     data = batches(12, 2, seed=3)
     steps = list(data)
@@ -234,6 +238,7 @@ def test_resume_from_checkpoint_equals_one_run(tmp_path):
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_keras_file_round_trip_translates_identically_and_keeps_training_state(tmp_path):
     model = tiny_model()
     one_step(model, batches(4, 2))
@@ -250,6 +255,7 @@ def test_keras_file_round_trip_translates_identically_and_keeps_training_state(t
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.slow
 def test_weights_only_round_trip(tmp_path):
     model = tiny_model()
     one_step(model)
@@ -268,6 +274,7 @@ def test_config_round_trip():
     assert clone.pool_size == 7 and clone.G.name == "G" and clone.D_Y.name == "D_Y"
 
 
+@pytest.mark.slow
 def test_per_network_optimizers():
     optimizers = {name: keras.optimizers.Adam(1e-3, name=f"adam_{name}") for name in ("G", "F", "D_X", "D_Y")}
     model = tiny_model(optimizers=optimizers)
@@ -286,6 +293,7 @@ def test_predict_translates_x_to_y_and_translate_pads_odd_sizes():
     assert model.translate(odd[0]).shape == odd[0].shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 3])
 def test_batch_sizes(batch):
     model = tiny_model()
@@ -293,6 +301,7 @@ def test_batch_sizes(batch):
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 
 
+@pytest.mark.slow
 def test_jit_compile_trains_finitely():
     model = tiny_model(jit_compile=True)
     assert model.jit_compile  # Keras silently drops XLA under op determinism
@@ -300,6 +309,7 @@ def test_jit_compile_trains_finitely():
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_finitely(policy):
     keras.config.set_dtype_policy(policy)
@@ -311,6 +321,7 @@ def test_mixed_precision_trains_finitely(policy):
     assert model.G.compute_dtype == policy.split("_")[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_a_policy_given_to_the_networks_alone_still_gets_loss_scaling(policy):
     # What `tfcyclegan train --mixed-precision` does: the global policy stays float32
@@ -340,6 +351,7 @@ def test_bad_arguments_are_named(call, match):
         call(model)
 
 
+@pytest.mark.slow
 def test_identity_needs_equal_channels():
     config = TINY.replace(output_channels=1)
     model = CycleGAN.from_model_config(config)

@@ -171,6 +171,7 @@ def test_get_config_round_trip(kind):
     assert clone.count_params() == net.count_params()
 
 
+@pytest.mark.slow
 def test_keras_file_reloads_in_a_fresh_process(tmp_path, rng):
     x = rng.uniform(-1, 1, (1, 32, 32, 3)).astype("float32")
     np.save(tmp_path / "x.npy", x)

@@ -3,15 +3,14 @@ real files written to tmp_path (12-40 px)."""
 
 import logging
 import re
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import noise_image, save_image
 from tfcyclegan import data, imaging
 from tfcyclegan.config import DataConfig
-from tfcyclegan.data import decoding
 from tfcyclegan.synthetic import draw_pair, make_paired_dataset
 
 # No resize: the crop (training) or centre crop (evaluation) is all that
@@ -24,24 +23,13 @@ AS_IS = DataConfig(preprocess="none", flip=False)
 # --- helpers ---------------------------------------------------------------
 
 
-def _save(path, array):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return str(path)
-
-
-def _noise(rng, width, height, channels=3):
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return rng.integers(0, 256, shape, dtype=np.uint8)
-
-
 def _aligned(folder, rng, count, width=16, height=12, b_of=None):
     """`count` A|B files; B is `b_of(A)`, or noise of its own. Returns [(A, B)]."""
     halves = []
     for i in range(count):
-        a = _noise(rng, width, height)
-        b = _noise(rng, width, height) if b_of is None else b_of(a)
-        _save(folder / f"{i:03d}.png", np.concatenate([a, b], axis=1))
+        a = noise_image(rng, width, height)
+        b = noise_image(rng, width, height) if b_of is None else b_of(a)
+        save_image(folder / f"{i:03d}.png", np.concatenate([a, b], axis=1))
         halves.append((a, b))
     return halves
 
@@ -61,22 +49,6 @@ def _assert_same_batches(first, second):
     for (x1, y1), (x2, y2) in zip(first, second):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
-
-
-@pytest.fixture
-def decode_calls(monkeypatch):
-    """Counts calls of decoding.decode (the pipeline's Pillow decode)."""
-    calls = []
-    lock = threading.Lock()
-    original = decoding.decode
-
-    def counting(*args, **kwargs):
-        with lock:
-            calls.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(decoding, "decode", counting)
-    return calls
 
 
 # --- the aligned layout -----------------------------------------------------
@@ -131,7 +103,7 @@ def test_flip_mirrors_both_images(tmp_path):
     a[:, 6:] = 255
     b = np.zeros((12, 12, 3), np.uint8)
     b[:, :6] = (255, 0, 0)
-    _save(tmp_path / "train" / "pair.png", np.concatenate([a, b], axis=1))
+    save_image(tmp_path / "train" / "pair.png", np.concatenate([a, b], axis=1))
     result = data.paired_dataset(tmp_path / "train", CROP.replace(batch_size=8), seed=0)
     (x, y), = _batches(result.dataset, 1)
     x, y = _pixels(x), _pixels(y)
@@ -144,7 +116,7 @@ def test_flip_mirrors_both_images(tmp_path):
 
 def test_odd_width_is_named_and_skippable(tmp_path, rng):
     _aligned(tmp_path / "train", rng, 2)
-    odd = _save(tmp_path / "train" / "odd.png", _noise(rng, 33, 12))
+    odd = save_image(tmp_path / "train" / "odd.png", noise_image(rng, 33, 12))
     with pytest.raises(ValueError, match=re.escape(odd) + r": odd width: 33x12 px") as info:
         data.paired_dataset(tmp_path / "train", AS_IS)
     assert "skip_bad_files=True" in str(info.value)
@@ -166,13 +138,13 @@ def test_unreadable_aligned_file_is_named(tmp_path, rng):
 
 
 def test_two_folders_pair_by_relative_name(tmp_path, rng):
-    a1, b1 = _noise(rng, 16, 12), _noise(rng, 16, 12)
-    a2, b2 = _noise(rng, 16, 12), _noise(rng, 16, 12)
+    a1, b1 = noise_image(rng, 16, 12), noise_image(rng, 16, 12)
+    a2, b2 = noise_image(rng, 16, 12), noise_image(rng, 16, 12)
     # Different extensions pair; so do the same names in subfolders.
-    _save(tmp_path / "a" / "001.png", a1)
-    _save(tmp_path / "b" / "001.bmp", b1)
-    _save(tmp_path / "a" / "sub" / "7.png", a2)
-    _save(tmp_path / "b" / "sub" / "7.tif", b2)
+    save_image(tmp_path / "a" / "001.png", a1)
+    save_image(tmp_path / "b" / "001.bmp", b1)
+    save_image(tmp_path / "a" / "sub" / "7.png", a2)
+    save_image(tmp_path / "b" / "sub" / "7.tif", b2)
     source = data.resolve_pairs(domain_a=tmp_path / "a", domain_b=tmp_path / "b")
     assert source.layout == "folders" and not source.unmatched
     assert [tuple(p[len(str(tmp_path)) + 1:] for p in pair) for pair in source.pairs] == [
@@ -188,9 +160,9 @@ def test_two_folders_pair_by_relative_name(tmp_path, rng):
 
 def test_files_without_a_partner_are_named_from_both_sides(tmp_path, rng):
     for name in ("001", "002", "003"):
-        _save(tmp_path / "a" / f"{name}.png", _noise(rng, 16, 12))
+        save_image(tmp_path / "a" / f"{name}.png", noise_image(rng, 16, 12))
     for name in ("001", "002", "004"):
-        _save(tmp_path / "b" / f"{name}.png", _noise(rng, 16, 12))
+        save_image(tmp_path / "b" / f"{name}.png", noise_image(rng, 16, 12))
     only_a, only_b = str(tmp_path / "a" / "003.png"), str(tmp_path / "b" / "004.png")
     source = data.resolve_pairs(domain_a=tmp_path / "a", domain_b=tmp_path / "b")
     with pytest.raises(ValueError, match="skip_bad_files=True") as info:
@@ -206,8 +178,8 @@ def test_files_without_a_partner_are_named_from_both_sides(tmp_path, rng):
 
 
 def test_no_usable_pair_stops_even_when_skipping(tmp_path, rng):
-    _save(tmp_path / "a" / "1.png", _noise(rng, 8, 8))
-    _save(tmp_path / "b" / "2.png", _noise(rng, 8, 8))
+    save_image(tmp_path / "a" / "1.png", noise_image(rng, 8, 8))
+    save_image(tmp_path / "b" / "2.png", noise_image(rng, 8, 8))
     for skip in (False, True):
         with pytest.raises(ValueError, match=r"has no usable pairs: all 2 are bad"):
             data.paired_dataset((tmp_path / "a", tmp_path / "b"),
@@ -215,9 +187,9 @@ def test_no_usable_pair_stops_even_when_skipping(tmp_path, rng):
 
 
 def test_a_bad_file_drops_its_pair(tmp_path, rng, caplog):
-    _save(tmp_path / "a" / "1.png", _noise(rng, 16, 12))
-    _save(tmp_path / "b" / "1.png", _noise(rng, 16, 12))
-    _save(tmp_path / "a" / "2.png", _noise(rng, 16, 12))
+    save_image(tmp_path / "a" / "1.png", noise_image(rng, 16, 12))
+    save_image(tmp_path / "b" / "1.png", noise_image(rng, 16, 12))
+    save_image(tmp_path / "a" / "2.png", noise_image(rng, 16, 12))
     (tmp_path / "b" / "2.png").write_bytes(b"")
     config = AS_IS.replace(skip_bad_files=True)
     with caplog.at_level(logging.WARNING, logger="tfcyclegan.data"):
@@ -231,10 +203,10 @@ def test_a_bad_file_drops_its_pair(tmp_path, rng, caplog):
 def test_pair_sizes_follow_the_authors_resize(tmp_path, rng):
     # A 16x16 with B 32x32: resize_and_crop resizes both to load_size, as the
     # authors do; modes that keep sizes would misalign them, so they refuse.
-    _save(tmp_path / "a" / "1.png", _noise(rng, 16, 16))
-    _save(tmp_path / "b" / "1.png", _noise(rng, 32, 32))
-    _save(tmp_path / "a" / "2.png", _noise(rng, 16, 16))
-    _save(tmp_path / "b" / "2.png", _noise(rng, 16, 16))
+    save_image(tmp_path / "a" / "1.png", noise_image(rng, 16, 16))
+    save_image(tmp_path / "b" / "1.png", noise_image(rng, 32, 32))
+    save_image(tmp_path / "a" / "2.png", noise_image(rng, 16, 16))
+    save_image(tmp_path / "b" / "2.png", noise_image(rng, 16, 16))
     folders = (tmp_path / "a", tmp_path / "b")
     resized = DataConfig(load_size=20, crop_size=16, batch_size=2)
     (x, y), = _batches(data.paired_dataset(folders, resized, seed=0).dataset, 1)
@@ -252,9 +224,9 @@ def test_pair_sizes_follow_the_authors_resize(tmp_path, rng):
 
 
 def test_ambiguous_names_are_refused(tmp_path, rng):
-    _save(tmp_path / "a" / "001.png", _noise(rng, 8, 8))
-    _save(tmp_path / "a" / "001.bmp", _noise(rng, 8, 8))
-    _save(tmp_path / "b" / "001.png", _noise(rng, 8, 8))
+    save_image(tmp_path / "a" / "001.png", noise_image(rng, 8, 8))
+    save_image(tmp_path / "a" / "001.bmp", noise_image(rng, 8, 8))
+    save_image(tmp_path / "b" / "001.png", noise_image(rng, 8, 8))
     with pytest.raises(ValueError, match=r"two files named 001\.\*.*ambiguous"):
         data.resolve_pairs(domain_a=tmp_path / "a", domain_b=tmp_path / "b")
 
@@ -281,7 +253,10 @@ def test_btoa_swaps_the_sides_for_training_and_evaluation(tmp_path, rng):
 def test_channels_are_those_of_x_and_y(tmp_path, rng):
     halves = _aligned(tmp_path / "train", rng, 1)
     a, b = halves[0]
-    luma = lambda rgb: np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+
+    def luma(rgb):
+        return np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+
     for direction, (expected_x, expected_y) in (("AtoB", (luma(a), b)), ("BtoA", (luma(b), a))):
         result = data.paired_dataset(
             tmp_path / "train", AS_IS, training=False, direction=direction, channels=(1, 3))
@@ -289,9 +264,9 @@ def test_channels_are_those_of_x_and_y(tmp_path, rng):
         np.testing.assert_array_equal(_pixels(x)[0], expected_x)
         np.testing.assert_array_equal(_pixels(y)[0], expected_y)
     # Grayscale files become RGB when the model expects 3 channels.
-    gray = _noise(rng, 16, 12, channels=1)
-    _save(tmp_path / "a" / "1.png", gray)
-    _save(tmp_path / "b" / "1.png", _noise(rng, 16, 12))
+    gray = noise_image(rng, 16, 12, channels=1)
+    save_image(tmp_path / "a" / "1.png", gray)
+    save_image(tmp_path / "b" / "1.png", noise_image(rng, 16, 12))
     (x, y), = _batches(data.paired_dataset(
         (tmp_path / "a", tmp_path / "b"), AS_IS, training=False).dataset)
     np.testing.assert_array_equal(_pixels(x)[0], np.repeat(gray[..., None], 3, axis=-1))
@@ -383,8 +358,8 @@ def test_resolve_pairs_forms_and_errors(tmp_path, rng):
 def test_has_split(tmp_path, rng):
     _aligned(tmp_path / "aligned" / "train", rng, 1)
     (tmp_path / "aligned" / "test").mkdir()  # empty: no split
-    _save(tmp_path / "folders" / "A" / "test" / "1.png", _noise(rng, 8, 8))
-    _save(tmp_path / "folders" / "B" / "test" / "1.png", _noise(rng, 8, 8))
+    save_image(tmp_path / "folders" / "A" / "test" / "1.png", noise_image(rng, 8, 8))
+    save_image(tmp_path / "folders" / "B" / "test" / "1.png", noise_image(rng, 8, 8))
     assert data.has_split(tmp_path / "aligned", "train")
     assert not data.has_split(tmp_path / "aligned", "test")
     assert data.has_split(tmp_path / "folders", "test")
@@ -394,7 +369,7 @@ def test_has_split(tmp_path, rng):
 
 def test_check_pairs_reports_like_check_images(tmp_path, rng):
     _aligned(tmp_path / "train", rng, 2)
-    odd = _save(tmp_path / "train" / "odd.png", _noise(rng, 9, 12))
+    odd = save_image(tmp_path / "train" / "odd.png", noise_image(rng, 9, 12))
     report = data.check_pairs(tmp_path / "train", DataConfig(crop_size=16, load_size=16))
     assert isinstance(report, data.PairReport) and not report.ok
     assert report.sizes == ((16, 12), (16, 12))  # each half

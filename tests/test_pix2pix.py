@@ -42,6 +42,7 @@ def same(before, variables):
     return all(np.array_equal(a, b.numpy()) for a, b in zip(before, variables))
 
 
+@pytest.mark.slow
 def test_fit_trains_both_networks_and_reports_every_loss():
     model = tiny_model()
     g_before, d_before = values(model.G.weights), values(model.D.weights)

@@ -154,6 +154,7 @@ def _cyclegan_case():
     return logs, networks, run, truth, options
 
 
+@pytest.mark.slow
 def test_cyclegan_two_steps_match_the_authors():
     # `compile()` gives the authors' Adam (`TorchAdam`: epsilon 1e-8 added
     # after the bias correction), and the step is exact to float32: measured
@@ -174,6 +175,7 @@ def test_cyclegan_two_steps_match_the_authors():
 # === pix2pix ===
 
 
+@pytest.mark.slow
 def test_pix2pix_two_steps_match_the_authors():
     run, truth = load_fixture("step_pix2pix")
     entry = MANIFEST["step_pix2pix.npz"]

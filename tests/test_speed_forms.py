@@ -86,6 +86,7 @@ def test_generator_without_transposed_convolutions_is_returned_as_is():
     assert subpixel_upsampling(generator) is generator
 
 
+@pytest.mark.slow
 def test_dynamic_size_tflite_has_no_transpose_conv_and_matches_keras():
     from ai_edge_litert.interpreter import Interpreter
 

@@ -21,6 +21,9 @@ from tfcyclegan.models import translate_with
 from tfcyclegan.networks import ResnetGenerator
 from tfcyclegan.synthetic import draw_scene
 
+# End to end: int8 TFLite conversions of a trained-like generator. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
 SIZE = 32
 
 # Measured on this fixture (seed 0): plain int8 27.3 dB, equalized 37.8 dB

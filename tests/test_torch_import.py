@@ -457,6 +457,7 @@ def test_import_to_keras_replaces_a_file_only_when_told(tmp_path):
     assert zipfile.is_zipfile(out) and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
 
 
+@pytest.mark.slow
 def test_imported_keras_files_reload_in_a_fresh_process(tmp_path, rng):
     fixture = reference("a_resnet_ngf8_nb2")
     source = write_state_dict(weights_of(fixture), tmp_path / "horse2zebra.npz")

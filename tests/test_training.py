@@ -5,17 +5,16 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import StopAfter, tiny_config
 from tfcyclegan import training
-from tfcyclegan.config import Config, DataConfig, ModelConfig, TrainConfig
+from tfcyclegan.config import Config
 from tfcyclegan.synthetic import make_demo_dataset
 from tfcyclegan.training import DataSpec
 
-TINY = Config(
-    model=ModelConfig(generator="resnet_1blocks", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1),
-    data=DataConfig(load_size=36, crop_size=32),
-    train=TrainConfig(epochs=1, epochs_decay=1, steps_per_epoch=4, checkpoint_every=3,
-                      seed=1, num_samples=2, pool_size=3),
-)
+# End to end: each test trains a run folder. make test-fast skips the file.
+pytestmark = pytest.mark.slow
+
+TINY = tiny_config(steps_per_epoch=4, checkpoint_every=3, pool_size=3)
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +54,12 @@ def test_learning_rate_follows_the_papers_schedule(tmp_path, dataset):
     assert [float(schedule(s)) for s in (0, 3, 4, 7)] == pytest.approx([2e-4, 2e-4, 1e-4, 1e-4])
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """Stops training like a Ctrl-C would, after `steps` steps."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-        self.seen = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen == self.steps:
-            self.model.stop_training = True
-
-
 def test_stopped_run_resumes_to_the_same_weights(tmp_path, dataset):
     config = TINY.replace(train=TINY.train.replace(checkpoint_every=0, epochs=2, epochs_decay=1))
     straight = training.train(config, tmp_path / "straight", DataSpec(data=dataset), verbose=0)
 
     stopped = training.train(config, tmp_path / "resumed", DataSpec(data=dataset), verbose=0,
-                             extra_callbacks=[_StopAfter(6)])
+                             extra_callbacks=[StopAfter(6)])
     assert stopped.step == 6  # mid-epoch: epoch 2 of 3, step 2 of 4
     resumed = training.train(training.load_run_config(tmp_path / "resumed"), tmp_path / "resumed",
                              resume=True, verbose=0)

@@ -344,6 +344,7 @@ def test_mixed_bfloat16_blocks_keep_the_pad_and_the_direct_convolution(rng, any_
         assert {"MirrorPad", "Conv2D"} <= types and "GatherV2" not in types, training
 
 
+@pytest.mark.slow
 def test_generator_inference_moves_by_float32_noise_and_tflite_keeps_conv_2d(rng, any_size):
     # ngf 64: the residual blocks' convolutions have 256 channels, as at the paper's setting.
     generator = ResnetGenerator(ngf=64, n_blocks=1, seed=0)

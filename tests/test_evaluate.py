@@ -1,0 +1,205 @@
+"""tfcyclegan.evaluate: the paired metrics against numpy computations written out here,
+the test split's three layouts on real files (16 px), the report files, and the errors.
+
+Translators are plain functions (identity, a brightness shift): what is measured here is
+the measuring, not a model.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+from PIL import Image
+
+from tests.conftest import noise_image, save_image
+from tfcyclegan import evaluate
+
+SIZE = 16
+# The cap for identical images (evaluate.paired_metrics): one level off in one pixel of 256x256.
+PSNR_CAP = 10 * np.log10(255.0**2 * 256 * 256)
+
+
+def _pixels(images):
+    """[-1, 1] floats -> 0-255 float64 pixels, rounded and clipped as a saved PNG would be."""
+    return np.clip(np.round((np.asarray(images, np.float64) + 1) * 127.5), 0, 255)
+
+
+def _psnr(output, target):
+    mse = np.mean((_pixels(output) - _pixels(target)) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+def _ssim(output, target):
+    """SSIM (Wang et al. 2004) of one HxWxC pair of 0-255 images: an 11x11 Gaussian window of
+    sigma 1.5 over the valid positions, k1 = 0.01, k2 = 0.03, averaged over pixels and channels."""
+    x, y = _pixels(output), _pixels(target)
+    offsets = np.arange(11) - 5.0
+    g = np.exp(-(offsets**2) / (2 * 1.5**2))
+    window = np.outer(g, g) / np.outer(g, g).sum()
+
+    def local_mean(image):
+        return np.einsum("ijcab,ab->ijc", sliding_window_view(image, (11, 11), axis=(0, 1)), window)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = local_mean(x), local_mean(y)
+    vx, vy, cxy = local_mean(x * x) - mx**2, local_mean(y * y) - my**2, local_mean(x * y) - mx * my
+    ssim_map = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return ssim_map.mean()
+
+
+def _smooth(rng, n, height=SIZE, width=SIZE):
+    """Images with structure (SSIM of noise against noise is ~0 and checks little)."""
+    walk = np.cumsum(np.cumsum(rng.normal(size=(n, height, width, 3)), axis=1), axis=2)
+    walk -= walk.min(axis=(1, 2, 3), keepdims=True)
+    return (walk / walk.max(axis=(1, 2, 3), keepdims=True) * 1.8 - 0.9).astype(np.float32)
+
+
+# --- paired_metrics --------------------------------------------------------------
+
+
+def test_psnr_ssim_and_l1_match_numpy(rng):
+    targets = _smooth(rng, 3, 16, 24)
+    outputs = np.clip(targets + rng.normal(0, 0.05, targets.shape), -1, 1).astype(np.float32)
+    outputs[2] = np.clip(targets[2] + 20 / 127.5, -1, 1)  # brighter: SSIM's luminance term
+    metrics = evaluate.paired_metrics(outputs, targets)
+    assert sorted(metrics) == ["l1", "psnr_db", "ssim"]
+    for i in range(3):
+        assert metrics["psnr_db"][i] == pytest.approx(_psnr(outputs[i], targets[i]), rel=1e-5)
+        assert metrics["ssim"][i] == pytest.approx(_ssim(outputs[i], targets[i]), rel=1e-4)
+        l1 = np.mean(np.abs(_pixels(outputs[i]) - _pixels(targets[i]))) / 255
+        assert metrics["l1"][i] == pytest.approx(l1, rel=1e-5)
+    assert 0 < metrics["ssim"].min() and metrics["ssim"].max() < 1  # neither trivial nor identical
+
+
+def test_outputs_are_rounded_to_pixels_before_measuring(rng):
+    targets = _pixels(_smooth(rng, 2)) / 127.5 - 1  # exactly on the 8-bit levels
+    outputs = targets + 0.4 / 127.5  # less than half a level off: the same PNG
+    metrics = evaluate.paired_metrics(outputs.astype(np.float32), targets.astype(np.float32))
+    np.testing.assert_allclose(metrics["psnr_db"], PSNR_CAP)  # capped: JSON has no infinity
+    np.testing.assert_allclose(metrics["ssim"], 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(metrics["l1"], 0.0)
+
+
+# --- The test split on disk ------------------------------------------------------
+
+
+def _folders(root, rng, names_a, names_b):
+    """testA/ and testB/ of 16 px noise images."""
+    for letter, names in (("A", names_a), ("B", names_b)):
+        for name in names:
+            save_image(root / f"test{letter}" / name, noise_image(rng, SIZE, SIZE))
+    return root
+
+
+def _loaded(path):
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 127.5 - 1
+
+
+def test_testa_and_testb_pairing_by_name_are_ground_truth(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["1.png", "2.png", "3.png"], ["1.png", "2.png", "3.png"])
+    split = evaluate.load_test_split(root, "a2b", image_size=SIZE)
+    assert split.form == "folders" and split.names == ["1.png", "2.png", "3.png"]
+    assert split.inputs.shape == split.targets.shape == (3, SIZE, SIZE, 3)
+    # Loaded at their own size: the pixels of the files, A in, B as the truth and the reals.
+    np.testing.assert_allclose(split.inputs[1], _loaded(root / "testA" / "2.png"), atol=1e-6)
+    np.testing.assert_allclose(split.targets[1], _loaded(root / "testB" / "2.png"), atol=1e-6)
+    np.testing.assert_array_equal(split.reals, split.targets)
+    backwards = evaluate.load_test_split(root, "b2a", image_size=SIZE, max_images=2)
+    np.testing.assert_array_equal(backwards.inputs, split.targets[:2])
+    np.testing.assert_array_equal(backwards.targets, split.inputs[:2])
+
+
+def test_the_aligned_layout_splits_each_image_into_input_and_truth(tmp_path, rng):
+    a, b = noise_image(rng, SIZE, SIZE), noise_image(rng, SIZE, SIZE)
+    save_image(tmp_path / "test" / "0.png", np.concatenate([a, b], axis=1))
+    split = evaluate.load_test_split(tmp_path, image_size=SIZE)
+    assert split.form == "aligned" and split.names == ["0.png"]
+    np.testing.assert_allclose(split.inputs[0], a / 127.5 - 1, atol=1e-6)
+    np.testing.assert_allclose(split.targets[0], b / 127.5 - 1, atol=1e-6)
+
+
+def test_folders_that_do_not_pair_are_unpaired(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["horse1.png", "horse2.png"], ["zebra1.png", "zebra2.png", "zebra3.png"])
+    split = evaluate.load_test_split(root, image_size=8)
+    assert split.form == "unpaired" and split.targets is None
+    assert split.inputs.shape == (2, 8, 8, 3) and split.reals.shape == (3, 8, 8, 3)
+
+
+def test_a_root_without_test_images_is_named(tmp_path):
+    (tmp_path / "trainA").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"has no test split: expected test/ .* or testA/ and testB/"):
+        evaluate.load_test_split(tmp_path)
+
+
+# --- evaluate --------------------------------------------------------------------
+
+
+def test_evaluate_writes_the_report_the_table_the_csv_and_the_cases(tmp_path, rng):
+    root = _folders(tmp_path / "data", rng, ["a.png", "b.png", "c.png"], ["a.png", "b.png", "c.png"])
+    out = tmp_path / "eval"
+    report = evaluate.evaluate(lambda x: x, root, fid=False, image_size=SIZE, out_dir=out, verbose=False)
+    split = evaluate.load_test_split(root, image_size=SIZE)
+    expected = [_psnr(split.inputs[i], split.targets[i]) for i in range(3)]
+    assert (report.count, report.image_size, report.direction) == (3, SIZE, "a2b")
+    assert [entry["psnr_db"] for entry in report.per_image] == pytest.approx(expected, rel=1e-5)
+    assert report.paired["psnr_db"]["mean"] == pytest.approx(np.mean(expected), rel=1e-5)
+    assert report.paired["psnr_db"]["std"] == pytest.approx(np.std(expected), rel=1e-4)
+    assert report.fid is None and "not computed" in report.fid_note
+
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["data"] == {"root": str(root), "form": "folders"} and saved["count"] == 3
+    assert saved["paired"] == report.paired
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [row["name"] for row in rows] == ["a.png", "b.png", "c.png"]
+    assert [float(row["psnr_db"]) for row in rows] == pytest.approx(expected, rel=1e-5)
+    table = (out / "evaluation.md").read_text()
+    assert "| PSNR dB | SSIM | L1 | FID |" in table and f"{np.mean(expected):.2f} ±" in table
+    # cases.png: the worst and the best (of 3: all three), input | output | truth, 16 px each.
+    cases = np.asarray(Image.open(out / "cases.png"))
+    assert cases.shape[1] == 3 * SIZE and cases.shape[0] > 3 * SIZE  # a header above the rows
+
+
+def test_the_cases_grid_shows_the_worst_translation_first(rng):
+    targets = _smooth(rng, 4)
+    outputs = np.stack([np.clip(targets[i] + rng.normal(0, 0.02 * (1 + 3 * (i == 2)), targets[i].shape), -1, 1)
+                        for i in range(4)]).astype(np.float32)
+    split = evaluate.TestSplit(form="aligned", names=list("abcd"), inputs=targets, targets=targets, reals=targets)
+    metrics = evaluate.paired_metrics(outputs, targets)
+    per_image = [{"name": n, "psnr_db": p} for n, p in zip("abcd", metrics["psnr_db"])]
+    picture = evaluate.cases_grid(split, outputs, per_image, count=1)
+    rows = picture[-2 * SIZE:]  # below the header: the worst, then the best
+    np.testing.assert_array_equal(rows[:SIZE, SIZE:2 * SIZE], _pixels(outputs[2]))
+    best = int(np.argmax(metrics["psnr_db"]))
+    np.testing.assert_array_equal(rows[SIZE:, SIZE:2 * SIZE], _pixels(outputs[best]))
+
+
+def test_without_ground_truth_there_are_no_paired_numbers(tmp_path, rng):
+    root = _folders(tmp_path / "data", rng, ["x.png", "y.png"], ["z.png"])
+    report = evaluate.evaluate(lambda x: x, root, fid=False, image_size=SIZE, out_dir=tmp_path / "eval",
+                               verbose=False)
+    assert report.paired is None and report.per_image == []
+    assert report.row()["PSNR dB"] == "-" and report.row()["FID"] == "-"
+    assert not (tmp_path / "eval" / "per_image.csv").exists()
+    assert (tmp_path / "eval" / "cases.png").exists()
+
+
+def test_a_bad_direction_is_named(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["1.png"], ["1.png"])
+    with pytest.raises(ValueError, match="Received: direction='sideways'"):
+        evaluate.evaluate(lambda x: x, root, direction="sideways", fid=False, verbose=False)
+
+
+def test_missing_fid_weights_fail_before_anything_is_translated(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["1.png"], ["1.png"])
+    calls = []
+
+    def translator(images):
+        calls.append(len(images))
+        return images
+
+    with pytest.raises(FileNotFoundError, match="No FID Inception weights file at"):
+        evaluate.evaluate(translator, root, fid_weights=tmp_path / "missing.pth", image_size=SIZE,
+                          verbose=False)
+    assert calls == []
