@@ -23,7 +23,6 @@ runs) and shown next to the medians.
 """
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -298,7 +297,7 @@ def render(result):
               "(AVX512_BF16; not the paper's float32). `torch` is the reference iteration, 2 threads."]
 
     forward = result["forward"]
-    lines += ["", f"## Generator forward (issue #2)", "",
+    lines += ["", "## Generator forward (issue #2)", "",
               f"One ResNet-9 ngf 64 forward, {forward['size']}×{forward['size']}, batch 1, "
               f"{common.generator_gflop(forward['size']):.1f} GFLOP.", "",
               "| candidate | min s | median s | runs | GFLOP/s | × peak | × PyTorch (min) | × PyTorch (median) |",

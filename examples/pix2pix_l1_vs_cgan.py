@@ -69,7 +69,7 @@ for name, images in outputs.items():
     l1 = evaluate.paired_metrics(images, split.targets)["l1"].mean()
     g = gradients(images)
     print(f"| {name} | {l1:.4f} | {g[edges].mean() / truth[edges].mean():.2f} | {g.mean() / truth.mean():.2f} |")
-print(f"| (truth) | 0 | 1.00 | 1.00 |")
+print("| (truth) | 0 | 1.00 | 1.00 |")
 print(f"\n{len(split.inputs)} test images. Edge sharpness: the outputs' mean gradient magnitude on the "
       "truth's strongest 10% of gradients, over the truth's there (1 = as sharp as the truth). "
       "Gradient energy: the same over all pixels (checkerboard texture raises it).")

@@ -19,8 +19,8 @@ first use, and the Keras classes are registered as soon as Keras is imported,
 so that the `tfcyclegan` command answers `--help` without loading TensorFlow.
 """
 
-from tfcyclegan.kernels import cpu as _cpu
 from tfcyclegan import lazy as _lazy
+from tfcyclegan.kernels import cpu as _cpu
 from tfcyclegan.version import __version__
 
 # Before anything imports TensorFlow: Eigen where oneDNN would run below

@@ -24,7 +24,6 @@ from tfcyclegan import fileio, imaging
 from tfcyclegan.checks import check_int
 
 
-
 def sample_grid(model, x, y, labels=True):
     """A picture of what the model does, as a uint8 HxWx3 array.
 

@@ -53,7 +53,6 @@ from tfcyclegan.runs import (  # noqa: F401 (re-exported: training is where user
 )
 from tfcyclegan.version import __version__
 
-
 # What a checkpoint's shapes depend on: resuming with other values cannot work.
 _ARCHITECTURE = ("model.",)
 _DATA_SHAPE = ("data.crop_size", "data.channels", "data.preprocess", "data.load_size")

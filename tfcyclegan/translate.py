@@ -200,7 +200,7 @@ def translate_tiled(translator, image, tile=DEFAULT_TILE, overlap=DEFAULT_TILE_O
     output = weight = None
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
-        batch = np.stack([image[t : t + tile_h, l : l + tile_w] for t, l in chunk])
+        batch = np.stack([image[t : t + tile_h, left : left + tile_w] for t, left in chunk])
         results = np.asarray(translator(batch), np.float32)
         if output is None:
             output = np.zeros((height, width, results.shape[-1]), np.float32)

@@ -27,7 +27,7 @@ import argparse
 import os
 import sys
 
-from tfcyclegan.cli import train, tools, use
+from tfcyclegan.cli import tools, train, use
 from tfcyclegan.cli.args import (
     CONFIG_FLAGS,
     EXIT_FAILED,

@@ -14,7 +14,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from tfcyclegan.config import DataConfig
 
-
 # EXIF orientations 5-8 rotate by 90 degrees, so width and height swap.
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)

@@ -14,7 +14,6 @@ from PIL import Image
 from tfcyclegan import imaging
 from tfcyclegan.data import decoding
 
-
 # The preprocess modes that end in a random (training) or centre (evaluation)
 # crop of `crop_size`; the others keep the resized image whole.
 CROP_MODES = ("resize_and_crop", "crop", "scale_width_and_crop")

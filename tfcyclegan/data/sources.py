@@ -19,7 +19,6 @@ import dataclasses
 import os
 from typing import NamedTuple, Optional
 
-
 IMAGE_EXTENSIONS = (
     ".bmp",
     ".gif",

@@ -18,7 +18,6 @@ from tfcyclegan.export.runtime import TFLiteRunner
 from tfcyclegan.models import translate_with
 from tfcyclegan.synthetic import draw_scene
 
-
 FLOAT_TOLERANCE = 1e-4
 """Max abs difference allowed between Keras and the SavedModel / fp32 TFLite outputs."""
 

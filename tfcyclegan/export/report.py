@@ -18,6 +18,7 @@ from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
 from tfcyclegan.export.parity import FLOAT_TOLERANCE, parity_images, saved_model_parity, tflite_parity
+from tfcyclegan.export.quantization import calibration_set
 from tfcyclegan.export.runtime import REPORT_MODELS, REPORT_NAME, report_entries
 from tfcyclegan.export.saved_model import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -28,7 +29,6 @@ from tfcyclegan.export.saved_model import (
     export_saved_model,
     write_serving_config,
 )
-from tfcyclegan.export.quantization import calibration_set
 from tfcyclegan.export.tflite import (
     TFLITE_IO,
     TFLITE_MODES,
@@ -41,7 +41,6 @@ from tfcyclegan.export.tflite import (
 )
 from tfcyclegan.fileio import atomic_write
 from tfcyclegan.networks import size_requirement
-
 
 FORMATS = ("saved_model", "tflite")
 

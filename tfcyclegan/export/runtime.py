@@ -18,7 +18,6 @@ from tfcyclegan.export.graph_check import check_saved_model_ops
 from tfcyclegan.export.loading import channels_of, is_saved_model_dir, load_generators, version_dirs
 from tfcyclegan.models import translate_with
 
-
 METADATA_NAME = "tfcyclegan"
 """Name of the JSON metadata entry in exported .tflite files."""
 

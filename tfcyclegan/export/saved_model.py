@@ -16,7 +16,6 @@ from tfcyclegan.export.loading import channels_of, generators_of, is_generator, 
 from tfcyclegan.export.signatures import ServingFunctions
 from tfcyclegan.fileio import atomic_write, replace_dir
 
-
 DEFAULT_MAX_PIXELS = 2048 * 2048
 """Largest image (height x width) the SavedModel accepts per image.
 

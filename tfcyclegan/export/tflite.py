@@ -23,14 +23,13 @@ import tensorflow as tf
 
 from tfcyclegan import imaging, kernels
 from tfcyclegan.config import check_choice
-from tfcyclegan.kernels.subpixel import subpixel_upsampling
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
 from tfcyclegan.export.quantization import calibration_set, equalize_instance_norm
 from tfcyclegan.export.runtime import METADATA_NAME
 from tfcyclegan.export.saved_model import write_archive
+from tfcyclegan.kernels.subpixel import subpixel_upsampling
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.version import __version__
-
 
 TFLITE_MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 

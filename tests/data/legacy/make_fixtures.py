@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfcyclegan.config import Config, ModelConfig
+from tfcyclegan.config import Config
 from tfcyclegan.runs import build_model
 from tfcyclegan.training import save_model_atomically
 
