@@ -132,7 +132,7 @@ class RunLock:
     owner exits, however it exits (kill -9 included), so no stale lock is left.
     The folder is created if needed; if the lock was its only content when the
     lock is released (a start that failed before writing anything), the lock file
-    and the folder this lock created are removed. Without `fcntl` (Windows) this
+    and the folders this lock created (the folder, missing parents) are removed. Without `fcntl` (Windows) this
     does nothing.
 
     Args:
@@ -145,12 +145,17 @@ class RunLock:
         self.purpose = purpose
         self.path = os.path.join(self.folder, LOCK_FILE)
         self._fd = None
-        self._created = False
+        self._created = []
 
     def __enter__(self):
         if fcntl is None:
             return self
-        self._created = not os.path.exists(self.folder)
+        # The folders this lock creates (the run and any missing parents), deepest first.
+        self._created = []
+        folder = os.path.abspath(self.folder)
+        while not os.path.exists(folder):
+            self._created.append(folder)
+            folder = os.path.dirname(folder)
         os.makedirs(self.folder, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
         try:
@@ -176,8 +181,10 @@ class RunLock:
         try:
             if os.listdir(self.folder) == [LOCK_FILE]:  # nothing was written: leave no trace
                 os.remove(self.path)
-                if self._created:
-                    os.rmdir(self.folder)
+                for folder in self._created:
+                    if os.listdir(folder):
+                        break
+                    os.rmdir(folder)
         except OSError:
             pass
         fcntl.flock(self._fd, fcntl.LOCK_UN)
