@@ -93,6 +93,24 @@ def _truncate_checkpoint(run):
     data.write_bytes(data.read_bytes()[:100])
 
 
+def _truncate_model_keras(run):
+    shutil.rmtree(run / "checkpoints")  # model.keras is all the run has
+    data = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(data[: len(data) // 2])
+
+
+def _folder_with(world, name, *files):
+    """A folder holding `files` (the user's own), made once."""
+    folder = world["root"] / name
+    folder.mkdir(exist_ok=True)
+    for file in files:
+        (folder / file).write_bytes(b"the user's own file")
+    return folder
+
+
+REFERENCE_NPZ = os.path.join(os.path.dirname(__file__), "data", "reference", "a_resnet_ngf8_nb2.npz")
+
+
 def _garble(name, text):
     def edit(run):
         (run / name).write_text(text)
@@ -194,6 +212,29 @@ CASES = [
     ("check-data: an image above --max-pixels", lambda w: ["check-data", "--domain-a", str(w["photos"]),
                                                            "--domain-b", str(w["photos"]), "--max-pixels", "100"],
      "", 1),
+    ("translate: --out is the input folder",
+     lambda w: ["translate", "--model", str(w["run"]), "--input", str(w["photos"]), "--out", str(w["photos"])],
+     "would be the input folder or inside it", 1),
+    ("translate: --out inside the input folder",
+     lambda w: ["translate", "--model", str(w["run"]), "--input", str(w["photos"]), "--out",
+                str(w["photos"] / "out")], "would be the input folder or inside it", 1),
+    ("translate: a file of an output's name in --out, without --overwrite",
+     lambda w: ["translate", "--model", str(w["run"]), "--input", str(w["photos"]), "--out",
+                str(_folder_with(w, "taken", "fine.png"))], "already exist in {root}/taken", 1),
+    ("translate: a run folder whose model.keras is truncated",
+     lambda w: ["translate", "--model", str(_run_copy(w, "cut_short", _truncate_model_keras)),
+                "--input", str(w["photos"]), "--out", str(w["root"] / "o18")],
+     "not a .keras archive (a .keras file is a zip): truncated or corrupt?", 1),
+    ("train: a crop size the generator cannot take",
+     lambda w: ["train", "--data", w["data"], "--runs-dir", str(w["root"] / "r_crop"), *TINY,
+                "--load-size", "36", "--crop-size", "30"], "Received: crop_size=30", 1),
+    ("import-torch: an existing --out without --overwrite",
+     lambda w: ["import-torch", REFERENCE_NPZ, "--out", str(_folder_with(w, "imported", "G.keras") / "G.keras")],
+     "G.keras already exists", 1),
+    ("evaluate: --max-images 0", lambda w: ["evaluate", "--model", str(w["run"]), "--data", w["data"],
+                                            "--no-fid", "--max-images", "0"], "max_images=0", 1),
+    ("demo: a negative step count", lambda w: ["demo", "--steps", "-1", "--out", str(w["root"] / "demo")],
+     "steps=-1", 1),
     ("an unknown command", lambda w: ["transalte"], "invalid choice: 'transalte'", 2),
 ]
 
