@@ -308,3 +308,24 @@ def test_exporting_a_tflite_file_says_it_is_already_exported(tmp_path):
     with pytest.raises(ValueError, match="is a TFLite file: it is already exported") as error:
         keras_file(tflite)
     assert "import-torch" not in str(error.value)
+
+
+def test_a_crop_too_small_for_the_discriminator_is_refused_before_training(tmp_path, dataset):
+    config = TINY.replace(data=TINY.data.replace(load_size=16, crop_size=16),
+                          model=TINY.model.replace(discriminator="basic"))
+    with pytest.raises(ValueError, match=r"D_\w+ \(PatchDiscriminator\) needs .* at least \d+\. Received: crop_size=16"):
+        training.train(config, tmp_path / "run", DataSpec(data=dataset), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_progress_bars_only_on_a_terminal():
+    import io
+
+    from tfcyclegan.cli.args import default_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert default_progress(Terminal()) == 1
+    assert default_progress(io.StringIO()) == 2  # a log file: one plain line per epoch

@@ -399,7 +399,7 @@ def _run_data(config, data_spec, verbose, chief):
     train_config = config.train
     training = data_spec.dataset(
         config, "train", training=True, seed=train_config.seed,
-        progress=verbose not in (0, False),
+        progress=verbose not in (0, 2, False),  # 2: plain lines, no redrawn bar
     )
     validation = data_spec.dataset(config, "test", training=False) if train_config.validate else None
     samples = _sample_images(config, data_spec, train_config.num_samples) if chief else None
@@ -504,18 +504,24 @@ def _run_callbacks(
 
 
 def _check_crop_size(model, config):
-    """Refuses a crop the generators cannot take, before anything is written or trained."""
+    """Refuses a crop a network of the model cannot take (a generator's multiple, a
+    discriminator's smallest size), before anything is written or trained."""
     if config.data.preprocess not in CROP_MODES:
         return  # scale_width / none: `_sizes_the_generator_takes` crops to a size they take
-    multiple, min_size = size_requirement(model.G)
     size = config.data.crop_size
-    if size % multiple or size < min_size:
-        fits = max(min_size, size // multiple * multiple)
-        raise ValueError(
-            f"The generator ({config.model.generator}) needs images whose height and width are "
-            f"multiples of {multiple} and at least {min_size}. Received: crop_size={size}. "
-            f"Use e.g. --crop-size {fits} (and a --load-size at least that large)."
-        )
+    for network in model._flatten_layers(include_self=False, recursive=False):
+        if not isinstance(network, keras.Model) or "size_check" not in {
+            layer.name for layer in network.layers
+        }:
+            continue
+        multiple, min_size = size_requirement(network)
+        if size % multiple or size < min_size:
+            fits = max(size // multiple * multiple, -(-min_size // multiple) * multiple)
+            raise ValueError(
+                f"{network.name} ({type(network).__name__}) needs images whose height and width are "
+                f"multiples of {multiple} and at least {min_size}. Received: crop_size={size}. "
+                f"Use e.g. --crop-size {fits} (and a --load-size at least that large)."
+            )
 
 
 def _sizes_the_generator_takes(model, config):

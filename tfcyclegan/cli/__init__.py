@@ -36,6 +36,7 @@ from tfcyclegan.cli.args import (
     EXIT_USAGE,
     Verbose,
     config_from_args,
+    default_progress,
 )
 
 # The commands, in the order `tfcyclegan --help` lists them.
@@ -117,6 +118,8 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as exit_:  # argparse: --help, --version or bad flags
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    if getattr(args, "progress", 0) is None:
+        args.progress = default_progress()
     debug = getattr(args, "debug", False)
     try:
         if not getattr(args, "show_logs", False):

@@ -152,9 +152,17 @@ def add_direction(parser, default="a2b", both=False, dest="direction", help=None
                         f"the authors' AtoB/BtoA are accepted (default {default})")
 
 
-def add_progress(parser, help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch (1)"):
-    """`--progress 0|1|2`: how much a command that trains prints."""
-    parser.add_argument("--progress", type=int, default=1, choices=(0, 1, 2), help=help)
+def add_progress(parser, help="Keras fit verbosity: 0 silent, 1 progress bar, 2 a line per epoch "
+                 "(default: 1 on a terminal, 2 when the output goes to a file or pipe)"):
+    """`--progress 0|1|2`: how much a command that trains prints (None until `default_progress`)."""
+    parser.add_argument("--progress", type=int, default=None, choices=(0, 1, 2), help=help)
+
+
+def default_progress(stream=None):
+    """1 (Keras's progress bar) on a terminal; 2 (a plain line per epoch) elsewhere: the
+    bar redraws itself with carriage returns and ANSI colour codes, which a log file keeps."""
+    stream = sys.stdout if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
 def add_data_source(parser, title, data_help="dataset root", tfds=True):
