@@ -329,3 +329,21 @@ def test_progress_bars_only_on_a_terminal():
 
     assert default_progress(Terminal()) == 1
     assert default_progress(io.StringIO()) == 2  # a log file: one plain line per epoch
+
+
+def test_a_checkpoint_write_that_fails_is_named_and_leaves_no_temp_folder(tmp_path):
+    import tensorflow as tf
+
+    from tfcyclegan.callbacks import _save_or_explain
+
+    class FullDisk:
+        directory = str(tmp_path)
+
+        def save(self, checkpoint_number):
+            (tmp_path / f"ckpt-{checkpoint_number}_temp").mkdir()  # as TensorFlow's writer does
+            raise tf.errors.OutOfRangeError(None, None, "{{function_node __wrapped__SaveV2}} File too large")
+
+    (tmp_path / "ckpt-3.index").write_bytes(b"an earlier checkpoint")
+    with pytest.raises(OSError, match=r"Cannot write checkpoint 6 in .*File too large\. The earlier checkpoints"):
+        _save_or_explain(FullDisk(), 6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-3.index"]

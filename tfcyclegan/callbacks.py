@@ -10,7 +10,10 @@ All of them work with plain `model.fit`:
     ])
 """
 
+import errno
+import glob
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -169,7 +172,7 @@ class Checkpointing(keras.callbacks.Callback):
     def save(self):
         step = int(self.step.numpy())
         if step != self._saved_at:
-            self.manager.save(checkpoint_number=step)
+            _save_or_explain(self.manager, step)
             self._saved_at = step
 
     def on_train_begin(self, logs=None):
@@ -203,10 +206,27 @@ class Checkpointing(keras.callbacks.Callback):
         if self.epoch_manager is not None and step and step % self.steps_per_epoch == 0:
             number = step // self.steps_per_epoch
             if number % self.save_epoch_every == 0:
-                self.epoch_manager.save(checkpoint_number=number)
+                _save_or_explain(self.epoch_manager, number)
 
     def on_train_end(self, logs=None):
         self.save()
+
+
+def _save_or_explain(manager, number):
+    """`manager.save(number)`; a failed write (a full disk, a quota) raises an OSError
+    naming the checkpoint and the cause, and leaves no half-written `*_temp` folder
+    (TensorFlow writes a checkpoint there, then renames it: the earlier ones stay)."""
+    try:
+        manager.save(checkpoint_number=number)
+    except (tf.errors.OpError, OSError) as error:
+        for leftover in glob.glob(os.path.join(manager.directory, "*_temp*")):
+            shutil.rmtree(leftover, ignore_errors=True)
+        cause = str(getattr(error, "message", error)).strip().splitlines()[0][-300:]
+        raise OSError(
+            getattr(error, "errno", None) or errno.EIO,
+            f"Cannot write checkpoint {number} in {manager.directory}: {cause}. The earlier "
+            "checkpoints are intact; free space and resume with `tfcyclegan train --resume`.",
+        ) from None
 
 
 class Evaluation(keras.callbacks.Callback):
