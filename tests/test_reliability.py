@@ -347,3 +347,14 @@ def test_a_checkpoint_write_that_fails_is_named_and_leaves_no_temp_folder(tmp_pa
     with pytest.raises(OSError, match=r"Cannot write checkpoint 6 in .*File too large\. The earlier checkpoints"):
         _save_or_explain(FullDisk(), 6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt-3.index"]
+
+
+def test_a_checkpoint_without_its_index_is_named_and_no_tensorflow_error_leaks(tmp_path, dataset, capfd):
+    run = tmp_path / "run"
+    training.train(TINY, run, DataSpec(data=dataset), verbose=0)
+    for index in (run / "checkpoints").glob("*.index"):
+        index.unlink()  # as a write cut short
+    capfd.readouterr()
+    with pytest.raises(FileNotFoundError, match=r"holds ckpt-\d+\.data-.* but no \.index file"):
+        training.train(Config.load(run / "config.json"), run, resume=True, verbose=0)
+    assert "Couldn't match files" not in capfd.readouterr().err

@@ -330,8 +330,13 @@ def select_checkpoint(run_dir, checkpoint=None, epoch=None):
             if candidate and os.path.isfile(candidate + ".index"):
                 return candidate
         raise ValueError(f"{run_dir} has no checkpoint {checkpoint!r}. {available}")
-    latest = tf.train.latest_checkpoint(RunPaths(run_dir).checkpoints)
-    if latest is not None and os.path.isfile(latest + ".index"):
+    # The state file's choice, checked here: tf.train.latest_checkpoint logs an ERROR
+    # line of its own when the files it names are gone.
+    state = tf.train.get_checkpoint_state(RunPaths(run_dir).checkpoints)
+    latest = state.model_checkpoint_path if state else None
+    if latest and not os.path.isabs(latest):
+        latest = os.path.join(RunPaths(run_dir).checkpoints, latest)
+    if latest and os.path.isfile(latest + ".index"):
         return latest
     # The index file is missing or points at a deleted checkpoint: take the newest there is.
     return steps[max(steps)] if steps else None

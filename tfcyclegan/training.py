@@ -442,6 +442,14 @@ def _trim_history(path, epochs_done, checkpoint_prefix):
 def _restore_latest(checkpoint, paths, step, verbose):
     latest = runs.select_checkpoint(paths.root)
     if latest is None:
+        held = sorted(os.listdir(paths.checkpoints)) if os.path.isdir(paths.checkpoints) else []
+        data = [name for name in held if ".data-" in name]
+        if data:
+            raise FileNotFoundError(
+                f"{paths.root} has no complete checkpoint to resume from: {paths.checkpoints} holds "
+                f"{', '.join(data[:4])} but no .index file (a checkpoint write was cut short). "
+                "Start the run again under a new --name."
+            )
         raise FileNotFoundError(
             f"{paths.root} has no checkpoint to resume from ({paths.checkpoints} is empty)."
         )
