@@ -36,6 +36,10 @@ FORWARD_CANDIDATES = {
     "keras": ("benchmarks.bench_generator", "KerasGeneratorForward", {}),
     "keras_jit": ("benchmarks.bench_generator", "KerasGeneratorForward", {"jit_compile": True}),
     "keras_bf16": ("benchmarks.bench_generator", "KerasGeneratorForward", {"dtype": "mixed_bfloat16"}),
+    # What users call: `CycleGAN.translate()` / `tfcyclegan translate` of a .keras
+    # (`models.base.translate_with`, numpy in and out), and the generator called eagerly.
+    "keras_translate": ("benchmarks.bench_generator", "KerasTranslate", {}),
+    "keras_eager": ("benchmarks.bench_generator", "KerasTranslate", {"eager": True}),
 }
 DEFAULT_FORWARD = ("torch", "keras", "keras_jit")
 DEPLOY_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "fp32_fixed")
@@ -45,7 +49,7 @@ class KerasGeneratorForward:
     """One ResNet generator forward (inference, batch 1) per `run()` call, in a tf.function."""
 
     def __init__(self, size=256, threads=2, ngf=64, n_blocks=9, jit_compile=False, dtype=None, seed=0):
-        import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path (cpu.py)
+        import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path (kernels/cpu.py)
         import numpy as np
         import tensorflow as tf
 
@@ -59,6 +63,23 @@ class KerasGeneratorForward:
 
     def run(self):
         return self.forward(self.image).numpy()
+
+
+class KerasTranslate(KerasGeneratorForward):
+    """`translate_with(generator, image)` (what `translate()` and the CLI run), or with
+    `eager` the generator called eagerly on the numpy image (what they ran before #29)."""
+
+    def __init__(self, eager=False, **kwargs):
+        super().__init__(**kwargs)
+        self.eager = eager
+        self.array = self.image.numpy()
+
+    def run(self):
+        if self.eager:
+            return self.generator(self.array, training=False).numpy()
+        from tfcyclegan.models.base import translate_with
+
+        return translate_with(self.generator, self.array)
 
 
 class DeployRunners:

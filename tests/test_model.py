@@ -369,3 +369,19 @@ def test_training_before_compile_is_refused():
     model = CycleGAN.from_model_config(TINY)
     with pytest.raises(RuntimeError, match="compile"):
         model.train_step((np.zeros((1, SIZE, SIZE, 3), "float32"),) * 2)
+
+
+def test_translate_runs_the_generator_traced_once_per_shape_kind():
+    # Eagerly the graph-only faster forms never ran (issue #29): translate() traces
+    # the generator, and a folder of mixed sizes costs at most two traces.
+    from tfcyclegan.models.base import traced_forward
+
+    model = tiny_model()
+    rng = np.random.default_rng(0)
+    for height, width in ((32, 32), (36, 44), (20, 28), (64, 16)):
+        images = rng.uniform(-1, 1, (2, height, width, 3)).astype(np.float32)
+        out = model.translate(images)
+        assert out.shape == images.shape
+        np.testing.assert_allclose(out, np.asarray(model.G(images, training=False)), atol=1e-4)
+    assert traced_forward(model.G).experimental_get_tracing_count() <= 2
+    assert traced_forward(model.G) is traced_forward(model.G)
