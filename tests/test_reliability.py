@@ -358,3 +358,12 @@ def test_a_checkpoint_without_its_index_is_named_and_no_tensorflow_error_leaks(t
     with pytest.raises(FileNotFoundError, match=r"holds ckpt-\d+\.data-.* but no \.index file"):
         training.train(Config.load(run / "config.json"), run, resume=True, verbose=0)
     assert "Couldn't match files" not in capfd.readouterr().err
+
+
+def test_translate_writes_no_terminal_codes_into_a_log(tmp_path, capsys):
+    from tfcyclegan.translate import translate_files
+
+    photos = _photos(tmp_path / "photos")
+    translate_files(_identity, photos, tmp_path / "out", progress=True)
+    out = capsys.readouterr().out  # not a terminal
+    assert "\x1b[" not in out and "\r" not in out and "2/2" in out

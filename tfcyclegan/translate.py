@@ -19,6 +19,7 @@ images above `AUTO_TILE_MEGAPIXELS`.
 
 import dataclasses
 import os
+import sys
 
 import numpy as np
 from PIL import Image
@@ -300,7 +301,8 @@ def translate_files(
     if progress:
         import keras
 
-        bar = keras.utils.Progbar(len(inputs), unit_name="image")
+        # A redrawn bar on a terminal; in a log file one plain line at the end (no ANSI).
+        bar = keras.utils.Progbar(len(inputs), unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
 
     def write(pixels, relative):
         target = os.path.join(report.output_dir, _output_name(relative))

@@ -13,6 +13,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import os
+import sys
 
 from tfcyclegan.config import DataConfig
 from tfcyclegan.data import decoding, geometry, sources
@@ -123,7 +124,8 @@ def check_images(paths, config=None, *, decode=True, workers=None, progress=Fals
     if progress:
         import keras  # Only for the progress bar; keeps `import data` light.
 
-        bar = keras.utils.Progbar(len(paths), unit_name="image")
+        # A redrawn bar on a terminal; in a log file one plain line at the end (no ANSI).
+        bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if sys.stdout.isatty() else 2)
     results = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         for i, result in enumerate(
