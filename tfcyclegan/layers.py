@@ -108,15 +108,6 @@ class Cropping2D(keras.layers.Cropping2D):
     gradient is cheaper). Same arguments and outputs as `keras.layers.Cropping2D`."""
 
     def call(self, inputs):
-        for axis, crop in ((1, sum(self.cropping[0])), (2, sum(self.cropping[1]))):
-            if self.data_format == "channels_last" and inputs.shape[axis] is not None and (
-                crop >= inputs.shape[axis]
-            ):
-                raise ValueError(
-                    "Values in `cropping` argument should be smaller than the "
-                    "corresponding spatial dimension of the input. Received: "
-                    f"inputs.shape={inputs.shape}, cropping={self.cropping}"
-                )
         outputs = kernels.crop(self, inputs)
         return super().call(inputs) if outputs is None else outputs
 

@@ -518,11 +518,12 @@ def _check_crop_size(model, config):
         return  # scale_width / none: `_sizes_the_generator_takes` crops to a size they take
     size = config.data.crop_size
     for network in model._flatten_layers(include_self=False, recursive=False):
-        if not isinstance(network, keras.Model) or "size_check" not in {
-            layer.name for layer in network.layers
-        }:
+        if not isinstance(network, keras.Model):
             continue
-        multiple, min_size = size_requirement(network)
+        try:
+            multiple, min_size = size_requirement(network)
+        except ValueError:  # a network without a size check (CUT's heads)
+            continue
         if size % multiple or size < min_size:
             fits = max(size // multiple * multiple, -(-min_size // multiple) * multiple)
             raise ValueError(

@@ -35,6 +35,7 @@ def crop_by_slice(layer, inputs):
     """A channels-last `Cropping2D`'s outputs as one slice (None for channels-first)."""
     if layer.data_format != "channels_last":
         return None
+    layer.compute_output_shape(inputs.shape)  # Keras's own check of a crop too large
     (top, bottom), (left, right) = layer.cropping
     shape = ops.shape(inputs)
     # Sizes are ints where the shape is known, else tensors; no -1, which
