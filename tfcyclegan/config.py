@@ -49,6 +49,8 @@ PAIRED_METHODS = tuple(name for name, m in methods.METHODS.items() if m.data == 
 TEACHER_METHODS = tuple(name for name, m in methods.METHODS.items() if m.data != methods.TEACHER)
 """Methods whose runs can teach a student."""
 DATA_DIRECTIONS = ("AtoB", "BtoA")
+DIFF_AUGMENT = ("color", "translation", "cutout")
+"""DiffAugment's policies (Zhao et al. 2020), as `TrainConfig.diff_augment` names them."""
 PRESETS = ("paper", "recommended")
 """Starting settings: `paper` is each method's published configuration (the default);
 `recommended` changes only what docs/quality.md measured to be better at equal training
@@ -127,6 +129,26 @@ def _check_positive(name, value, allow_zero=False):
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"`{name}` must be {bound}. Received: {name}={value!r}")
+
+
+def parse_diff_augment(policy):
+    """A DiffAugment policy in its one spelling: `DIFF_AUGMENT` names joined by commas, or "".
+
+    Takes a string ("translation, cutout") or a sequence of names; each at most once.
+    """
+    names = policy.split(",") if isinstance(policy, str) else policy
+    if not isinstance(names, (tuple, list)):
+        raise ValueError(
+            f"`diff_augment` must be a comma-separated string of {list(DIFF_AUGMENT)}. "
+            f"Received: diff_augment={policy!r}"
+        )
+    names = [str(name).strip() for name in names if str(name).strip()]
+    if any(name not in DIFF_AUGMENT for name in names) or len(set(names)) != len(names):
+        raise ValueError(
+            f"`diff_augment` takes each of {list(DIFF_AUGMENT)} at most once, e.g. "
+            f"'translation,cutout'. Received: diff_augment={policy!r}"
+        )
+    return ",".join(names)
 
 
 def parse_generator(name):
@@ -211,6 +233,11 @@ class ModelConfig(_Section):
             transposed convolutions; the authors' weights need it),
             `resize_conv` (x2 resize, then a 3x3 convolution: no checkerboard)
             or `antialias` (CUT's blur-pool down- and upsampling).
+        global_skip: ResNet generators output `clip(input + head, -1, 1)`
+            with the head's convolution zero-initialized, so they start as
+            the identity and training moves away from the input (the paper:
+            False, `tanh(head)` from random weights). Needs equal input and
+            output channels.
         nce_layers: CUT / FastCUT: the encoder layers PatchNCE compares, as
             indices into the authors' ResNet generator (`NCE_LAYERS`: 0, 4, 8,
             12, 16); a generator with fewer blocks needs smaller ones.
@@ -230,6 +257,7 @@ class ModelConfig(_Section):
     output_channels: int = 3
     conditional: bool = True
     upsample: str = "transpose"
+    global_skip: bool = False
     nce_layers: tuple = NCE_LAYERS
 
     def __post_init__(self):
@@ -246,7 +274,7 @@ class ModelConfig(_Section):
         self._check_int("output_channels", 1)
         _check_positive("init_gain", self.init_gain)
         self._check_nce_layers()
-        for name in ("dropout", "conditional"):
+        for name in ("dropout", "conditional", "global_skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
@@ -344,6 +372,10 @@ class TrainConfig(_Section):
         lambda_l1: pix2pix's weight of ||y - G(x)||_1 (100).
         lambda_nce: CUT's weight of PatchNCE (None: 1 for CUT, 10 for FastCUT).
         pool_size: history of generated images per direction shown to D (50); 0 disables.
+        diff_augment: CycleGAN, CUT and FastCUT: differentiable augmentation of
+            every image D sees (DiffAugment, `tfcyclegan.augment`), names from
+            `DIFF_AUGMENT` joined by commas, e.g. "translation,cutout"; "" (the
+            paper): none. Leave `color` out when the domains differ in colour.
         learning_rate: Adam's initial learning rate (2e-4).
         beta_1: Adam's beta_1 (0.5).
         beta_2: Adam's beta_2 (0.999).
@@ -383,6 +415,7 @@ class TrainConfig(_Section):
     lambda_l1: float = 100.0
     lambda_nce: Optional[float] = None
     pool_size: int = 50
+    diff_augment: str = ""
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
@@ -426,6 +459,7 @@ class TrainConfig(_Section):
             if value >= 1:
                 raise ValueError(f"`{name}` must be in [0, 1). Received: {name}={value!r}")
         self._check_int("pool_size", 0)
+        object.__setattr__(self, "diff_augment", parse_diff_augment(self.diff_augment))
         self._check_int("epochs", 0)
         self._check_int("epochs_decay", 0)
         if self.epochs + self.epochs_decay == 0:
@@ -545,6 +579,13 @@ class Config:
                 "A distillation run (method 'distill') needs a teacher, and only it has one: "
                 "start it with `tfcyclegan distill --teacher RUN_DIR`. Received: "
                 f"method={self.model.method!r}, distill={self.distill!r}"
+            )
+        record = methods.method(self.model.method)
+        if self.train.diff_augment and "train.diff_augment" not in record.settings:
+            users = [m.name for m in methods.METHODS.values() if "train.diff_augment" in m.settings]
+            raise ValueError(
+                f"`diff_augment` is for the methods {users}; {self.model.method} does not augment "
+                f"what its discriminator sees. Received: diff_augment={self.train.diff_augment!r}"
             )
 
     @classmethod

@@ -238,6 +238,33 @@ class InputSizeCheck(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
+class GlobalSkip(keras.layers.Layer):
+    """A generator's output as its input plus a learned change: `clip(x + residual, -1, 1)`.
+
+    With the residual branch's last convolution zero-initialized, the
+    generator starts as the identity, so training moves the image away from
+    the input rather than building it from noise (the subtle-look regime:
+    colour grading, white balance, film emulation). The sum runs in float32
+    (like the paper's tanh head) under mixed precision; the clip keeps
+    outputs in the images' [-1, 1]. Builtin TFLite ops only (ADD, MINIMUM,
+    MAXIMUM).
+
+    Call it on `[image, residual]`, both `(batch, height, width, channels)`.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def call(self, inputs):
+        image, residual = inputs
+        return ops.clip(image + residual, -1.0, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
 class BatchNormalization(keras.layers.BatchNormalization):
     """Keras's `BatchNormalization` with PyTorch's moving variance (pix2pix).
 

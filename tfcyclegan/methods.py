@@ -104,7 +104,7 @@ METHODS = {
             model="tfcyclegan.models.cyclegan:CycleGAN",
             data=UNPAIRED,
             directions=("a2b", "b2a"),
-            compile_settings=("train.lambda_a", "train.lambda_b", "train.lambda_identity"),
+            compile_settings=("train.lambda_a", "train.lambda_b", "train.lambda_identity", "train.diff_augment"),
             build_settings=("train.pool_size",),
             # The CycleGAN paper's configuration is the dataclasses' defaults.
             defaults={},
@@ -134,7 +134,7 @@ METHODS = {
             model="tfcyclegan.models.cut:CUT",
             data=UNPAIRED,
             directions=("a2b",),
-            compile_settings=("train.lambda_nce",),
+            compile_settings=("train.lambda_nce", "train.diff_augment"),
             model_arguments={"mode": "cut"},
             defaults={"model": {"upsample": "antialias"}, "train": {"pool_size": 0}},
         ),
@@ -143,7 +143,7 @@ METHODS = {
             model="tfcyclegan.models.cut:CUT",
             data=UNPAIRED,
             directions=("a2b",),
-            compile_settings=("train.lambda_nce",),
+            compile_settings=("train.lambda_nce", "train.diff_augment"),
             model_arguments={"mode": "fastcut"},
             defaults={
                 "model": {"upsample": "antialias"},

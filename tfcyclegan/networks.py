@@ -30,6 +30,7 @@ from tfcyclegan.layers import (
     BlurPool2D,
     Conv2D,
     Cropping2D,
+    GlobalSkip,
     InputSizeCheck,
     ReflectionPadding2D,
     ResidualBlock,
@@ -92,15 +93,16 @@ class _Builder:
         seed = None if self.seed is None else self.seed * 10_000 + 2 * self._count
         return kernel_initializer(self.init_type, self.init_gain, seed)
 
-    def conv(self, filters, kernel, strides, use_bias, name, transpose=False):
+    def conv(self, filters, kernel, strides, use_bias, name, transpose=False, zeros=False):
         layer = keras.layers.Conv2DTranspose if transpose else Conv2D
+        initializer = self.initializer()  # drawn even for `zeros`: the other layers keep their seeds
         return layer(
             filters,
             kernel,
             strides=strides,
             padding="valid",
             use_bias=use_bias,
-            kernel_initializer=self.initializer(),
+            kernel_initializer="zeros" if zeros else initializer,
             bias_initializer="zeros",
             dtype=self.dtype,
             name=name,
@@ -182,13 +184,15 @@ def _residual_block(build, x, filters, norm, dropout, use_bias, name):
 
 
 def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks, norm, dropout,
-                  init_type, init_gain, seed, upsample, dtype):
+                  init_type, init_gain, seed, upsample, global_skip, dtype):
     """(inputs, outputs) of a ResNet generator whose residual blocks `block` makes.
 
     The stem, the two down- and upsamplings and the 7x7 head are the paper's;
     `block(build, x, filters, norm, dropout, use_bias, name)` is
     `_residual_block` (`ResnetGenerator`) or `_mobile_block`
-    (`MobileResnetGenerator`). `network` names the class in errors.
+    (`MobileResnetGenerator`). `network` names the class in errors. With
+    `global_skip` the head's convolution starts at zero and the output is
+    `GlobalSkip`'s `clip(input + head, -1, 1)` instead of `tanh(head)`.
     """
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(
@@ -203,6 +207,13 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
         ngf=(ngf, 1),
         n_blocks=(n_blocks, 0),
     )
+    if not isinstance(global_skip, bool):
+        raise ValueError(f"{network}: `global_skip` must be a bool. Received: global_skip={global_skip!r}")
+    if global_skip and input_channels != output_channels:
+        raise ValueError(
+            f"{network}: `global_skip` adds the input to the output, so they need the same "
+            f"channels. Received: input_channels={input_channels}, output_channels={output_channels}"
+        )
     use_bias = norm != "batch"
     build = _Builder(dtype, init_type, init_gain, seed)
     inputs = keras.Input(shape=(None, None, input_channels), name="image")
@@ -218,7 +229,9 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
     for i in range(2):
         x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
     x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
-    x = build.conv(output_channels, 7, 1, True, "head_conv")(x)
+    x = build.conv(output_channels, 7, 1, True, "head_conv", zeros=global_skip)(x)
+    if global_skip:
+        return inputs, GlobalSkip(dtype="float32", name="global_skip")([inputs, x])
     outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return inputs, outputs
 
@@ -238,6 +251,7 @@ class _ResnetFamily(_Network):
         "init_gain",
         "seed",
         "upsample",
+        "global_skip",
     )
 
     def __init__(
@@ -252,12 +266,13 @@ class _ResnetFamily(_Network):
         init_gain=0.02,
         seed=None,
         upsample="transpose",
+        global_skip=False,
         dtype=None,
         **kwargs,
     ):
         inputs, outputs = _resnet_graph(
             type(self).__name__, self._block, input_channels, output_channels, ngf, n_blocks, norm,
-            dropout, init_type, init_gain, seed, upsample, dtype,
+            dropout, init_type, init_gain, seed, upsample, global_skip, dtype,
         )
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -272,6 +287,7 @@ class _ResnetFamily(_Network):
         self.init_gain = init_gain
         self.seed = seed
         self.upsample = upsample
+        self.global_skip = global_skip
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -313,6 +329,10 @@ class ResnetGenerator(_ResnetFamily):
         init_gain: scale of the initialization (0.02).
         seed: seed for the initial weights.
         upsample: `transpose` (paper), `resize_conv` or `antialias` (above).
+        global_skip: output `clip(input + head, -1, 1)` with the head's
+            convolution zero-initialized, so the generator starts as the
+            identity (`layers.GlobalSkip`); needs `input_channels ==
+            output_channels`. False is the paper's `tanh(head)`.
         dtype: dtype policy, e.g. `"mixed_float16"`.
         **kwargs: standard model arguments (`name`, `trainable`).
 
@@ -616,7 +636,7 @@ class MobileResnetGenerator(_ResnetFamily):
         n_blocks: mobile residual blocks.
         norm: `instance`, `batch` or `none`.
         dropout: dropout 0.5 inside each block.
-        init_type, init_gain, seed, upsample, dtype: as in `ResnetGenerator`.
+        init_type, init_gain, seed, upsample, global_skip, dtype: as in `ResnetGenerator`.
         **kwargs: standard model arguments (`name`, `trainable`).
 
     Height and width must be multiples of 4 and at least 8.
@@ -628,6 +648,11 @@ class MobileResnetGenerator(_ResnetFamily):
 def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
     """The generator `config.generator` names (a `ModelConfig`), upsampling as `config.upsample`."""
     family, depth = parse_generator(config.generator)
+    if family == "unet" and config.global_skip:
+        raise ValueError(
+            f"`global_skip` is for ResNet generators; {config.generator} has no single head "
+            "to start at zero. Use a resnet_<n>blocks generator or global_skip=False."
+        )
     if family == "unet" and config.upsample != "transpose":
         # Its skips concatenate onto each transposed conv's output; no one has
         # published a resize-conv pix2pix U-Net to match.
@@ -649,9 +674,11 @@ def build_generator(config, input_channels, output_channels, seed=None, dtype=No
         name=name,
     )
     if family == "resnet":
-        return ResnetGenerator(n_blocks=depth, upsample=config.upsample, **common)
+        return ResnetGenerator(n_blocks=depth, upsample=config.upsample, global_skip=config.global_skip,
+                               **common)
     if family == "mobile_resnet":
-        return MobileResnetGenerator(n_blocks=depth, upsample=config.upsample, **common)
+        return MobileResnetGenerator(n_blocks=depth, upsample=config.upsample,
+                                     global_skip=config.global_skip, **common)
     return UnetGenerator(num_downs=depth, **common)
 
 

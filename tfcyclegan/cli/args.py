@@ -220,6 +220,9 @@ CONFIG_FLAGS = (
     ("--init-type", "model.init_type", dict(choices=INIT_TYPES)),
     ("--upsample", "model.upsample", dict(choices=UPSAMPLE_MODES, help="ResNet generator upsampling: transpose "
                                                                       "(paper), resize_conv or antialias (no checkerboard)")),
+    ("--global-skip", "model.global_skip", dict(action=argparse.BooleanOptionalAction,
+                                                help="ResNet generators start as the identity: output = input + "
+                                                "a change, clipped (keeps content; for subtle looks)")),
     ("--init-gain", "model.init_gain", dict(type=float)),
     ("--input-nc", "model.input_channels", dict(type=int, help="channels of domain A images")),
     ("--output-nc", "model.output_channels", dict(type=int, help="channels of domain B images")),
@@ -246,6 +249,9 @@ CONFIG_FLAGS = (
     ("--nce-layers", "model.nce_layers", dict(type=int_list, metavar="I,J,...",
                                               help="CUT: encoder layers PatchNCE compares, the authors' "
                                               "indices (0,4,8,12,16); fewer blocks need smaller ones")),
+    ("--diff-augment", "train.diff_augment", dict(metavar="POLICY", help="augment what D sees (DiffAugment): "
+                                                  "color,translation,cutout or a subset; leave out color for "
+                                                  "colour looks")),
     ("--pool-size", "train.pool_size", dict(type=int, help="image history per discriminator (50); 0 disables")),
     ("--lr", "train.learning_rate", dict(type=float, help="Adam learning rate (2e-4)")),
     ("--beta1", "train.beta_1", dict(type=float, help="Adam beta_1 (0.5)")),

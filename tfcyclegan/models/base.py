@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from tfcyclegan import imaging
+from tfcyclegan import augment, imaging
 from tfcyclegan.config import ModelConfig
 from tfcyclegan.losses import AdversarialLoss
 from tfcyclegan.networks import size_requirement
@@ -137,6 +137,10 @@ class TranslationModel(keras.Model):
 
     NETWORK_ARGS = {}
     EXPECTED_BATCHES = ""
+    diff_augment = ()
+    """The DiffAugment policies applied to what the discriminators see (`set_diff_augment`)."""
+    augment_draws = None
+    """The `keras.random.SeedGenerator` of those augmentations, once a compile asked for them."""
 
     @property
     def method(self):
@@ -202,6 +206,28 @@ class TranslationModel(keras.Model):
             run_eagerly=run_eagerly,
             auto_scale_loss=False,
         )
+
+    def set_diff_augment(self, policy, objective, seed):
+        """Records a `compile`'s DiffAugment `policy` in the model and in its `objective` dict.
+
+        The policy is kept in the objective (and so in .keras files) only when
+        there is one; its random draws come from a `keras.random.SeedGenerator`
+        seeded by `seed`, made once and kept in the training checkpoint.
+        """
+        self.diff_augment = augment.parse_policy(policy)
+        if self.diff_augment:
+            objective["diff_augment"] = ",".join(self.diff_augment)
+            if self.augment_draws is None:
+                # Not tracked by Keras (a loaded model is compiled after it is
+                # built, and its saved weights stay those of the networks): the
+                # training checkpoint holds the state instead.
+                object.__setattr__(self, "augment_draws", keras.random.SeedGenerator(seed, name="augment_draws"))
+
+    def augmented(self, batches, training):
+        """`batches` of images for a discriminator, each augmented when training with DiffAugment."""
+        if not (training and self.diff_augment):
+            return batches
+        return [augment.diff_augment(images, self.diff_augment, self.augment_draws) for images in batches]
 
     # === Training ===
 
@@ -284,7 +310,10 @@ class TranslationModel(keras.Model):
         """
         self._require_compiled("making a training checkpoint of")
         optimizers = {f"optimizer_{i}": opt for i, opt in enumerate(self.optimizers)}
-        return tf.train.Checkpoint(**self.checkpointed(), **optimizers, **extra)
+        state = dict(self.checkpointed())
+        if self.augment_draws is not None:
+            state["augment_draws"] = self.augment_draws.state
+        return tf.train.Checkpoint(**state, **optimizers, **extra)
 
     # === Inference ===
 

@@ -248,7 +248,7 @@ class CUT(base.TranslationModel):
     # === Compilation ===
 
     def compile(self, generator_optimizer=None, discriminator_optimizer=None, *, gan_mode="lsgan",
-                lambda_gan=1.0, lambda_nce=None, nce_identity=None, jit_compile=False,
+                lambda_gan=1.0, lambda_nce=None, nce_identity=None, diff_augment="", jit_compile=False,
                 steps_per_execution=1, run_eagerly=False):
         """Sets the optimizers and the objective's weights.
 
@@ -260,6 +260,8 @@ class CUT(base.TranslationModel):
             lambda_gan: weight of G's adversarial term (1).
             lambda_nce: lambda_X; default 1 (CUT) or 10 (FastCUT).
             nce_identity: the PatchNCE term on (y, G(y)); default on for CUT, off for FastCUT.
+            diff_augment: DiffAugment policies for every image D sees, e.g.
+                "translation,cutout" (`tfcyclegan.augment`); "" (CUT's): none.
         """
         fast = self.mode == "fastcut"
         lambda_nce = (10.0 if fast else 1.0) if lambda_nce is None else lambda_nce
@@ -271,11 +273,13 @@ class CUT(base.TranslationModel):
                 f"`lambda_gan` above 0. Received: lambda_nce={lambda_nce!r}, "
                 f"lambda_gan={lambda_gan!r}"
             )
+        objective = dict(gan_mode=gan_mode, lambda_gan=float(lambda_gan), lambda_nce=float(lambda_nce),
+                         nce_identity=bool(nce_identity))
+        self.set_diff_augment(diff_augment, objective, None if self.seed is None else self.seed + 1)
         self._finish_compile(
             [(generator_optimizer or base.default_adam(), [self.G, self.H])],
             [(discriminator_optimizer or base.default_adam(), [self.D])],
-            dict(gan_mode=gan_mode, lambda_gan=float(lambda_gan), lambda_nce=float(lambda_nce),
-                 nce_identity=bool(nce_identity)),
+            objective,
             jit_compile=jit_compile, steps_per_execution=steps_per_execution,
             run_eagerly=run_eagerly,
         )
@@ -306,6 +310,7 @@ class CUT(base.TranslationModel):
         return self.objective["lambda_nce"] * total / len(keys)
 
     def _discriminator_terms(self, y, fake_y, training):
+        y, fake_y = self.augmented([y, fake_y], training)
         real, fake = self.adversarial.discriminator_terms(
             self.D(y, training=training), self.D(fake_y, training=training)
         )
@@ -315,7 +320,8 @@ class CUT(base.TranslationModel):
         """G's terms: L_GAN and the PatchNCE terms on x (and on y: the identity term)."""
         w = self.objective
         if w["lambda_gan"] > 0:
-            g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(fake_y, training=training))
+            judged, = self.augmented([fake_y], training)
+            g_gan = w["lambda_gan"] * self.adversarial.generator_loss(self.D(judged, training=training))
         else:
             g_gan = tf.constant(0.0)
         if self.flip_equivariance and training:

@@ -148,6 +148,7 @@ class CycleGAN(base.TranslationModel):
         lambda_b=None,
         lambda_identity=0.5,
         lambda_gan=1.0,
+        diff_augment="",
         jit_compile=False,
         steps_per_execution=1,
         run_eagerly=False,
@@ -169,6 +170,9 @@ class CycleGAN(base.TranslationModel):
             lambda_identity: identity weight as a fraction of lambda (0.5);
                 needs equal channel counts in X and Y. 0 disables it.
             lambda_gan: weight of the generators' adversarial terms (1).
+            diff_augment: DiffAugment policies for every image D_X and D_Y
+                see, e.g. "translation,cutout" (`tfcyclegan.augment`); ""
+                (the paper): none.
 
         The paper's ablations (Table 4) are weights, not code paths:
         "Cycle alone" is `lambda_gan=0` (the discriminators are then not
@@ -215,10 +219,12 @@ class CycleGAN(base.TranslationModel):
             discriminator_groups = [
                 (discriminator_optimizer or base.default_adam(), [self.D_X, self.D_Y])
             ]
+        objective = dict(gan_mode=gan_mode, **weights)
+        self.set_diff_augment(diff_augment, objective, None if self.seed is None else self.seed + 2)
         self._finish_compile(
             generator_groups,
             discriminator_groups,
-            dict(gan_mode=gan_mode, **weights),
+            objective,
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
             run_eagerly=run_eagerly,
@@ -242,6 +248,10 @@ class CycleGAN(base.TranslationModel):
         """`network` on each of `batches` (one call where `tfcyclegan.kernels` may fuse them)."""
         return kernels.batched_calls(network, batches, training)
 
+    def _judge(self, discriminator, batches, training):
+        """`discriminator` on each of `batches`, augmented first when training with DiffAugment."""
+        return self._run(discriminator, self.augmented(batches, training), training)
+
     def _generator_terms(self, x, y, training):
         """Every generator-side term of the objective, weighted, and the fakes."""
         w = self.objective
@@ -256,8 +266,8 @@ class CycleGAN(base.TranslationModel):
         }
         if w["lambda_gan"] > 0:
             adv = self.adversarial.generator_loss
-            terms["G_GAN"] = w["lambda_gan"] * adv(self.D_Y(fake_y, training=training))
-            terms["F_GAN"] = w["lambda_gan"] * adv(self.D_X(fake_x, training=training))
+            terms["G_GAN"] = w["lambda_gan"] * adv(*self._judge(self.D_Y, [fake_y], training))
+            terms["F_GAN"] = w["lambda_gan"] * adv(*self._judge(self.D_X, [fake_x], training))
         else:
             terms["G_GAN"] = terms["F_GAN"] = zero
         if identity:
@@ -274,8 +284,8 @@ class CycleGAN(base.TranslationModel):
     def _discriminator_terms(self, x, y, fake_x, fake_y, training):
         loss = self.adversarial.discriminator_loss
         return {
-            "D_X": loss(*self._run(self.D_X, [x, fake_x], training)),
-            "D_Y": loss(*self._run(self.D_Y, [y, fake_y], training)),
+            "D_X": loss(*self._judge(self.D_X, [x, fake_x], training)),
+            "D_Y": loss(*self._judge(self.D_Y, [y, fake_y], training)),
         }
 
     def train_terms(self, x, y):
