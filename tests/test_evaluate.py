@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from tests.conftest import noise_image, save_image
-from tfcyclegan import evaluate
+from tfcyclegan import cli, evaluate
 
 SIZE = 16
 # The cap for identical images (evaluate.paired_metrics): one level off in one pixel of 256x256.
@@ -155,7 +155,7 @@ def test_evaluate_writes_the_report_the_table_the_csv_and_the_cases(tmp_path, rn
     assert [row["name"] for row in rows] == ["a.png", "b.png", "c.png"]
     assert [float(row["psnr_db"]) for row in rows] == pytest.approx(expected, rel=1e-5)
     table = (out / "evaluation.md").read_text()
-    assert "| PSNR dB | SSIM | L1 | FID |" in table and f"{np.mean(expected):.2f} ±" in table
+    assert "| images | PSNR dB | SSIM | L1 | FID |" in table and f"| translated | {np.mean(expected):.2f} ±" in table
     # cases.png: the worst and the best (of 3: all three), input | output | truth, 16 px each.
     cases = np.asarray(Image.open(out / "cases.png"))
     assert cases.shape[1] == 3 * SIZE and cases.shape[0] > 3 * SIZE  # a header above the rows
@@ -203,3 +203,69 @@ def test_missing_fid_weights_fail_before_anything_is_translated(tmp_path, rng):
         evaluate.evaluate(translator, root, fid_weights=tmp_path / "missing.pth", image_size=SIZE,
                           verbose=False)
     assert calls == []
+
+
+# --- Beside the untouched input ---------------------------------------------------
+
+
+def _near_pairs(root, rng, count=3):
+    """testA/ and testB/ pairing by name, B = A plus a little noise: the input is already close
+    to the truth, so a translator that adds more noise makes it worse."""
+    for i in range(count):
+        a = _pixels(_smooth(rng, 1)[0]).astype(np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8)
+        save_image(root / "testA" / f"{i}.png", a)
+        save_image(root / "testB" / f"{i}.png", b)
+    return root
+
+
+def _noisy(images):
+    noise = np.random.default_rng(1).normal(0, 0.2, images.shape)
+    return np.clip(images + noise, -1, 1).astype(np.float32)
+
+
+def test_an_unchanged_input_scores_exactly_the_inputs_numbers_and_no_warning(tmp_path, rng):
+    root = _near_pairs(tmp_path / "data", rng)
+    report = evaluate.evaluate(lambda x: x, root, fid=False, image_size=SIZE, out_dir=tmp_path / "eval",
+                               verbose=False)
+    split = evaluate.load_test_split(root, image_size=SIZE)
+    expected = np.mean([_psnr(split.inputs[i], split.targets[i]) for i in range(3)])
+    assert report.baseline["psnr_db"]["mean"] == pytest.approx(expected, rel=1e-5)
+    assert report.paired == report.baseline  # the same images measured the same way
+    assert report.worse_than_input is False and report.warning() is None
+    assert "warning:" not in report.summary() and f"(input {expected:.2f})" in report.summary()
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert saved["baseline"] == report.baseline and saved["worse_than_input"] is False
+    table = (tmp_path / "eval" / "evaluation.md").read_text()
+    assert f"| untouched input | {expected:.2f} ±" in table and "warning:" not in table
+
+
+def test_a_translator_that_adds_noise_is_warned_about_from_the_cli(tmp_path, rng, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    # The command line's own path, with a plain function standing in for the model artifact.
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: _noisy)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", "noisy", "--data", str(root), "--image-size", str(SIZE), "--no-fid",
+            "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_OK
+    saved = json.loads((out / "evaluation.json").read_text())
+    ours, inputs = saved["paired"]["psnr_db"]["mean"], saved["baseline"]["psnr_db"]["mean"]
+    assert ours < inputs - 3 and saved["worse_than_input"] is True
+    printed = capsys.readouterr().out.splitlines()
+    warnings = [line for line in printed if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: the translations score below the untouched inputs (PSNR {ours:.2f} dB < {inputs:.2f} dB; "
+        f"SSIM {saved['paired']['ssim']['mean']:.3f} < {saved['baseline']['ssim']['mean']:.3f}): "
+        "the model makes these images worse"
+    ]
+    assert f"PSNR dB {ours:.2f} ± " in printed[0] and f"(input {inputs:.2f})" in printed[0]
+    assert warnings[0] in (out / "evaluation.md").read_text()
+
+
+def test_inputs_that_cannot_be_compared_with_the_truth_have_no_baseline():
+    rng = np.random.default_rng(0)
+    gray, color = _smooth(rng, 2)[..., :1], _smooth(rng, 2)  # a 1 -> 3 channel model
+    split = evaluate.TestSplit(form="aligned", names=["0", "1"], inputs=gray, targets=color, reals=color)
+    report = evaluate.evaluate(lambda x: np.repeat(x, 3, axis=-1), split, fid=False, verbose=False)
+    assert report.paired is not None and report.baseline is None and report.worse_than_input is None
+    assert "input" not in report.summary() and "untouched input" not in report.to_markdown()
