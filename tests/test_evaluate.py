@@ -7,14 +7,16 @@ the measuring, not a model.
 
 import csv
 import json
+import socket
 
+import keras
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from tests.conftest import noise_image, save_image
-from tfcyclegan import cli, evaluate
+from tfcyclegan import cli, evaluate, inception
 
 SIZE = 16
 # The cap for identical images (evaluate.paired_metrics): one level off in one pixel of 256x256.
@@ -269,3 +271,72 @@ def test_inputs_that_cannot_be_compared_with_the_truth_have_no_baseline():
     report = evaluate.evaluate(lambda x: np.repeat(x, 3, axis=-1), split, fid=False, verbose=False)
     assert report.paired is not None and report.baseline is None and report.worse_than_input is None
     assert "input" not in report.summary() and "untouched input" not in report.to_markdown()
+
+
+# --- FID offline -----------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """keras.utils.get_file as it runs without network: the real download, from a closed port of
+    this machine, into an empty cache. Returns where the file would have been cached."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    get_file = keras.utils.get_file
+    cache = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    monkeypatch.setattr(keras.utils, "get_file", lambda **kwargs: get_file(
+        **{**kwargs, "origin": f"http://127.0.0.1:{port}/{inception.FID_WEIGHTS_FILE}", "cache_dir": str(cache)}))
+    return cache / "models" / inception.FID_WEIGHTS_FILE
+
+
+def test_offline_the_other_metrics_are_written_and_the_skip_is_explained(tmp_path, rng, offline):
+    root = _near_pairs(tmp_path / "data", rng)
+    out = tmp_path / "eval"
+    report = evaluate.evaluate(lambda x: x, root, image_size=SIZE, out_dir=out, verbose=False)
+    assert report.fid is None and report.kid is None and report.paired is not None
+    note = report.fid_note
+    assert note.startswith("skipped: Could not download the FID Inception weights") and "\n" not in note
+    assert inception.FID_WEIGHTS_URL in note and "Connection refused" in note
+    assert "--fid-weights PATH" in note and str(offline) in note
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["paired"] == report.paired and saved["fid"] is None and saved["fid_note"] == note
+
+
+def test_offline_the_cli_says_in_one_line_that_fid_was_skipped(tmp_path, rng, offline, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: lambda x: x)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", "--model", "m", "--data", str(root), "--image-size", str(SIZE),
+                     "--out", str(out)]) == cli.EXIT_OK
+    assert json.loads((out / "evaluation.json").read_text())["paired"]["psnr_db"]["mean"] > 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if "FID" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("FID/KID: skipped")
+    assert inception.FID_WEIGHTS_URL in skipped[0] and "--fid-weights" in skipped[0]
+
+
+def test_offline_fid_asked_for_fails_loudly_before_translating(tmp_path, rng, offline, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    calls = []
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: lambda x: calls.append(x) or x)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", "m", "--data", str(root), "--image-size", str(SIZE), "--fid", "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_FAILED
+    error = capsys.readouterr().err
+    assert error.startswith("tfcyclegan evaluate: error: Could not download the FID Inception weights from "
+                            + inception.FID_WEIGHTS_URL)
+    assert "--fid-weights PATH" in error and calls == [] and not out.exists()
+    with pytest.raises(OSError, match="Could not download the FID Inception weights"):
+        evaluate.evaluate(lambda x: x, root, fid=True, image_size=SIZE, verbose=False)
+
+
+def test_fid_is_none_true_or_false(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["1.png"], ["1.png"])
+    with pytest.raises(ValueError, match="Received: fid='yes'"):
+        evaluate.evaluate(lambda x: x, root, fid="yes", verbose=False)
+
+
+def test_no_fid_and_fid_exclude_each_other(capsys):
+    assert cli.main(["evaluate", "--model", "m", "--data", "d", "--fid", "--no-fid"]) == cli.EXIT_USAGE
+    assert "not allowed with argument" in capsys.readouterr().err

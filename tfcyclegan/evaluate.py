@@ -7,9 +7,12 @@ quantized artifacts are measured, not only the Keras model) and reports:
 - **FID and KID** between the translations and the real test images of the
   target domain, with pytorch-fid's Inception network and weights
   (`tfcyclegan.fid`), as the field's papers compute them. They need the
-  weights file (downloaded once, or `fid_weights=PATH`); `fid=False` skips
-  them. With few test images FID is biased upwards (its covariance is
-  rank-deficient below 2048 images): compare FIDs over the same images only.
+  weights file (downloaded once, or `fid_weights=PATH`). By default they are
+  computed when the weights can be had and skipped, with a note saying why
+  and how to add them, when they cannot (offline); `fid=True` requires them,
+  `fid=False` skips them. With few test images FID is biased upwards (its
+  covariance is rank-deficient below 2048 images): compare FIDs over the same
+  images only.
 - with paired ground truth (the authors' aligned `test/` folder, or `testA/`
   and `testB/` whose files pair by name): **PSNR, SSIM and L1** per image and
   their mean and standard deviation, beside those of the untouched input
@@ -307,7 +310,7 @@ def evaluate(
     *,
     out_dir=None,
     image_size=None,
-    fid=True,
+    fid=None,
     fid_weights=None,
     kid_subsets=100,
     kid_subset_size=1000,
@@ -329,7 +332,12 @@ def evaluate(
             per_image.csv and cases.png (None: nothing is written).
         image_size: test images are resized to this; default the model's
             training size when it can be told, else 256.
-        fid: compute FID and KID (needs the FID Inception weights).
+        fid: FID and KID (they need the FID Inception weights). None: when
+            the weights can be had (given, cached, or downloaded now), else
+            skipped with a `fid_note` saying why and how to add them; True:
+            required (no weights is an error); False: not computed.
+            `fid_weights` given counts as asking for them (an unreadable
+            file is an error).
         fid_weights: the weights file; None downloads pytorch-fid's once.
         kid_subsets, kid_subset_size: KID's subsets (capped at the image count).
         max_images: evaluate at most this many test images.
@@ -354,7 +362,9 @@ def evaluate(
         trained = training_size(model)
         image_size = trained[0] if trained else None
     image_size = image_size or DEFAULT_IMAGE_SIZE
-    fid_model = _fid_model(fid_weights) if fid else None  # fail early, before translating
+    if fid not in (None, True, False):
+        raise ValueError(f"`fid` must be None (if available), True or False. Received: fid={fid!r}")
+    fid_model, fid_note = _fid_model(fid, fid_weights)  # fail early, before translating
 
     split = data if isinstance(data, TestSplit) else load_test_split(
         data, direction, image_size, channels=_channels(translator), max_images=max_images
@@ -394,7 +404,7 @@ def evaluate(
             fid_model, outputs, split.reals, kid_subsets, kid_subset_size
         )
     else:
-        report.fid_note = "not computed (fid=False / --no-fid)."
+        report.fid_note = fid_note
     report.seconds = round(time.perf_counter() - start, 2)
     if out_dir is not None:
         _write(report, split, outputs, pathlib.Path(out_dir))
@@ -416,10 +426,21 @@ def _channels(translator):
     return (channels, getattr(translator, "output_channels", channels))
 
 
-def _fid_model(fid_weights):
+def _fid_model(fid, fid_weights):
+    """(the FID network, None), or (None, why there is none) when it is not asked for or not at hand."""
     from tfcyclegan import inception
 
-    return inception.load_fid_inception(weights=fid_weights)
+    if fid is False:
+        return None, "not computed (fid=False / --no-fid)."
+    if fid is None and fid_weights is None:
+        try:
+            return inception.load_fid_inception(), None
+        # Offline (OSError: the message names the URL, --fid-weights and the
+        # cache), or pytorch-fid's .pth without torch to read it (ImportError).
+        # Not asked for, so the other metrics go on; a broken file still fails.
+        except (OSError, ImportError) as error:
+            return None, f"skipped: {' '.join(str(error).split())}"
+    return inception.load_fid_inception(weights=fid_weights), None
 
 
 def _fid_kid(fid_model, outputs, reals, subsets, subset_size):

@@ -133,7 +133,14 @@ def add_evaluate(subparsers):
     p.add_argument("--image-size", type=int, help="test images are resized to this (default: training size)")
     p.add_argument("--fid-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or .npz / "
                                          ".safetensors of it); default: downloaded once into the Keras cache")
-    p.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID and KID")
+    # Three states, as evaluate(fid=None | True | False): by default FID/KID are
+    # computed when the weights can be had and skipped with a note when not
+    # (offline), so the other metrics are never lost to a missing download.
+    fid = p.add_mutually_exclusive_group()
+    fid.add_argument("--fid", dest="fid", action="store_const", const=True, default=None,
+                     help="require FID and KID: fail when the weights cannot be had (default: computed "
+                          "when they can, skipped with a note when not)")
+    fid.add_argument("--no-fid", dest="fid", action="store_const", const=False, help="skip FID and KID")
     p.add_argument("--max-images", type=int, help="evaluate at most this many test images")
     shared.add_run_state(p)
     p.set_defaults(run=_evaluate)
