@@ -331,6 +331,19 @@ def test_offline_fid_asked_for_fails_loudly_before_translating(tmp_path, rng, of
         evaluate.evaluate(lambda x: x, root, fid=True, image_size=SIZE, verbose=False)
 
 
+def test_without_torch_to_read_the_cached_pth_fid_is_skipped_unless_asked_for(tmp_path, rng, monkeypatch):
+    root = _folders(tmp_path, rng, ["1.png", "2.png"], ["1.png", "2.png"])
+
+    def no_torch(weights=None):
+        raise ImportError("Reading pt_inception-2015-12-05-6726825d.pth needs PyTorch: pip install ...")
+
+    monkeypatch.setattr(inception, "load_fid_inception", no_torch)
+    report = evaluate.evaluate(lambda x: x, root, image_size=SIZE, verbose=False)
+    assert report.fid is None and report.fid_note.startswith("skipped: Reading pt_inception")
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        evaluate.evaluate(lambda x: x, root, fid=True, image_size=SIZE, verbose=False)
+
+
 def test_fid_is_none_true_or_false(tmp_path, rng):
     root = _folders(tmp_path, rng, ["1.png"], ["1.png"])
     with pytest.raises(ValueError, match="Received: fid='yes'"):
