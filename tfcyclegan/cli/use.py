@@ -123,8 +123,9 @@ def add_evaluate(subparsers):
         "evaluate",
         help="measure a model on a test split: FID/KID, and PSNR/SSIM/L1 with ground truth",
         description="Translate the test split of --data with any model form (run folder, .keras, "
-        "SavedModel, .tflite) and measure it. Writes evaluation.json, evaluation.md, "
-        "per_image.csv and cases.png (the worst and best translations).",
+        "SavedModel, .tflite) and measure it. With ground truth, the untouched inputs are scored too, "
+        "and a warning line says when the translations score below them. Writes evaluation.json, "
+        "evaluation.md, per_image.csv and cases.png (the worst and best translations).",
     )
     shared.add_model_artifact(p)
     p.add_argument("--data", required=True, help="dataset root with test/ (aligned A|B) or testA/ testB/")
