@@ -7,14 +7,16 @@ the measuring, not a model.
 
 import csv
 import json
+import socket
 
+import keras
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image
 
 from tests.conftest import noise_image, save_image
-from tfcyclegan import evaluate
+from tfcyclegan import cli, evaluate, inception
 
 SIZE = 16
 # The cap for identical images (evaluate.paired_metrics): one level off in one pixel of 256x256.
@@ -155,7 +157,7 @@ def test_evaluate_writes_the_report_the_table_the_csv_and_the_cases(tmp_path, rn
     assert [row["name"] for row in rows] == ["a.png", "b.png", "c.png"]
     assert [float(row["psnr_db"]) for row in rows] == pytest.approx(expected, rel=1e-5)
     table = (out / "evaluation.md").read_text()
-    assert "| PSNR dB | SSIM | L1 | FID |" in table and f"{np.mean(expected):.2f} ±" in table
+    assert "| images | PSNR dB | SSIM | L1 | FID |" in table and f"| translated | {np.mean(expected):.2f} ±" in table
     # cases.png: the worst and the best (of 3: all three), input | output | truth, 16 px each.
     cases = np.asarray(Image.open(out / "cases.png"))
     assert cases.shape[1] == 3 * SIZE and cases.shape[0] > 3 * SIZE  # a header above the rows
@@ -203,3 +205,151 @@ def test_missing_fid_weights_fail_before_anything_is_translated(tmp_path, rng):
         evaluate.evaluate(translator, root, fid_weights=tmp_path / "missing.pth", image_size=SIZE,
                           verbose=False)
     assert calls == []
+
+
+# --- Beside the untouched input ---------------------------------------------------
+
+
+def _near_pairs(root, rng, count=3):
+    """testA/ and testB/ pairing by name, B = A plus a little noise: the input is already close
+    to the truth, so a translator that adds more noise makes it worse."""
+    for i in range(count):
+        a = _pixels(_smooth(rng, 1)[0]).astype(np.uint8)
+        b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8)
+        save_image(root / "testA" / f"{i}.png", a)
+        save_image(root / "testB" / f"{i}.png", b)
+    return root
+
+
+def _noisy(images):
+    noise = np.random.default_rng(1).normal(0, 0.2, images.shape)
+    return np.clip(images + noise, -1, 1).astype(np.float32)
+
+
+def test_an_unchanged_input_scores_exactly_the_inputs_numbers_and_no_warning(tmp_path, rng):
+    root = _near_pairs(tmp_path / "data", rng)
+    report = evaluate.evaluate(lambda x: x, root, fid=False, image_size=SIZE, out_dir=tmp_path / "eval",
+                               verbose=False)
+    split = evaluate.load_test_split(root, image_size=SIZE)
+    expected = np.mean([_psnr(split.inputs[i], split.targets[i]) for i in range(3)])
+    assert report.baseline["psnr_db"]["mean"] == pytest.approx(expected, rel=1e-5)
+    assert report.paired == report.baseline  # the same images measured the same way
+    assert report.worse_than_input is False and report.warning() is None
+    assert "warning:" not in report.summary() and f"(input {expected:.2f})" in report.summary()
+    saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+    assert saved["baseline"] == report.baseline and saved["worse_than_input"] is False
+    table = (tmp_path / "eval" / "evaluation.md").read_text()
+    assert f"| untouched input | {expected:.2f} ±" in table and "warning:" not in table
+
+
+def test_a_translator_that_adds_noise_is_warned_about_from_the_cli(tmp_path, rng, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    # The command line's own path, with a plain function standing in for the model artifact.
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: _noisy)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", "noisy", "--data", str(root), "--image-size", str(SIZE), "--no-fid",
+            "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_OK
+    saved = json.loads((out / "evaluation.json").read_text())
+    ours, inputs = saved["paired"]["psnr_db"]["mean"], saved["baseline"]["psnr_db"]["mean"]
+    assert ours < inputs - 3 and saved["worse_than_input"] is True
+    printed = capsys.readouterr().out.splitlines()
+    warnings = [line for line in printed if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: the translations score below the untouched inputs (PSNR {ours:.2f} dB < {inputs:.2f} dB; "
+        f"SSIM {saved['paired']['ssim']['mean']:.3f} < {saved['baseline']['ssim']['mean']:.3f}): "
+        "the model makes these images worse"
+    ]
+    assert f"PSNR dB {ours:.2f} ± " in printed[0] and f"(input {inputs:.2f})" in printed[0]
+    assert warnings[0] in (out / "evaluation.md").read_text()
+
+
+def test_inputs_that_cannot_be_compared_with_the_truth_have_no_baseline():
+    rng = np.random.default_rng(0)
+    gray, color = _smooth(rng, 2)[..., :1], _smooth(rng, 2)  # a 1 -> 3 channel model
+    split = evaluate.TestSplit(form="aligned", names=["0", "1"], inputs=gray, targets=color, reals=color)
+    report = evaluate.evaluate(lambda x: np.repeat(x, 3, axis=-1), split, fid=False, verbose=False)
+    assert report.paired is not None and report.baseline is None and report.worse_than_input is None
+    assert "input" not in report.summary() and "untouched input" not in report.to_markdown()
+
+
+# --- FID offline -----------------------------------------------------------------
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """keras.utils.get_file as it runs without network: the real download, from a closed port of
+    this machine, into an empty cache. Returns where the file would have been cached."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    get_file = keras.utils.get_file
+    cache = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(cache))
+    monkeypatch.setattr(keras.utils, "get_file", lambda **kwargs: get_file(
+        **{**kwargs, "origin": f"http://127.0.0.1:{port}/{inception.FID_WEIGHTS_FILE}", "cache_dir": str(cache)}))
+    return cache / "models" / inception.FID_WEIGHTS_FILE
+
+
+def test_offline_the_other_metrics_are_written_and_the_skip_is_explained(tmp_path, rng, offline):
+    root = _near_pairs(tmp_path / "data", rng)
+    out = tmp_path / "eval"
+    report = evaluate.evaluate(lambda x: x, root, image_size=SIZE, out_dir=out, verbose=False)
+    assert report.fid is None and report.kid is None and report.paired is not None
+    note = report.fid_note
+    assert note.startswith("skipped: Could not download the FID Inception weights") and "\n" not in note
+    assert inception.FID_WEIGHTS_URL in note and "Connection refused" in note
+    assert "--fid-weights PATH" in note and str(offline) in note
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert saved["paired"] == report.paired and saved["fid"] is None and saved["fid_note"] == note
+
+
+def test_offline_the_cli_says_in_one_line_that_fid_was_skipped(tmp_path, rng, offline, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: lambda x: x)
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", "--model", "m", "--data", str(root), "--image-size", str(SIZE),
+                     "--out", str(out)]) == cli.EXIT_OK
+    assert json.loads((out / "evaluation.json").read_text())["paired"]["psnr_db"]["mean"] > 0
+    skipped = [line for line in capsys.readouterr().out.splitlines() if "FID" in line]
+    assert len(skipped) == 1 and skipped[0].startswith("FID/KID: skipped")
+    assert inception.FID_WEIGHTS_URL in skipped[0] and "--fid-weights" in skipped[0]
+
+
+def test_offline_fid_asked_for_fails_loudly_before_translating(tmp_path, rng, offline, monkeypatch, capsys):
+    root = _near_pairs(tmp_path / "data", rng)
+    calls = []
+    monkeypatch.setattr(evaluate, "load_translator", lambda model, **kwargs: lambda x: calls.append(x) or x)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", "m", "--data", str(root), "--image-size", str(SIZE), "--fid", "--out", str(out)]
+    assert cli.main(argv) == cli.EXIT_FAILED
+    error = capsys.readouterr().err
+    assert error.startswith("tfcyclegan evaluate: error: Could not download the FID Inception weights from "
+                            + inception.FID_WEIGHTS_URL)
+    assert "--fid-weights PATH" in error and calls == [] and not out.exists()
+    with pytest.raises(OSError, match="Could not download the FID Inception weights"):
+        evaluate.evaluate(lambda x: x, root, fid=True, image_size=SIZE, verbose=False)
+
+
+def test_without_torch_to_read_the_cached_pth_fid_is_skipped_unless_asked_for(tmp_path, rng, monkeypatch):
+    root = _folders(tmp_path, rng, ["1.png", "2.png"], ["1.png", "2.png"])
+
+    def no_torch(weights=None):
+        raise ImportError("Reading pt_inception-2015-12-05-6726825d.pth needs PyTorch: pip install ...")
+
+    monkeypatch.setattr(inception, "load_fid_inception", no_torch)
+    report = evaluate.evaluate(lambda x: x, root, image_size=SIZE, verbose=False)
+    assert report.fid is None and report.fid_note.startswith("skipped: Reading pt_inception")
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        evaluate.evaluate(lambda x: x, root, fid=True, image_size=SIZE, verbose=False)
+
+
+def test_fid_is_none_true_or_false(tmp_path, rng):
+    root = _folders(tmp_path, rng, ["1.png"], ["1.png"])
+    with pytest.raises(ValueError, match="Received: fid='yes'"):
+        evaluate.evaluate(lambda x: x, root, fid="yes", verbose=False)
+
+
+def test_no_fid_and_fid_exclude_each_other(capsys):
+    assert cli.main(["evaluate", "--model", "m", "--data", "d", "--fid", "--no-fid"]) == cli.EXIT_USAGE
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -7,12 +7,17 @@ quantized artifacts are measured, not only the Keras model) and reports:
 - **FID and KID** between the translations and the real test images of the
   target domain, with pytorch-fid's Inception network and weights
   (`tfcyclegan.fid`), as the field's papers compute them. They need the
-  weights file (downloaded once, or `fid_weights=PATH`); `fid=False` skips
-  them. With few test images FID is biased upwards (its covariance is
-  rank-deficient below 2048 images): compare FIDs over the same images only.
+  weights file (downloaded once, or `fid_weights=PATH`). By default they are
+  computed when the weights can be had and skipped, with a note saying why
+  and how to add them, when they cannot (offline); `fid=True` requires them,
+  `fid=False` skips them. With few test images FID is biased upwards (its
+  covariance is rank-deficient below 2048 images): compare FIDs over the same
+  images only.
 - with paired ground truth (the authors' aligned `test/` folder, or `testA/`
   and `testB/` whose files pair by name): **PSNR, SSIM and L1** per image and
-  their mean and standard deviation.
+  their mean and standard deviation, beside those of the untouched input
+  against the same truth: a translation that scores below its own input
+  makes the images worse, and the summary says so.
 
 It writes `evaluation.json`, `evaluation.md` (a table), `per_image.csv` and
 `cases.png`: the worst and the best translations (input | output | truth),
@@ -46,6 +51,10 @@ REPORT_NAME = "evaluation.json"
 DEFAULT_IMAGE_SIZE = 256
 CASES = 4
 """Worst and best translations shown in `cases.png`."""
+_PAIRED_COLUMNS = (("psnr_db", "PSNR dB", 2), ("ssim", "SSIM", 3), ("l1", "L1", 4))
+"""Per metric of `paired_metrics`: its column and digits in tables."""
+_INPUT_MUST_BEAT = (("psnr_db", "PSNR", 2, " dB"), ("ssim", "SSIM", 3, ""))
+"""The metrics (higher is better) whose mean below the untouched inputs' sets `worse_than_input`."""
 
 
 @dataclasses.dataclass
@@ -59,6 +68,12 @@ class EvaluationReport:
         count: test images translated.
         image_size: their height and width.
         paired: {"psnr_db", "ssim", "l1"} -> {"mean", "std"}, or None without ground truth.
+        baseline: the same for the untouched inputs against the truth (what
+            a model that changes nothing scores), or None without ground
+            truth or when inputs and truth differ in shape (1 -> 3 channels).
+        worse_than_input: True when the translations' mean PSNR or SSIM is
+            below the untouched inputs' (`warning()` says by how much), or
+            None without a baseline.
         fid: FID against the real target images, or None.
         kid: {"mean", "std"} (KID x 1000 is what papers print), or None.
         checkerboard: `quality.checkerboard_score` of the outputs relative to
@@ -76,6 +91,8 @@ class EvaluationReport:
     count: int
     image_size: int
     paired: dict = None
+    baseline: dict = None
+    worse_than_input: bool = None
     fid: float = None
     kid: dict = None
     checkerboard: float = None
@@ -86,12 +103,19 @@ class EvaluationReport:
     def to_dict(self):
         return dataclasses.asdict(self)
 
-    def row(self):
-        """The headline numbers as {column: text}, for tables of several runs."""
+    def row(self, baseline=False):
+        """The headline numbers as {column: text}, for tables of several runs.
+
+        `baseline=True`: the untouched inputs' numbers in the same columns
+        (the paired ones; "-" for the rest, and for all without a baseline).
+        """
+        paired = (self.baseline if baseline else self.paired) or {}
         cells = {}
-        for name, label, digits in (("psnr_db", "PSNR dB", 2), ("ssim", "SSIM", 3), ("l1", "L1", 4)):
-            stats = (self.paired or {}).get(name)
+        for name, label, digits in _PAIRED_COLUMNS:
+            stats = paired.get(name)
             cells[label] = "-" if stats is None else f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+        if baseline:
+            return {**cells, "FID": "-", "KID x1000": "-", "checkerboard": "-"}
         cells["FID"] = "-" if self.fid is None else f"{self.fid:.2f}"
         cells["KID x1000"] = (
             "-" if self.kid is None else f"{1000 * self.kid['mean']:.2f} ± {1000 * self.kid['std']:.2f}"
@@ -99,18 +123,37 @@ class EvaluationReport:
         cells["checkerboard"] = "-" if self.checkerboard is None else f"{self.checkerboard:.2f}"
         return cells
 
+    def warning(self):
+        """One line when the translations score below the untouched inputs, else None."""
+        if not self.worse_than_input:
+            return None
+        below = []
+        for name, label, digits, unit in _INPUT_MUST_BEAT:
+            ours, inputs = self.paired[name]["mean"], self.baseline[name]["mean"]
+            if ours < inputs:
+                below.append(f"{label} {ours:.{digits}f}{unit} < {inputs:.{digits}f}{unit}")
+        return (
+            f"warning: the translations score below the untouched inputs ({'; '.join(below)}): "
+            "the model makes these images worse"
+        )
+
     def to_markdown(self):
         cells = self.row()
+        rows = [("translated", cells)]
+        if self.baseline:
+            rows.append(("untouched input", self.row(baseline=True)))
         lines = [
             f"# Evaluation of {self.model['path']} ({self.model['kind']}), {self.direction}",
             "",
             f"{self.count} test images of {self.data['root']} ({self.data['form']}), "
             f"{self.image_size}x{self.image_size}.",
             "",
-            "| " + " | ".join(cells) + " |",
-            "|" + "---|" * len(cells),
-            "| " + " | ".join(cells.values()) + " |",
+            "| images | " + " | ".join(cells) + " |",
+            "|---|" + "---|" * len(cells),
+            *("| " + " | ".join([label, *row.values()]) + " |" for label, row in rows),
         ]
+        if self.warning():
+            lines += ["", f"**{self.warning()}**"]
         if self.fid_note:
             lines += ["", f"FID/KID: {self.fid_note}"]
         if self.checkerboard is not None:
@@ -122,15 +165,20 @@ class EvaluationReport:
                 "PSNR and SSIM on 8-bit pixels (SSIM: 11x11 Gaussian window, sigma 1.5); "
                 "L1: mean absolute pixel difference on a [0, 1] scale.",
             ]
+        if self.baseline:
+            lines += ["", "untouched input: the test inputs themselves scored against the truth, "
+                          "what a model that changes nothing would score."]
         return "\n".join(lines) + "\n"
 
     def summary(self):
-        cells = self.row()
-        return (
-            f"{self.count} images, {self.direction}: "
-            + ", ".join(f"{k} {v}" for k, v in cells.items() if v != "-")
-            + (f"\nFID/KID: {self.fid_note}" if self.fid_note else "")
-        )
+        """What `evaluate` prints: the numbers (the inputs' beside them), the warning, the FID note."""
+        inputs = {
+            label: f" (input {self.baseline[name]['mean']:.{digits}f})" for name, label, digits in _PAIRED_COLUMNS
+        } if self.baseline else {}
+        numbers = [f"{label} {text}{inputs.get(label, '')}" for label, text in self.row().items() if text != "-"]
+        lines = [f"{self.count} images, {self.direction}: " + ", ".join(numbers)]
+        lines += [line for line in (self.warning(), self.fid_note and f"FID/KID: {self.fid_note}") if line]
+        return "\n".join(lines)
 
 
 # --- Metrics -----------------------------------------------------------------
@@ -262,7 +310,7 @@ def evaluate(
     *,
     out_dir=None,
     image_size=None,
-    fid=True,
+    fid=None,
     fid_weights=None,
     kid_subsets=100,
     kid_subset_size=1000,
@@ -284,7 +332,12 @@ def evaluate(
             per_image.csv and cases.png (None: nothing is written).
         image_size: test images are resized to this; default the model's
             training size when it can be told, else 256.
-        fid: compute FID and KID (needs the FID Inception weights).
+        fid: FID and KID (they need the FID Inception weights). None: when
+            the weights can be had (given, cached, or downloaded now), else
+            skipped with a `fid_note` saying why and how to add them; True:
+            required (no weights is an error); False: not computed.
+            `fid_weights` given counts as asking for them (an unreadable
+            file is an error).
         fid_weights: the weights file; None downloads pytorch-fid's once.
         kid_subsets, kid_subset_size: KID's subsets (capped at the image count).
         max_images: evaluate at most this many test images.
@@ -309,7 +362,9 @@ def evaluate(
         trained = training_size(model)
         image_size = trained[0] if trained else None
     image_size = image_size or DEFAULT_IMAGE_SIZE
-    fid_model = _fid_model(fid_weights) if fid else None  # fail early, before translating
+    if fid not in (None, True, False):
+        raise ValueError(f"`fid` must be None (if available), True or False. Received: fid={fid!r}")
+    fid_model, fid_note = _fid_model(fid, fid_weights)  # fail early, before translating
 
     split = data if isinstance(data, TestSplit) else load_test_split(
         data, direction, image_size, channels=_channels(translator), max_images=max_images
@@ -336,13 +391,20 @@ def evaluate(
             {"name": name, **{k: float(v[i]) for k, v in metrics.items()}}
             for i, name in enumerate(split.names)
         ]
+        if split.inputs.shape == split.targets.shape:
+            # What a model that changes nothing scores: a translation must beat it.
+            baseline = paired_metrics(split.inputs, split.targets)
+            report.baseline = {name: _mean_std(values) for name, values in baseline.items()}
+            report.worse_than_input = any(
+                report.paired[name]["mean"] < report.baseline[name]["mean"] for name, *_ in _INPUT_MUST_BEAT
+            )
     report.checkerboard = _checkerboard(outputs, split.reals)
     if fid_model is not None:
         report.fid, report.kid, report.fid_note = _fid_kid(
             fid_model, outputs, split.reals, kid_subsets, kid_subset_size
         )
     else:
-        report.fid_note = "not computed (fid=False / --no-fid)."
+        report.fid_note = fid_note
     report.seconds = round(time.perf_counter() - start, 2)
     if out_dir is not None:
         _write(report, split, outputs, pathlib.Path(out_dir))
@@ -364,10 +426,21 @@ def _channels(translator):
     return (channels, getattr(translator, "output_channels", channels))
 
 
-def _fid_model(fid_weights):
+def _fid_model(fid, fid_weights):
+    """(the FID network, None), or (None, why there is none) when it is not asked for or not at hand."""
     from tfcyclegan import inception
 
-    return inception.load_fid_inception(weights=fid_weights)
+    if fid is False:
+        return None, "not computed (fid=False / --no-fid)."
+    if fid is None and fid_weights is None:
+        try:
+            return inception.load_fid_inception(), None
+        # Offline (OSError: the message names the URL, --fid-weights and the
+        # cache), or pytorch-fid's .pth without torch to read it (ImportError).
+        # Not asked for, so the other metrics go on; a broken file still fails.
+        except (OSError, ImportError) as error:
+            return None, f"skipped: {' '.join(str(error).split())}"
+    return inception.load_fid_inception(weights=fid_weights), None
 
 
 def _fid_kid(fid_model, outputs, reals, subsets, subset_size):

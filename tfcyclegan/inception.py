@@ -14,9 +14,9 @@ rebuilds that network in Keras and reads its weights, so that the numbers
   default; `input_range=(0, 1)` takes what pytorch-fid takes.
 - `fid_weights_path`, `load_fid_weights`, `load_fid_inception`: the weights,
   pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` state_dict, downloaded
-  once into the Keras cache, or given as a file (`--fid-weights`): the `.pth`
-  (read with torch), or an `.npz` / `.safetensors` of the same state_dict,
-  which need no torch.
+  once into the Keras cache (`fid_weights_cache_path`), or given as a file
+  (`--fid-weights`): the `.pth` (read with torch), or an `.npz` /
+  `.safetensors` of the same state_dict, which need no torch.
 
 Porting notes (checked against pytorch-fid's own network in tests/test_inception.py):
 
@@ -308,6 +308,16 @@ def _check_range(input_range):
 _OPTIONAL_KEYS = {"fc.weight": (1008, FEATURE_DIM), "fc.bias": (1008,)}
 
 
+def fid_weights_cache_path():
+    """Where `fid_weights_path()` keeps pytorch-fid's file once downloaded.
+
+    Keras's cache: `$KERAS_HOME/models/`, else `~/.keras/models/` (Keras
+    falls back to `/tmp/.keras/` when that folder is not writable).
+    """
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return pathlib.Path(home) / "models" / FID_WEIGHTS_FILE
+
+
 def fid_weights_path(path=None):
     """The FID Inception weights file: `path`, or pytorch-fid's, downloaded once.
 
@@ -315,8 +325,8 @@ def fid_weights_path(path=None):
         path: a weights file to use (what `--fid-weights` passes): the `.pth`,
             or an `.npz` / `.safetensors` of the same state_dict. `None`
             downloads `FID_WEIGHTS_URL` into the Keras cache
-            (`~/.keras/models/`, or `$KERAS_HOME/models/`) the first time and
-            reuses it after that, with no network access.
+            (`fid_weights_cache_path()`) the first time and reuses it after
+            that, with no network access.
 
     Returns:
         a `pathlib.Path` to the file.
@@ -324,7 +334,7 @@ def fid_weights_path(path=None):
     Raises:
         FileNotFoundError: `path` is not a file.
         OSError: the download failed (no network, say). The message names the
-            URL and the `--fid-weights` flag.
+            URL, the `--fid-weights` flag and the cache.
     """
     if path is not None:
         path = pathlib.Path(os.fspath(path)).expanduser()
@@ -348,7 +358,8 @@ def fid_weights_path(path=None):
             f"{FID_WEIGHTS_URL} ({type(err).__name__}: {reason[0] if reason else ''}). "
             "On a machine without internet access, fetch that file elsewhere and "
             "pass it with --fid-weights PATH (in Python: load_fid_inception(weights=PATH)); "
-            "an .npz or .safetensors of the same state_dict works too and needs no torch."
+            "an .npz or .safetensors of the same state_dict works too and needs no torch. "
+            f"Or run once with network access: the file is then kept at {fid_weights_cache_path()}."
         ) from err
 
 

@@ -123,8 +123,9 @@ def add_evaluate(subparsers):
         "evaluate",
         help="measure a model on a test split: FID/KID, and PSNR/SSIM/L1 with ground truth",
         description="Translate the test split of --data with any model form (run folder, .keras, "
-        "SavedModel, .tflite) and measure it. Writes evaluation.json, evaluation.md, "
-        "per_image.csv and cases.png (the worst and best translations).",
+        "SavedModel, .tflite) and measure it. With ground truth, the untouched inputs are scored too, "
+        "and a warning line says when the translations score below them. Writes evaluation.json, "
+        "evaluation.md, per_image.csv and cases.png (the worst and best translations).",
     )
     shared.add_model_artifact(p)
     p.add_argument("--data", required=True, help="dataset root with test/ (aligned A|B) or testA/ testB/")
@@ -133,7 +134,14 @@ def add_evaluate(subparsers):
     p.add_argument("--image-size", type=int, help="test images are resized to this (default: training size)")
     p.add_argument("--fid-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (or .npz / "
                                          ".safetensors of it); default: downloaded once into the Keras cache")
-    p.add_argument("--no-fid", dest="fid", action="store_false", help="skip FID and KID")
+    # Three states, as evaluate(fid=None | True | False): by default FID/KID are
+    # computed when the weights can be had and skipped with a note when not
+    # (offline), so the other metrics are never lost to a missing download.
+    fid = p.add_mutually_exclusive_group()
+    fid.add_argument("--fid", dest="fid", action="store_const", const=True, default=None,
+                     help="require FID and KID: fail when the weights cannot be had (default: computed "
+                          "when they can, skipped with a note when not)")
+    fid.add_argument("--no-fid", dest="fid", action="store_const", const=False, help="skip FID and KID")
     p.add_argument("--max-images", type=int, help="evaluate at most this many test images")
     shared.add_run_state(p)
     p.set_defaults(run=_evaluate)
