@@ -1,5 +1,5 @@
 """The published generators by name: the table, downloads (resumed, checked), the cache,
-and the offline message.
+`--model pretrained:NAME`, and the offline message.
 
 The downloads come from a loopback HTTP server (127.0.0.1, a free port) that serves a
 tiny generator of the authors' layout (the reference fixture a_resnet_ngf8_nb2, saved
@@ -16,9 +16,10 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import DATA
-from tfcyclegan import pretrained
+from tfcyclegan import cli, pretrained
 from tfcyclegan.export.runtime import load_translator
 
 torch = pytest.importorskip("torch")  # the authors publish .pth files
@@ -167,6 +168,24 @@ def test_an_unknown_name_lists_the_known_ones():
         pretrained.get("horse2zebar")
 
 
+def test_pretrained_list(capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv(pretrained.URL_ENV, raising=False)
+    assert cli.main(["pretrained", "list", "--cache-dir", str(tmp_path)]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line and not line[0].isupper()}
+    assert set(rows) == ({n for n in CYCLEGAN_NAMES if n not in PIX2PIX_NAMES}
+                         | {n for n in PIX2PIX_NAMES if n not in CYCLEGAN_NAMES}
+                         | {f"{m}/{n}" for m in ("cyclegan", "pix2pix") for n in ("sat2map", "map2sat",
+                                                                                 "facades_label2photo")})
+    assert "horse -> zebra" in rows["horse2zebra"]
+    assert "ResNet-9, ngf 64, instance norm, transposed-conv upsampling" in rows["horse2zebra"]
+    assert "U-Net 256, ngf 64, batch norm" in rows["edges2shoes"]
+    assert "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/NAME.pth" in out
+    assert "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/NAME.pth" in out
+    assert f"Licence: {pretrained.LICENCE}." in out
+    assert "--model pretrained:NAME" in out
+
+
 def test_the_cache_is_under_the_keras_home_unless_told(monkeypatch, tmp_path):
     monkeypatch.delenv(pretrained.CACHE_ENV, raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
@@ -269,7 +288,7 @@ def test_a_cached_model_needs_no_request(server):
     assert len(server.requests) == 1
 
 
-def test_offline_names_the_url_and_import_torch(server, monkeypatch, tmp_path):
+def test_offline_names_the_url_and_import_torch(server, monkeypatch, tmp_path, capsys):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
@@ -278,4 +297,73 @@ def test_offline_names_the_url_and_import_torch(server, monkeypatch, tmp_path):
     with pytest.raises(OSError, match=rf"Could not download {re.escape(url)} .*"
                        r"tfcyclegan import-torch tiny2test\.pth --out tiny2test\.keras"):
         pretrained.get("tiny2test")
+    assert cli.main(["pretrained", "get", "tiny2test"]) == cli.EXIT_FAILED
+    assert url in capsys.readouterr().err
     assert _cache_files(tmp_path) == []
+
+
+# --- --model pretrained:NAME ----------------------------------------------------------
+
+
+def test_model_pretrained_name_in_translate(server, tmp_path, rng):
+    image = rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(image).save(tmp_path / "in" / "a.png")
+    for out in ("out1", "out2"):
+        code = cli.main(["translate", "--model", "pretrained:tiny2test", "--input", str(tmp_path / "in"),
+                         "--out", str(tmp_path / out)])
+        assert code == cli.EXIT_OK
+        assert Image.open(tmp_path / out / "a.png").size == (20, 24)
+    assert len(server.requests) == 1  # the second run used the cache
+    # The same as the cached file given by its path.
+    code = cli.main(["translate", "--model", str(tmp_path / "cache" / "cyclegan" / "tiny2test.keras"),
+                     "--input", str(tmp_path / "in"), "--out", str(tmp_path / "out3")])
+    assert code == cli.EXIT_OK
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out1" / "a.png")),
+                                  np.asarray(Image.open(tmp_path / "out3" / "a.png")))
+
+
+def test_model_pretrained_unknown_name(server, tmp_path, capsys):
+    code = cli.main(["translate", "--model", "pretrained:zebra", "--input", str(tmp_path),
+                     "--out", str(tmp_path / "out")])
+    assert code == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "No published generator is called 'zebra'. Known: apple2orange" in err
+    assert "tiny2test" in err
+
+
+def test_pretrained_get_prints_the_cached_file(server, tmp_path, capsys):
+    assert cli.main(["pretrained", "get", "tiny2test"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "Downloading " + server.url + "/tests/tiny2test.pth" in out
+    assert out.strip().splitlines()[-1] == str(tmp_path / "cache" / "cyclegan" / "tiny2test.keras")
+
+
+@pytest.mark.parametrize("command, library", [
+    (["translate", "--input", "in", "--out", "out"], ("tfcyclegan.translate", "translate_files")),
+    (["export", "--out", "exported"], ("tfcyclegan.export", "export")),
+    (["evaluate", "--data", "data"], ("tfcyclegan.evaluate", "evaluate")),
+])
+def test_every_model_flag_takes_a_pretrained_name(command, library, monkeypatch, tmp_path):
+    import importlib
+
+    resolved = tmp_path / "horse2zebra.keras"
+    monkeypatch.setattr(pretrained, "get", lambda name, **kwargs: resolved if name == "horse2zebra" else None)
+    received = []
+
+    def spy(model, *args, **kwargs):
+        received.append(model)
+        raise ValueError("spied")
+
+    monkeypatch.setattr(importlib.import_module(library[0]), library[1], spy)
+    assert cli.main([command[0], "--model", "pretrained:horse2zebra", *command[1:]]) == cli.EXIT_FAILED
+    assert received == [str(resolved)]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrained", "get"], "Say which generator: tfcyclegan pretrained get NAME"),
+    (["pretrained", "list", "horse2zebra"], "`pretrained list` takes no name. Received: 'horse2zebra'"),
+])
+def test_pretrained_command_errors(argv, message, capsys):
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert message in capsys.readouterr().err
