@@ -7,6 +7,8 @@
     tfcyclegan translate --model runs/h2z --input photos/ --out zebras/
     tfcyclegan export --model runs/h2z --out exported/
     tfcyclegan import-torch horse2zebra.pth --out G.keras
+    tfcyclegan pretrained list
+    tfcyclegan translate --model pretrained:horse2zebra --input photos/ --out zebras/
     tfcyclegan check-data --data horse2zebra/
     tfcyclegan demo
 
@@ -37,11 +39,12 @@ from tfcyclegan.cli.args import (
     Verbose,
     config_from_args,
     default_progress,
+    resolve_model_artifact,
 )
 
 # The commands, in the order `tfcyclegan --help` lists them.
 _COMMANDS = (train.add_train, train.add_distill, use.add_translate, use.add_evaluate, train.add_ablate,
-             use.add_export, tools.add_import_torch, tools.add_check_data, tools.add_demo)
+             use.add_export, tools.add_import_torch, tools.add_pretrained, tools.add_check_data, tools.add_demo)
 
 
 def _global_flags(parser, default, verbose_action="store_true"):
@@ -124,6 +127,7 @@ def main(argv=None):
     try:
         if not getattr(args, "show_logs", False):
             quiet_tensorflow()
+        resolve_model_artifact(args)
         return args.run(args)
     except KeyboardInterrupt:
         print(f"tfcyclegan {args.command}: interrupted", file=sys.stderr)

@@ -14,6 +14,7 @@ Importing this module imports no TensorFlow, so `--help` answers at once.
 """
 
 import argparse
+import os
 import sys
 
 from tfcyclegan.config import (
@@ -126,8 +127,19 @@ class Verbose(argparse.Action):
 
 
 def add_model_artifact(parser, help="a run folder, .keras file, SavedModel or .tflite"):
-    """`--model PATH` (required): the artifact a command reads."""
-    parser.add_argument("--model", required=True, metavar="PATH", help=help)
+    """`--model PATH` (required): the artifact a command reads (`resolve_model_artifact` reads it)."""
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help=f"{help}; or pretrained:NAME, a generator the authors publish "
+                        "(tfcyclegan pretrained list), downloaded and converted on first use")
+
+
+def resolve_model_artifact(args):
+    """`--model pretrained:NAME` as the cached .keras file (fetched on first use): the one
+    place every command's `--model` passes through (`tfcyclegan.cli.main`, before the command)."""
+    if isinstance(getattr(args, "model", None), str):
+        from tfcyclegan import pretrained
+
+        args.model = os.fspath(pretrained.resolve_model(args.model, progress=True))
 
 
 def add_out(parser, help, required=False, default=None, old=()):

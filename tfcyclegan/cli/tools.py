@@ -1,4 +1,4 @@
-"""The commands around training: `check-data`, `import-torch` and `demo`."""
+"""The commands around training: `check-data`, `import-torch`, `pretrained` and `demo`."""
 
 import argparse
 
@@ -67,6 +67,40 @@ def _import_torch(args):
         args.path, args.out, overwrite=args.overwrite, bn_statistics=args.bn_statistics, **overrides
     )
     print(f"Saved {out}")
+    return EXIT_OK
+
+
+# === pretrained ===
+
+
+def add_pretrained(subparsers):
+    p = subparsers.add_parser(
+        "pretrained",
+        help="the authors' published CycleGAN / pix2pix generators by name (--model pretrained:NAME)",
+        description="list: the generators the authors publish (what they do, architecture, licence). "
+        "get NAME: download one (resuming a stopped download), check it and convert it into the "
+        "cache, once. Any --model also takes pretrained:NAME, which does the same on first use.",
+    )
+    p.add_argument("action", choices=("list", "get"), help="list, or get NAME")
+    p.add_argument("name", nargs="?", help="get: e.g. horse2zebra, or pix2pix/sat2map where both "
+                   "methods publish a name")
+    p.add_argument("--cache-dir", metavar="DIR", help="the cache (default: $TFCYCLEGAN_PRETRAINED_DIR, "
+                   "else ~/.keras/tfcyclegan/pretrained, under $KERAS_HOME if set)")
+    p.set_defaults(run=_pretrained)
+
+
+def _pretrained(args):
+    from tfcyclegan import pretrained
+
+    if args.action == "list":
+        if args.name is not None:
+            raise ValueError(f"`pretrained list` takes no name. Received: {args.name!r}")
+        print(pretrained.format_table(cache_dir=args.cache_dir))
+        return EXIT_OK
+    if args.name is None:
+        raise ValueError("Say which generator: tfcyclegan pretrained get NAME (tfcyclegan pretrained list "
+                         "shows the names).")
+    print(pretrained.get(args.name, cache_dir=args.cache_dir, progress=True))
     return EXIT_OK
 
 
