@@ -179,6 +179,13 @@ def test_a_grayscale_colour_generator_is_refused(tmp_path):
         cube.export_cube(ColorGenerator(1, 1, ngf=4), tmp_path / "x.cube")
 
 
+@pytest.mark.slow
+def test_a_grayscale_colour_generator_exports_without_a_cube_by_default(tmp_path):
+    report = export.export(ColorGenerator(1, 1, ngf=4), tmp_path / "out", formats=None, tflite_modes=("fp32",),
+                           tflite_io=("float32",), parity=False, verbose=False)
+    assert report.cubes == {} and report.tflite and not (tmp_path / "out" / "cube").exists()
+
+
 @pytest.mark.parametrize(
     "text, match",
     [

@@ -638,9 +638,9 @@ class ColorGenerator(_Network):
     Colour grading, film emulation and white balance change each pixel's
     colour by its colour alone. This generator can do nothing else: its
     layers are 1x1 convolutions, so the output at a pixel depends on that
-    pixel only, and a trained one is carried exactly as far as a LUT's
-    sampling allows by `tfcyclegan.export.cube` (a `.cube` file). It trains
-    with any method's objective, like the other generators.
+    pixel only, and `tfcyclegan.export.cube` writes a trained one as a
+    `.cube` 3D LUT (its function sampled on a grid of colours). It trains
+    with CycleGAN's or pix2pix's objective, like the other generators.
 
     Layers: `n_layers` hidden 1x1 convolutions of `ngf` filters, each
     followed by LeakyReLU (slope 0.2), then a 1x1 convolution back to the

@@ -52,6 +52,15 @@ def check_per_pixel(generator):
         )
 
 
+def carries_lut(generator):
+    """Whether a `.cube` can carry `generator` (`check_per_pixel` says why not)."""
+    try:
+        check_per_pixel(generator)
+    except ValueError:
+        return False
+    return True
+
+
 def lut_grid(size=LUT_SIZE):
     """The LUT's input colours in [0, 1], `(size, size, size, 3)` RGB indexed `[b, g, r]`."""
     steps = np.arange(size, dtype=np.float64) / (size - 1)

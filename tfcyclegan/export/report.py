@@ -16,7 +16,7 @@ import time
 from tfcyclegan import methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
-from tfcyclegan.export.cube import LUT_SIZE, check_per_pixel, export_cube
+from tfcyclegan.export.cube import LUT_SIZE, carries_lut, check_per_pixel, export_cube
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
 from tfcyclegan.export.parity import (
     FLOAT_TOLERANCE,
@@ -47,12 +47,12 @@ from tfcyclegan.export.tflite import (
     valid_size,
 )
 from tfcyclegan.fileio import atomic_write
-from tfcyclegan.networks import ColorGenerator, size_requirement
+from tfcyclegan.networks import size_requirement
 
 FORMATS = ("saved_model", "tflite", "cube")
 DEFAULT_FORMATS = ("saved_model", "tflite")
-"""What `export` writes unless told, and `cube` (a 3D LUT) too when every generator is a
-`ColorGenerator`: the only generator a LUT can carry (`export.cube`)."""
+"""What `export` writes unless told, and `cube` (a 3D LUT) too when every generator is an
+RGB `ColorGenerator`: the only generator a LUT can carry (`export.cube`)."""
 
 
 DYNAMIC_INT8_NOTE = (
@@ -329,8 +329,8 @@ def _check_request(
 def _formats_for(formats, generators):
     """The formats to write for `generators`: the default set, or the asked ones if they can be."""
     if formats is None:
-        per_pixel = all(isinstance(g, ColorGenerator) for g in generators.values())
-        return DEFAULT_FORMATS + (("cube",) if per_pixel else ())
+        lut = all(carries_lut(g) for g in generators.values())
+        return DEFAULT_FORMATS + (("cube",) if lut else ())
     if "cube" in formats:
         for generator in generators.values():
             check_per_pixel(generator)
