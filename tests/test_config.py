@@ -41,7 +41,8 @@ def test_json_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "name, expected",
     [("resnet_9blocks", ("resnet", 9)), ("resnet_6blocks", ("resnet", 6)),
-     ("resnet_2blocks", ("resnet", 2)), ("unet_128", ("unet", 7)), ("unet_256", ("unet", 8))],
+     ("resnet_2blocks", ("resnet", 2)), ("unet_128", ("unet", 7)), ("unet_256", ("unet", 8)),
+     ("color", ("color", 3))],
 )
 def test_parse_generator(name, expected):
     assert parse_generator(name) == expected
@@ -57,6 +58,11 @@ def test_parse_generator(name, expected):
         (ModelConfig, {"nce_layers": ()}, r"nce_layers=\(\)"),
         (ModelConfig, {"nce_layers": (0, -4)}, r"nce_layers=\(0, -4\)"),
         (ModelConfig, {"nce_layers": "0,4"}, "nce_layers='0,4'"),
+        (ModelConfig, {"generator": "color", "upsample": "resize_conv"},
+         r"without upsampling .* --upsample transpose\)\. Received: upsample='resize_conv'"),
+        (ModelConfig, {"generator": "color", "dropout": True}, r"--no-dropout\)\. Received: dropout=True"),
+        (ModelConfig, {"generator": "color", "output_channels": 1},
+         "same channels. Received: input_channels=3, output_channels=1"),
         (DataConfig, {"preprocess": "zoom"}, "preprocess='zoom'"),
         (DataConfig, {"crop_size": 300}, "crop_size=300, load_size=286"),
         (DataConfig, {"channels": 4}, "channels=4"),

@@ -155,6 +155,12 @@ def test_a_generator_too_small_for_the_authors_layers_is_refused_with_layers_tha
     assert CUT.from_model_config(config, mode="fastcut", nce_layers=(0, 4)).nce_layers == (0, 4)
 
 
+def test_a_generator_without_a_resnet_encoder_is_refused():
+    config = ModelConfig(method="cut", generator="color", ngf=4, ndf=4, discriminator="n_layers", n_layers_d=1)
+    with pytest.raises(ValueError, match=r"encoder features of a ResNet generator .* ColorGenerator 'G' has no"):
+        CUT.from_model_config(config)
+
+
 def test_bad_arguments_are_refused():
     generator = ResnetGenerator(ngf=4, n_blocks=1)
     discriminator = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3)])

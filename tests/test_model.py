@@ -301,6 +301,16 @@ def test_batch_sizes(batch):
     assert all(np.isfinite(v[-1]) for v in history.history.values())
 
 
+def test_color_generators_train_finitely_from_the_identity():
+    model = tiny_model(config=TINY.replace(generator="color", ngf=8))
+    x, _ = next(iter(batches(2, 2, size=8)))
+    np.testing.assert_array_equal(model.G(x), x)  # an untrained colour generator changes nothing
+    history = model.fit(batches(6, 2, size=8), epochs=2, verbose=0)
+    assert set(METRICS) <= set(history.history)
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert not np.array_equal(model.G(x), x)  # and a few steps start a look
+
+
 @pytest.mark.slow
 def test_jit_compile_trains_finitely():
     model = tiny_model(jit_compile=True)

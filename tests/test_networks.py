@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import DATA
 from tfcyclegan.networks import (
+    ColorGenerator,
     PatchDiscriminator,
     PixelDiscriminator,
     ResnetGenerator,
@@ -90,6 +91,7 @@ def test_full_cycle_gan_parameter_count():
         (lambda: PatchDiscriminator(ndf=4), (256, 256), (30, 30, 1)),
         (lambda: PatchDiscriminator(ndf=4), (70, 70), (6, 6, 1)),
         (lambda: PixelDiscriminator(ndf=4), (5, 7), (5, 7, 1)),
+        (lambda: ColorGenerator(ngf=4), (1, 3), (1, 3, 3)),
     ],
 )
 def test_any_valid_size_and_output_shapes(network, size, out):
@@ -129,6 +131,8 @@ def test_sizes_the_network_cannot_take_are_named(network, shape, match):
         (lambda: UnetGenerator(num_downs=4), "num_downs=4"),
         (lambda: PatchDiscriminator(n_layers=0), "n_layers=0"),
         (lambda: PatchDiscriminator(ndf=2.5), "ndf=2.5"),
+        (lambda: ColorGenerator(n_layers=-1), "n_layers=-1"),
+        (lambda: ColorGenerator(output_channels=1), "input_channels=3, output_channels=1"),
     ],
 )
 def test_bad_arguments_are_named(build, match):
@@ -159,6 +163,7 @@ SMALL_NETWORKS = {
     "unet": lambda: UnetGenerator(ngf=4, num_downs=5, norm="batch", name="F"),
     "patch": lambda: PatchDiscriminator(ndf=4, n_layers=2, name="D_X"),
     "pixel": lambda: PixelDiscriminator(ndf=4, norm="none", name="D_Y"),
+    "color": lambda: ColorGenerator(ngf=4, n_layers=2, seed=1, name="G"),
 }
 
 
@@ -215,3 +220,52 @@ def test_mixed_precision_forward_is_finite_and_close(policy, atol, kind, rng):
     output = np.asarray(output)
     assert np.isfinite(output).all()
     np.testing.assert_allclose(output, expected, atol=atol)
+
+
+# --- ColorGenerator: per-pixel, the identity at the start ---------------------
+
+
+def _with_random_weights(network, seed=0, scale=0.5):
+    """`network` with every weight drawn anew (a trained-like colour generator, not the identity)."""
+    rng = np.random.default_rng(seed)
+    network.set_weights([rng.normal(0.0, scale, w.shape).astype("float32") for w in network.get_weights()])
+    return network
+
+
+def test_color_generator_starts_as_the_identity(rng):
+    x = rng.uniform(-1, 1, (2, 9, 13, 3)).astype("float32")
+    x[0, 0, :3] = [[-1, -1, -1], [1, 1, 1], [0, 0, 0]]  # the ends of the range pass too
+    for generator in (ColorGenerator(ngf=8, seed=0), ColorGenerator(ngf=8, n_layers=0, init_type="kaiming")):
+        np.testing.assert_array_equal(np.asarray(generator(x)), x)
+
+
+def test_color_generator_is_per_pixel(rng):
+    # Permuting the pixels of an image permutes its outputs: no pixel sees another.
+    generator = _with_random_weights(ColorGenerator(ngf=8, seed=0))
+    x = rng.uniform(-1, 1, (1, 6, 10, 3)).astype("float32")
+    order = rng.permutation(60)
+    shuffled = x.reshape(1, 60, 3)[:, order].reshape(x.shape)
+    y = np.asarray(generator(x)).reshape(1, 60, 3)
+    np.testing.assert_allclose(np.asarray(generator(shuffled)).reshape(1, 60, 3), y[:, order], atol=1e-6)
+    # And the weights above make a real change, clipped to the images' range.
+    assert np.abs(y - x.reshape(1, 60, 3)).max() > 0.1
+    assert np.abs(y).max() <= 1.0
+
+
+def test_color_generator_keras_file_round_trip(tmp_path, rng):
+    generator = _with_random_weights(ColorGenerator(ngf=8, seed=0, name="G"))
+    x = rng.uniform(-1, 1, (2, 8, 8, 3)).astype("float32")
+    generator.save(tmp_path / "color.keras")
+    loaded = keras.saving.load_model(tmp_path / "color.keras")
+    assert isinstance(loaded, ColorGenerator) and loaded.get_config() == generator.get_config()
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(generator(x)))
+
+
+def test_color_generator_mixed_precision_gives_float32(rng):
+    x = rng.uniform(-1, 1, (1, 4, 4, 3)).astype("float32")
+    reference = _with_random_weights(ColorGenerator(ngf=8))
+    mixed = ColorGenerator(ngf=8, dtype="mixed_float16")
+    mixed.set_weights(reference.get_weights())
+    output = mixed(x)
+    assert output.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(output), np.asarray(reference(x)), atol=1e-2)

@@ -27,6 +27,7 @@ GENERATORS = (
     "unet_256",
     "mobile_resnet_9blocks",
     "mobile_resnet_6blocks",
+    "color",
 )
 DISCRIMINATORS = ("basic", "n_layers", "pixel")
 NORMS = ("instance", "batch", "none")
@@ -57,6 +58,9 @@ PRESETS = ("paper", "recommended")
 time (CycleGAN's upsampling: `resize_conv`, no checkerboard, higher PSNR on two seeds)."""
 
 _RESNET_NAME = re.compile(r"^(mobile_)?resnet_(\d+)blocks$")
+COLOR_LAYERS = 3
+"""Hidden layers of the `color` generator (`ColorGenerator`): a smooth colour look needs few; at
+ngf 64 the network costs 8.6k multiply-adds per pixel."""
 DISTILL_LOSSES = ("l1", "l2")
 NCE_LAYERS = (0, 4, 8, 12, 16)
 """CUT's default PatchNCE layers (the authors' `--nce_layers 0,4,8,12,16`): indices into
@@ -157,11 +161,12 @@ def parse_generator(name):
     Args:
         name: `"resnet_<n>blocks"` (any n >= 0; the paper uses 9 at 256 px and 6
             at 128 px), `"mobile_resnet_<n>blocks"` (depthwise-separable
-            residual blocks, for distilled students) or `"unet_128"` /
-            `"unet_256"`.
+            residual blocks, for distilled students), `"unet_128"` /
+            `"unet_256"`, or `"color"` (`ColorGenerator`: per-pixel, a 3D LUT).
 
     Returns:
-        `("resnet", n_blocks)`, `("mobile_resnet", n_blocks)` or `("unet", num_downs)`.
+        `("resnet", n_blocks)`, `("mobile_resnet", n_blocks)`, `("unet", num_downs)` or
+        `("color", hidden_layers)`.
     """
     match = _RESNET_NAME.match(str(name))
     if match:
@@ -170,6 +175,8 @@ def parse_generator(name):
         return "unet", 7
     if name == "unet_256":
         return "unet", 8
+    if name == "color":
+        return "color", COLOR_LAYERS
     raise ValueError(
         f"`generator` must be one of {list(GENERATORS)} (or resnet_<n>blocks / "
         f"mobile_resnet_<n>blocks for any n). Received: generator={name!r}"
@@ -215,7 +222,9 @@ class ModelConfig(_Section):
             PatchNCE heads; unpaired). `Config.for_method` gives each method's
             published defaults.
         generator: `resnet_9blocks` (paper, 256 px), `resnet_6blocks` (paper,
-            128 px), `resnet_<n>blocks`, `unet_256` or `unet_128` (pix2pix's).
+            128 px), `resnet_<n>blocks`, `unet_256` or `unet_128` (pix2pix's),
+            `mobile_resnet_<n>blocks`, or `color` (per-pixel colour looks,
+            exportable as a `.cube` 3D LUT; no `upsample` or `dropout`).
         ngf: filters in the generators' first layer (64 in the paper).
         ndf: filters in the discriminators' first layer (64).
         discriminator: `basic` is the 70x70 PatchGAN (`n_layers`=3); `n_layers`
@@ -279,6 +288,27 @@ class ModelConfig(_Section):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
                 )
+        self._check_color_generator()
+
+    def _check_color_generator(self):
+        """Refuses settings the per-pixel `color` generator has no use for, rather than ignoring them."""
+        if parse_generator(self.generator)[0] != "color":
+            return
+        # A preset may set them (pix2pix's dropout, `recommended`'s upsampling): the flag undoes it.
+        for name, default, flag in (("upsample", "transpose", "--upsample transpose"),
+                                    ("dropout", False, "--no-dropout")):
+            if getattr(self, name) != default:
+                raise ValueError(
+                    f"generator='color' is a per-pixel network without upsampling or dropout, so "
+                    f"`{name}` must stay {default!r} (tfcyclegan train: {flag}). "
+                    f"Received: {name}={getattr(self, name)!r}"
+                )
+        if self.input_channels != self.output_channels:
+            raise ValueError(
+                "generator='color' adds a change of colour to each pixel, so domains X and Y need "
+                f"the same channels. Received: input_channels={self.input_channels}, "
+                f"output_channels={self.output_channels}"
+            )
 
     def _check_nce_layers(self):
         layers = self.nce_layers

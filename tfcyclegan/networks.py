@@ -19,6 +19,9 @@ not have (and whose weights therefore do not come from it): `resize_conv`
 2020, taesungp/contrastive-unpaired-translation `models/networks.py` with
 `no_antialias=False, no_antialias_up=False`).
 
+`ColorGenerator` is tfcyclegan's own: a per-pixel network (1x1 convolutions,
+identity at the start) whose function a 3D LUT carries (`export.cube`).
+
 All networks are fully convolutional: inputs are `(None, None, C)`.
 """
 
@@ -645,13 +648,136 @@ class MobileResnetGenerator(_ResnetFamily):
     _block = staticmethod(_mobile_block)
 
 
+# === The colour generator: a per-pixel network, exportable as a 3D LUT ===
+
+
+@keras.saving.register_keras_serializable(package="tfcyclegan")
+class ColorGenerator(_Network):
+    """A colour look: the same function applied to every pixel, as a 3D LUT is.
+
+    Colour grading, film emulation and white balance change each pixel's
+    colour by its colour alone. This generator can do nothing else: its
+    layers are 1x1 convolutions, so the output at a pixel depends on that
+    pixel only, and `tfcyclegan.export.cube` writes a trained one as a
+    `.cube` 3D LUT (its function sampled on a grid of colours). It trains
+    with CycleGAN's or pix2pix's objective, like the other generators.
+
+    Layers: `n_layers` hidden 1x1 convolutions of `ngf` filters, each
+    followed by LeakyReLU (slope 0.2), then a 1x1 convolution back to the
+    image's channels, r(x); the output is clip(x + r(x), -1, 1). There is no
+    normalization: instance norm would make the colour of a pixel depend on
+    the statistics of the whole image, which no LUT can carry. The last
+    convolution starts at zero (kernel and bias), so an untrained generator
+    is the identity and training starts from the unchanged image.
+
+    Args:
+        input_channels: channels of the input images.
+        output_channels: channels of the output images; must equal
+            `input_channels` (the skip adds the input to the change).
+        ngf: filters of each hidden layer (64).
+        n_layers: hidden layers (3); 0 gives an affine colour matrix.
+        init_type, init_gain: the hidden layers' initialization, as in
+            `ResnetGenerator` (the last layer always starts at zero).
+        seed: seed for the initial weights.
+        dtype: dtype policy, e.g. `"mixed_float16"`.
+        **kwargs: standard model arguments (`name`, `trainable`).
+
+    Any height and width of at least 1 pixel.
+    """
+
+    _config_keys = (
+        "input_channels",
+        "output_channels",
+        "ngf",
+        "n_layers",
+        "init_type",
+        "init_gain",
+        "seed",
+    )
+
+    def __init__(
+        self,
+        input_channels=3,
+        output_channels=3,
+        ngf=64,
+        n_layers=3,
+        init_type="normal",
+        init_gain=0.02,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        _check_args(
+            "ColorGenerator",
+            "none",
+            input_channels=(input_channels, 1),
+            output_channels=(output_channels, 1),
+            ngf=(ngf, 1),
+            n_layers=(n_layers, 0),
+        )
+        if input_channels != output_channels:
+            raise ValueError(
+                "ColorGenerator changes the colour of each pixel and adds the change to the "
+                "input, so it needs as many output channels as input channels (a LUT maps a "
+                "colour space onto itself). Received: "
+                f"input_channels={input_channels}, output_channels={output_channels}"
+            )
+        build = _Builder(dtype, init_type, init_gain, seed)
+
+        # === Functional model ===
+        inputs = keras.Input(shape=(None, None, input_channels), name="image")
+        x = InputSizeCheck(1, 1, "ColorGenerator", dtype=dtype, name="size_check")(inputs)
+        h = x
+        for i in range(n_layers):
+            h = build.conv(ngf, 1, 1, True, f"hidden{i}_conv")(h)
+            h = build.leaky_relu(h, f"hidden{i}_lrelu")
+        # Zero kernel and bias: r(x) = 0, so the untrained generator is the identity.
+        change = Conv2D(
+            output_channels,
+            1,
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
+            dtype=dtype,
+            name="change_conv",
+        )(h)
+        x = keras.layers.Add(dtype=dtype, name="skip")([x, change])
+        # hard_tanh is clip(x, -1, 1): the images' range, in float32 as every
+        # network's last layer.
+        outputs = keras.layers.Activation("hard_tanh", dtype="float32", name="clip")(x)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.input_channels = input_channels
+        self.output_channels = output_channels
+        self.ngf = ngf
+        self.n_layers = n_layers
+        self.init_type = init_type
+        self.init_gain = init_gain
+        self.seed = seed
+
+
 def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
     """The generator `config.generator` names (a `ModelConfig`), upsampling as `config.upsample`."""
     family, depth = parse_generator(config.generator)
-    if family == "unet" and config.global_skip:
+    if family in ("unet", "color") and config.global_skip:
         raise ValueError(
-            f"`global_skip` is for ResNet generators; {config.generator} has no single head "
-            "to start at zero. Use a resnet_<n>blocks generator or global_skip=False."
+            f"`global_skip` is for ResNet generators; {config.generator} "
+            + ("has no single head to start at zero. " if family == "unet" else "always starts as the identity. ")
+            + "Use a resnet_<n>blocks generator or global_skip=False."
+        )
+    if family == "color":
+        # `ModelConfig` refuses the settings of other families with it (upsample, dropout),
+        # and `norm` is the discriminators' here.
+        return ColorGenerator(
+            input_channels=input_channels,
+            output_channels=output_channels,
+            ngf=config.ngf,
+            n_layers=depth,
+            init_type=config.init_type,
+            init_gain=config.init_gain,
+            seed=seed,
+            dtype=dtype,
+            name=name,
         )
     if family == "unet" and config.upsample != "transpose":
         # Its skips concatenate onto each transposed conv's output; no one has

@@ -53,12 +53,14 @@ def add_export(subparsers):
         "export",
         help="export generators as a SavedModel (TF Serving) and TFLite files (phones), parity-checked",
         description="Export G and/or F for deployment. Every artifact is compared with the Keras "
-        "model; the report is printed and saved as OUT/export_report.json.",
+        "model; the report is printed and saved as OUT/export_report.json. A colour generator "
+        "(--netG color) also becomes a .cube 3D LUT (OUT/cube/NAME_a2b.cube) for colour tools.",
     )
     shared.add_model_artifact(p, help="a run folder or .keras file (CycleGAN, pix2pix or one generator)")
     shared.add_out(p, required=True, help="export folder")
-    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite"),
-                   help="repeat for several; default both")
+    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite", "cube"),
+                   help="repeat for several; default saved_model and tflite, and cube (a 3D LUT) for a "
+                        "colour generator, the only one a LUT can carry")
     shared.add_direction(p, default="both", both=True)
     p.add_argument("--tflite-mode", dest="tflite_modes", action="append",
                    choices=("fp32", "fp16", "dynamic_int8", "int8"),

@@ -36,6 +36,12 @@ What a trained generator becomes, and what each artifact takes:
   `"tfcyclegan"` (JSON, `read_tflite_metadata`). The stored default input
   shape is the training size, so `allocate_tensors()` works before any resize.
 
+- **3D LUT** (`export_cube`): a `ColorGenerator` (per-pixel colour looks)
+  sampled on a 33^3 grid of colours, as an Adobe / Resolve `.cube` file that
+  colour tools and ffmpeg's `lut3d` apply; written by default for colour
+  generators, refused for any other (no LUT carries a look that sees
+  neighbouring pixels).
+
 - **Parity** (`export` writes `export_report.json`): every artifact against the
   Keras model on the same images; max abs error and PSNR (peak-to-peak 2 for
   [-1, 1] images, which equals PSNR on 0-255 pixels). Bounds: SavedModel and
@@ -53,6 +59,7 @@ The modules, one job each (the runtime imports none of the exporters):
     tflite       TFLite conversion, metadata, builtin-op and GPU-delegate checks
     quantization full int8: calibration images, instance-norm equalization
     runtime      Translator, the LiteRT runner, load_translator (`translate` uses this)
+    cube         a colour generator as a `.cube` 3D LUT (read, write, apply)
     parity       artifacts against Keras
     report       export() and ExportReport
 """
@@ -64,9 +71,10 @@ import importlib
 # the exporters, and `tfcyclegan --help` does not pay for them.
 _PUBLIC = {
     "config": ("DIRECTIONS",),
+    "cube": ("LUT_SIZE", "apply_lut", "export_cube", "read_cube", "sample_lut"),
     "loading": ("generators_of", "load_generators", "training_size"),
     "parity": ("FLOAT_TOLERANCE", "parity_images", "psnr", "saved_model_parity", "tflite_parity"),
-    "report": ("FORMATS", "ExportReport", "export"),
+    "report": ("DEFAULT_FORMATS", "FORMATS", "ExportReport", "export"),
     "runtime": ("METADATA_NAME", "REPORT_NAME", "Translator", "load_translator", "read_tflite_metadata"),
     "saved_model": ("DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_PIXELS", "SAVED_MODEL_DTYPES", "export_saved_model", "serving_config"),
     "tflite": (

@@ -2,8 +2,9 @@
 
 Max abs error and PSNR (peak-to-peak 2 for [-1, 1] images, which equals PSNR
 on 0-255 pixels). SavedModel and fp32 TFLite are bounded by `FLOAT_TOLERANCE`;
-fp16, int8 and bfloat16 are reported, not bounded, because their error
-depends on the weights and images.
+fp16, int8, bfloat16 and `.cube` LUTs are reported, not bounded, because their
+error depends on the weights and images (a LUT's, on how far the look bends
+between its grid points).
 """
 
 import math
@@ -13,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcyclegan import imaging
+from tfcyclegan.export.cube import apply_lut
 from tfcyclegan.export.loading import sample_folder
 from tfcyclegan.export.runtime import TFLiteRunner
 from tfcyclegan.models import translate_with
@@ -116,3 +118,10 @@ def tflite_parity(tflite_bytes, generator, images, bound=None):
         if bound is not None:
             bound = bound + 1.0 / 127.5
     return _compare(outputs, reference, bound)
+
+
+def cube_parity(table, generator, images):
+    """A 3D LUT's `table` (`export.cube`), applied trilinearly, against Keras on `images`."""
+    reference = translate_with(generator, images)
+    outputs = apply_lut(table, (np.asarray(images, np.float64) + 1.0) / 2.0) * 2.0 - 1.0
+    return _compare(outputs, reference)

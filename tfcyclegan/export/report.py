@@ -16,8 +16,15 @@ import time
 from tfcyclegan import methods
 from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
+from tfcyclegan.export.cube import LUT_SIZE, carries_lut, check_per_pixel, export_cube
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
-from tfcyclegan.export.parity import FLOAT_TOLERANCE, parity_images, saved_model_parity, tflite_parity
+from tfcyclegan.export.parity import (
+    FLOAT_TOLERANCE,
+    cube_parity,
+    parity_images,
+    saved_model_parity,
+    tflite_parity,
+)
 from tfcyclegan.export.quantization import calibration_set
 from tfcyclegan.export.runtime import REPORT_MODELS, REPORT_NAME, report_entries
 from tfcyclegan.export.saved_model import (
@@ -42,7 +49,10 @@ from tfcyclegan.export.tflite import (
 from tfcyclegan.fileio import atomic_write
 from tfcyclegan.networks import size_requirement
 
-FORMATS = ("saved_model", "tflite")
+FORMATS = ("saved_model", "tflite", "cube")
+DEFAULT_FORMATS = ("saved_model", "tflite")
+"""What `export` writes unless told, and `cube` (a 3D LUT) too when every generator is an
+RGB `ColorGenerator`: the only generator a LUT can carry (`export.cube`)."""
 
 
 DYNAMIC_INT8_NOTE = (
@@ -74,6 +84,7 @@ class ExportReport:
         saved_model_dtype: the SavedModels' arithmetic ("float32" / "bfloat16").
         tflite: direction -> variant ("fp32", "fp16_uint8", ...) -> {path, bytes,
             ops, gpu, metadata}.
+        cubes: direction -> {path, bytes, lut_size}: the `.cube` 3D LUTs.
         parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
         parity_images: what the parity images were (source, shape).
         notes: what a reader of the numbers should know (e.g. why dynamic_int8
@@ -86,6 +97,7 @@ class ExportReport:
     saved_models: dict = dataclasses.field(default_factory=dict)
     saved_model_dtype: str = "float32"
     tflite: dict = dataclasses.field(default_factory=dict)
+    cubes: dict = dataclasses.field(default_factory=dict)
     parity: dict = dataclasses.field(default_factory=dict)
     parity_images: dict = dataclasses.field(default_factory=dict)
     notes: list = dataclasses.field(default_factory=list)
@@ -122,6 +134,8 @@ class ExportReport:
                     f"  TFLite {direction} {name:<18} {info['bytes'] / 1024:9.1f} KiB  "
                     f"integer ops (CPU under GPU delegate): {cpu_ops}"
                 )
+        for direction, info in self.cubes.items():
+            lines.append(f"  3D LUT {direction}: {info['path']} ({info['lut_size']}^3 points)")
         images = self.parity_images
         if self.parity:
             lines.append(
@@ -148,7 +162,7 @@ class ExportReport:
 def export(
     path_or_model,
     out_dir,
-    formats=FORMATS,
+    formats=None,
     direction="both",
     tflite_modes=None,
     tflite_io=TFLITE_IO,
@@ -171,6 +185,7 @@ def export(
 
         <model_name>_a2b/<version>/     SavedModel for TF Serving (and _b2a)
         tflite/<model_name>_a2b_<mode>[_uint8].tflite
+        cube/<model_name>_a2b.cube       3D LUT (colour generators only)
         models.config                    TF Serving config serving the SavedModels
         export_report.json               sizes, ops, GPU notes, parity
 
@@ -183,7 +198,9 @@ def export(
         path_or_model: a `.keras` file (CycleGAN or generator), a run folder, or
             a loaded CycleGAN / generator.
         out_dir: the export folder.
-        formats: any of "saved_model", "tflite".
+        formats: any of "saved_model", "tflite", "cube" (a `.cube` 3D LUT,
+            `export.cube`: only a `ColorGenerator` has one). Default
+            `DEFAULT_FORMATS`, plus "cube" when the generators are colour ones.
         direction: "a2b", "b2a" or "both".
         tflite_modes: subset of `TFLITE_MODES`. Default: fp32, fp16, and
             int8 when `representative_data` is given (`DEFAULT_TFLITE_MODES`:
@@ -234,10 +251,12 @@ def export(
         record = methods.method_of(model)
         model_name = "cyclegan" if record is None else record.export_name
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
+    formats = _formats_for(formats, generators)
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}
     plans = _tflite_plans(out_dir, names, tflite_modes, tflite_io) if "tflite" in formats else []
-    _refuse_existing(out_dir, names, plans, formats, version, overwrite)
+    cubes = {d: out_dir / "cube" / f"{name}.cube" for d, name in names.items()} if "cube" in formats else {}
+    _refuse_existing(out_dir, names, plans, formats, version, overwrite, cubes)
     earlier = _earlier_entries(out_dir)
     trained = training_size(model)
     if trained is None and _is_path(path_or_model):
@@ -258,6 +277,8 @@ def export(
                        tflite_input_size, trained or parity_size)
         if "dynamic_int8" in tflite_modes:
             report.notes.append(DYNAMIC_INT8_NOTE)
+    if cubes:
+        _export_cubes(report, generators, cubes, images)
     report.seconds = round(time.perf_counter() - start, 2)
     _write_report(out_dir, earlier, report)
     if verbose:
@@ -281,14 +302,17 @@ def _is_path(value):
 def _check_request(
     formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name
 ):
-    """Validates what `export` was asked for before any work: (formats, modes, io)."""
-    formats = check_choices("formats", formats, FORMATS)
+    """Validates what `export` was asked for before any work: (formats, modes, io).
+
+    `formats` stays None (the default set) until the generators are known: `_formats_for`.
+    """
+    formats = None if formats is None else check_choices("formats", formats, FORMATS)
     tflite_io = check_choices("tflite_io", tflite_io, TFLITE_IO)
     if tflite_modes is None:
         tflite_modes = DEFAULT_TFLITE_MODES + (("int8",) if representative_data else ())
     tflite_modes = check_choices("tflite_modes", tflite_modes, TFLITE_MODES)
     check_choice("saved_model_dtype", saved_model_dtype, SAVED_MODEL_DTYPES)
-    if "tflite" in formats and "int8" in tflite_modes and representative_data is None:
+    if "tflite" in (formats or DEFAULT_FORMATS) and "int8" in tflite_modes and representative_data is None:
         raise ValueError(
             "tflite_modes includes 'int8', which needs representative_data: a folder of "
             "images like those the model will translate (a sample is used for calibration)."
@@ -300,6 +324,17 @@ def _check_request(
             f"representative_data must be a folder of images. Received: {representative_data}"
         )
     return formats, tflite_modes, tflite_io
+
+
+def _formats_for(formats, generators):
+    """The formats to write for `generators`: the default set, or the asked ones if they can be."""
+    if formats is None:
+        lut = all(carries_lut(g) for g in generators.values())
+        return DEFAULT_FORMATS + (("cube",) if lut else ())
+    if "cube" in formats:
+        for generator in generators.values():
+            check_per_pixel(generator)
+    return formats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,9 +363,10 @@ def _tflite_plans(out_dir, names, tflite_modes, tflite_io):
     ]
 
 
-def _refuse_existing(out_dir, names, plans, formats, version, overwrite):
+def _refuse_existing(out_dir, names, plans, formats, version, overwrite, cubes):
     """Refuses to replace earlier exports before any work, not halfway through."""
     existing = [plan.path for plan in plans if plan.path.exists()]
+    existing += [path for path in cubes.values() if path.exists()]
     if "saved_model" in formats:
         existing += [
             out_dir / name / str(version)
@@ -368,7 +404,7 @@ def _merged_entry(earlier, entry):
         return entry
     merged = dict(entry)
     merged["saved_models"] = {**earlier.get("saved_models", {}), **entry["saved_models"]}
-    for key in ("tflite", "parity"):
+    for key in ("tflite", "cubes", "parity"):
         old, new = earlier.get(key, {}), entry[key]
         merged[key] = {d: {**old.get(d, {}), **new.get(d, {})} for d in {**old, **new}}
     if not entry["saved_models"]:
@@ -478,3 +514,19 @@ def _export_tflite(
                     report.parity[d][f"tflite/{plan.variant}"] = tflite_parity(
                         flatbuffer, generator, images[d], bound
                     )
+
+
+def _export_cubes(report, generators, paths, images):
+    """Each direction's `.cube` 3D LUT, written atomically, and its parity (the LUT
+    interpolated trilinearly against the generator: reported, not bounded)."""
+    out_dir = pathlib.Path(report.out_dir)
+    for d, generator in generators.items():
+        paths[d].parent.mkdir(parents=True, exist_ok=True)
+        table = export_cube(generator, paths[d], title=paths[d].stem, size=LUT_SIZE)
+        report.cubes[d] = {
+            "path": os.fspath(paths[d].relative_to(out_dir)),
+            "bytes": paths[d].stat().st_size,
+            "lut_size": LUT_SIZE,
+        }
+        if d in images:
+            report.parity[d]["cube"] = cube_parity(table, generator, images[d])

@@ -141,6 +141,12 @@ def encoder_layer_names(generator, nce_layers=NCE_LAYERS):
         names += [f"down{i}_blur"] if antialias else []
     names += [f"block{j}" for j in range(getattr(generator, "n_blocks", 0))]
     present = {layer.name for layer in generator.layers}
+    if "stem_conv" not in present:
+        raise ValueError(
+            "CUT's PatchNCE compares the encoder features of a ResNet generator (resnet_<n>blocks, "
+            f"mobile_resnet_<n>blocks); {type(generator).__name__} {generator.name!r} has no such "
+            "encoder. A per-pixel colour look (generator='color') trains with CycleGAN or pix2pix."
+        )
     chosen = []
     for index in nce_layers:
         if not 0 <= index < len(names):
