@@ -37,6 +37,8 @@ setup(
         "deploy": ["ai-edge-litert>=2.0", "tensorflow-serving-api>=2.21,<2.22"],
         # Importing the authors' .pth checkpoints (safetensors/.npz need no torch).
         "torch": ["torch>=2.2", "safetensors>=0.4"],
+        # The quality benchmark's photos (benchmarks/bench_quality.py, tfcyclegan.looks).
+        "bench": ["scikit-image>=0.22"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
@@ -45,6 +47,7 @@ setup(
             "ai-edge-litert>=2.0",
             "tensorflow-serving-api>=2.21,<2.22",
             "safetensors>=0.4",
+            "scikit-image>=0.22",  # tests/test_looks.py reads the benchmark's photos
             # FID fidelity tests: our Keras FID network against pytorch-fid's, KID against
             # clean-fid. torchvision 0.28 is the release for torch 2.13; pytorch-fid 0.3.0
             # calls scipy's sqrtm(disp=False), removed in scipy 1.18.

@@ -93,3 +93,17 @@ def test_exports_to_tflite_with_builtin_ops(mode, min_psnr, rng):
     tflite.check_builtin_ops(flatbuffer)
     inputs = images[4:, 0]
     assert psnr(TFLiteRunner(flatbuffer, num_threads=1)(inputs), translate_with(generator, inputs)) > min_psnr
+
+
+def test_discriminators_can_have_their_own_norm():
+    from tfcyclegan.layers import InstanceNormalization
+    from tfcyclegan.networks import build_discriminator
+
+    def norms(config):
+        return sum(isinstance(layer, InstanceNormalization) for layer in build_discriminator(config, 3).layers)
+
+    assert norms(ModelConfig(ndf=4)) == 3  # the 70x70 PatchGAN: after its 2nd, 3rd and 4th conv
+    assert norms(ModelConfig(ndf=4, d_norm="none")) == 0
+    assert ModelConfig(d_norm="none").norm == "instance"  # the generators keep theirs
+    with pytest.raises(ValueError, match="d_norm='group'"):
+        ModelConfig(d_norm="group")

@@ -242,6 +242,10 @@ class ModelConfig(_Section):
             transposed convolutions; the authors' weights need it),
             `resize_conv` (x2 resize, then a 3x3 convolution: no checkerboard)
             or `antialias` (CUT's blur-pool down- and upsampling).
+        d_norm: the discriminators' normalization when it differs from
+            `norm` (None: `norm`, as the paper). `none` keeps D's features'
+            per-image means, where a global colour cast lives; instance norm
+            removes them at every layer after the first.
         global_skip: ResNet generators output `clip(input + head, -1, 1)`
             with the head's convolution zero-initialized, so they start as
             the identity and training moves away from the input (the paper:
@@ -267,6 +271,7 @@ class ModelConfig(_Section):
     conditional: bool = True
     upsample: str = "transpose"
     global_skip: bool = False
+    d_norm: Optional[str] = None
     nce_layers: tuple = NCE_LAYERS
 
     def __post_init__(self):
@@ -274,6 +279,8 @@ class ModelConfig(_Section):
         parse_generator(self.generator)
         check_choice("discriminator", self.discriminator, DISCRIMINATORS)
         check_choice("norm", self.norm, NORMS)
+        if self.d_norm is not None:
+            check_choice("d_norm", self.d_norm, NORMS)
         check_choice("init_type", self.init_type, INIT_TYPES)
         check_choice("upsample", self.upsample, UPSAMPLE_MODES)
         self._check_int("ngf", 1)

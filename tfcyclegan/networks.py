@@ -813,7 +813,7 @@ def build_discriminator(config, input_channels, seed=None, dtype=None, name=None
     common = dict(
         input_channels=input_channels,
         ndf=config.ndf,
-        norm=config.norm,
+        norm=config.d_norm or config.norm,
         init_type=config.init_type,
         init_gain=config.init_gain,
         seed=seed,

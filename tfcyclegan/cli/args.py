@@ -228,6 +228,7 @@ CONFIG_FLAGS = (
     ("--netD", "model.discriminator", dict(choices=DISCRIMINATORS, help="basic = 70x70 PatchGAN")),
     ("--n-layers-d", "model.n_layers_d", dict(type=int, help="PatchGAN layers with --netD n_layers")),
     ("--norm", "model.norm", dict(choices=NORMS)),
+    ("--norm-d", "model.d_norm", dict(choices=NORMS, help="the discriminators' norm when not --norm's")),
     ("--dropout", "model.dropout", dict(action=argparse.BooleanOptionalAction, help="dropout in the generators")),
     ("--init-type", "model.init_type", dict(choices=INIT_TYPES)),
     ("--upsample", "model.upsample", dict(choices=UPSAMPLE_MODES, help="ResNet generator upsampling: transpose "
