@@ -242,6 +242,9 @@ class ModelConfig(_Section):
             transposed convolutions; the authors' weights need it),
             `resize_conv` (x2 resize, then a 3x3 convolution: no checkerboard)
             or `antialias` (CUT's blur-pool down- and upsampling).
+        color_branch: with `global_skip`, ResNet generators also add a
+            per-pixel change of colour (1x1 convolutions on the input, no
+            normalization, zero at the start) to their output.
         d_norm: the discriminators' normalization when it differs from
             `norm` (None: `norm`, as the paper). `none` keeps D's features'
             per-image means, where a global colour cast lives; instance norm
@@ -271,6 +274,7 @@ class ModelConfig(_Section):
     conditional: bool = True
     upsample: str = "transpose"
     global_skip: bool = False
+    color_branch: bool = False
     d_norm: Optional[str] = None
     nce_layers: tuple = NCE_LAYERS
 
@@ -290,7 +294,7 @@ class ModelConfig(_Section):
         self._check_int("output_channels", 1)
         _check_positive("init_gain", self.init_gain)
         self._check_nce_layers()
-        for name in ("dropout", "conditional", "global_skip"):
+        for name in ("dropout", "conditional", "global_skip", "color_branch"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"

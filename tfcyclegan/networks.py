@@ -135,6 +135,20 @@ class _Builder:
         return keras.layers.LeakyReLU(negative_slope=0.2, dtype=self.dtype, name=name)(x)
 
 
+def _color_change(build, x, channels, ngf, n_layers, name):
+    """r(x), a per-pixel change of colour: `n_layers` 1x1 convolutions + LeakyReLU, then a zero 1x1 one.
+
+    No normalization (the change at a pixel depends on its colour alone, as a
+    3D LUT's does); the last convolution starts at zero (kernel and bias), so
+    r(x) = 0 until training moves it.
+    """
+    for i in range(n_layers):
+        x = build.conv(ngf, 1, 1, True, f"{name}{i}_conv")(x)
+        x = build.leaky_relu(x, f"{name}{i}_lrelu")
+    return build.conv(channels, 1, 1, True, "change_conv" if name == "hidden" else f"{name}_change",
+                      zeros=True)(x)
+
+
 def _resnet_down(build, x, filters, upsample, norm, use_bias, name):
     """One of the ResNet generator's two halvings of height and width."""
     if upsample == "antialias":
@@ -187,7 +201,7 @@ def _residual_block(build, x, filters, norm, dropout, use_bias, name):
 
 
 def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks, norm, dropout,
-                  init_type, init_gain, seed, upsample, global_skip, dtype):
+                  init_type, init_gain, seed, upsample, global_skip, color_branch, dtype):
     """(inputs, outputs) of a ResNet generator whose residual blocks `block` makes.
 
     The stem, the two down- and upsamplings and the 7x7 head are the paper's;
@@ -195,7 +209,8 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
     `_residual_block` (`ResnetGenerator`) or `_mobile_block`
     (`MobileResnetGenerator`). `network` names the class in errors. With
     `global_skip` the head's convolution starts at zero and the output is
-    `GlobalSkip`'s `clip(input + head, -1, 1)` instead of `tanh(head)`.
+    `GlobalSkip`'s `clip(input + head, -1, 1)` instead of `tanh(head)`;
+    `color_branch` adds a per-pixel change of colour (`_color_change`) to it.
     """
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(
@@ -212,6 +227,11 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
     )
     if not isinstance(global_skip, bool):
         raise ValueError(f"{network}: `global_skip` must be a bool. Received: global_skip={global_skip!r}")
+    if color_branch and not global_skip:
+        raise ValueError(
+            f"{network}: `color_branch` adds a change of colour to the input, so it needs "
+            "`global_skip=True`. Received: color_branch=True, global_skip=False"
+        )
     if global_skip and input_channels != output_channels:
         raise ValueError(
             f"{network}: `global_skip` adds the input to the output, so they need the same "
@@ -233,6 +253,9 @@ def _resnet_graph(network, block, input_channels, output_channels, ngf, n_blocks
         x = _resnet_up(build, x, ngf * 2 ** (1 - i), upsample, norm, use_bias, f"up{i}")
     x = ReflectionPadding2D(3, dtype=dtype, name="head_pad")(x)
     x = build.conv(output_channels, 7, 1, True, "head_conv", zeros=global_skip)(x)
+    if color_branch:  # from the input itself: no instance norm has removed its colours
+        color = _color_change(build, inputs, output_channels, ngf, 2, "color")
+        x = keras.layers.Add(dtype=dtype, name="changes")([x, color])
     if global_skip:
         return inputs, GlobalSkip(dtype="float32", name="global_skip")([inputs, x])
     outputs = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -255,6 +278,7 @@ class _ResnetFamily(_Network):
         "seed",
         "upsample",
         "global_skip",
+        "color_branch",
     )
 
     def __init__(
@@ -270,12 +294,13 @@ class _ResnetFamily(_Network):
         seed=None,
         upsample="transpose",
         global_skip=False,
+        color_branch=False,
         dtype=None,
         **kwargs,
     ):
         inputs, outputs = _resnet_graph(
             type(self).__name__, self._block, input_channels, output_channels, ngf, n_blocks, norm,
-            dropout, init_type, init_gain, seed, upsample, global_skip, dtype,
+            dropout, init_type, init_gain, seed, upsample, global_skip, color_branch, dtype,
         )
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -291,6 +316,7 @@ class _ResnetFamily(_Network):
         self.seed = seed
         self.upsample = upsample
         self.global_skip = global_skip
+        self.color_branch = color_branch
 
 
 @keras.saving.register_keras_serializable(package="tfcyclegan")
@@ -336,6 +362,12 @@ class ResnetGenerator(_ResnetFamily):
             convolution zero-initialized, so the generator starts as the
             identity (`layers.GlobalSkip`); needs `input_channels ==
             output_channels`. False is the paper's `tanh(head)`.
+        color_branch: with `global_skip`, also add a per-pixel change of
+            colour computed from the input by 1x1 convolutions without
+            normalization (the `ColorGenerator`'s, 2 hidden layers of ngf),
+            zero at the start. The instance norms of the ResNet branch
+            remove each feature map's mean, and with it most of a global
+            colour cast; this branch sees the colours themselves.
         dtype: dtype policy, e.g. `"mixed_float16"`.
         **kwargs: standard model arguments (`name`, `trainable`).
 
@@ -639,7 +671,8 @@ class MobileResnetGenerator(_ResnetFamily):
         n_blocks: mobile residual blocks.
         norm: `instance`, `batch` or `none`.
         dropout: dropout 0.5 inside each block.
-        init_type, init_gain, seed, upsample, global_skip, dtype: as in `ResnetGenerator`.
+        init_type, init_gain, seed, upsample, global_skip, color_branch, dtype: as in
+            `ResnetGenerator`.
         **kwargs: standard model arguments (`name`, `trainable`).
 
     Height and width must be multiples of 4 and at least 8.
@@ -727,23 +760,9 @@ class ColorGenerator(_Network):
         # === Functional model ===
         inputs = keras.Input(shape=(None, None, input_channels), name="image")
         x = InputSizeCheck(1, 1, "ColorGenerator", dtype=dtype, name="size_check")(inputs)
-        h = x
-        for i in range(n_layers):
-            h = build.conv(ngf, 1, 1, True, f"hidden{i}_conv")(h)
-            h = build.leaky_relu(h, f"hidden{i}_lrelu")
         # Zero kernel and bias: r(x) = 0, so the untrained generator is the identity.
-        change = Conv2D(
-            output_channels,
-            1,
-            kernel_initializer="zeros",
-            bias_initializer="zeros",
-            dtype=dtype,
-            name="change_conv",
-        )(h)
-        x = keras.layers.Add(dtype=dtype, name="skip")([x, change])
-        # hard_tanh is clip(x, -1, 1): the images' range, in float32 as every
-        # network's last layer.
-        outputs = keras.layers.Activation("hard_tanh", dtype="float32", name="clip")(x)
+        change = _color_change(build, x, output_channels, ngf, n_layers, "hidden")
+        outputs = GlobalSkip(dtype="float32", name="global_skip")([x, change])
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
@@ -801,10 +820,10 @@ def build_generator(config, input_channels, output_channels, seed=None, dtype=No
     )
     if family == "resnet":
         return ResnetGenerator(n_blocks=depth, upsample=config.upsample, global_skip=config.global_skip,
-                               **common)
+                               color_branch=config.color_branch, **common)
     if family == "mobile_resnet":
-        return MobileResnetGenerator(n_blocks=depth, upsample=config.upsample,
-                                     global_skip=config.global_skip, **common)
+        return MobileResnetGenerator(n_blocks=depth, upsample=config.upsample, global_skip=config.global_skip,
+                                     color_branch=config.color_branch, **common)
     return UnetGenerator(num_downs=depth, **common)
 
 

@@ -236,6 +236,9 @@ CONFIG_FLAGS = (
     ("--global-skip", "model.global_skip", dict(action=argparse.BooleanOptionalAction,
                                                 help="ResNet generators start as the identity: output = input + "
                                                 "a change, clipped (keeps content; for subtle looks)")),
+    ("--color-branch", "model.color_branch", dict(action=argparse.BooleanOptionalAction,
+                                                  help="with --global-skip: add a per-pixel colour change "
+                                                  "(1x1 convolutions, no norm) to the output")),
     ("--init-gain", "model.init_gain", dict(type=float)),
     ("--input-nc", "model.input_channels", dict(type=int, help="channels of domain A images")),
     ("--output-nc", "model.output_channels", dict(type=int, help="channels of domain B images")),
