@@ -65,6 +65,7 @@ import importlib
 _PUBLIC = {
     "config": ("DIRECTIONS",),
     "loading": ("generators_of", "load_generators", "training_size"),
+    "quantization": ("LossyInt8Error",),
     "parity": ("FLOAT_TOLERANCE", "parity_images", "psnr", "saved_model_parity", "tflite_parity"),
     "report": ("FORMATS", "ExportReport", "export"),
     "runtime": ("METADATA_NAME", "REPORT_NAME", "Translator", "load_translator", "read_tflite_metadata"),
