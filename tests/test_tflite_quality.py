@@ -114,7 +114,7 @@ def test_equalization_is_the_same_function_in_float(trained_like, images):
     assert len(equalized.pairs) == 9
     assert equalized.generator is not trained_like
     assert max(equalized.spread) > 2  # what int8's per-tensor scales could not hold
-    # Only the norms' epsilon acts differently (see `equalize_instance_norm`).
+    # Exact up to float32 rounding: the copy's norms take epsilon per channel.
     assert equalized.psnr_db >= quantization.EQUALIZE_MIN_PSNR
     np.testing.assert_allclose(
         translate_with(equalized.generator, inputs), translate_with(trained_like, inputs),
@@ -137,6 +137,7 @@ def test_equalization_refuses_a_wrong_pairing(trained_like, images):
     # A bound no copy can meet stands for a pairing that changed the function.
     equalized = quantization.equalize_instance_norm(trained_like, calibration, min_psnr=float("inf"))
     assert equalized.generator is trained_like and equalized.pairs == []
+    assert "dB PSNR < inf dB" in equalized.refused
 
 
 # --- Low-contrast calibration images; generators that cannot be equalized ----
