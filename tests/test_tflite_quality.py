@@ -9,6 +9,8 @@ this tiny generator, in its initialization, gives about the same (27 and 38
 dB), so the tests need no training.
 """
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -112,7 +114,7 @@ def test_equalization_is_the_same_function_in_float(trained_like, images):
     assert len(equalized.pairs) == 9
     assert equalized.generator is not trained_like
     assert max(equalized.spread) > 2  # what int8's per-tensor scales could not hold
-    # Only the norms' epsilon acts differently (see `equalize_instance_norm`).
+    # Exact up to float32 rounding: the copy's norms take epsilon per channel.
     assert equalized.psnr_db >= quantization.EQUALIZE_MIN_PSNR
     np.testing.assert_allclose(
         translate_with(equalized.generator, inputs), translate_with(trained_like, inputs),
@@ -135,3 +137,137 @@ def test_equalization_refuses_a_wrong_pairing(trained_like, images):
     # A bound no copy can meet stands for a pairing that changed the function.
     equalized = quantization.equalize_instance_norm(trained_like, calibration, min_psnr=float("inf"))
     assert equalized.generator is trained_like and equalized.pairs == []
+    assert "dB PSNR < inf dB" in equalized.refused
+
+
+# --- Low-contrast calibration images; generators that cannot be equalized ----
+
+
+def _low_contrast(images, contrast=0.05):
+    """Foggy or overexposed photos: values within `contrast` of a light grey."""
+    return [np.clip(0.5 + contrast * image, -1.0, 1.0) for image in images]
+
+
+def test_equalization_stays_exact_with_low_contrast_calibration_images(trained_like, images):
+    """On a low-contrast image a channel's variance nears epsilon, where a rescaled
+    channel with the norm's own epsilon differed by up to ~40% (36 dB against the
+    original on this fixture, and the copy was refused); with epsilon per channel
+    the copy is exact to float32 rounding (~108 dB measured)."""
+    calibration, inputs = images
+    calibration = calibration[2:] + _low_contrast(calibration[:2])
+    equalized = quantization.equalize_instance_norm(trained_like, calibration)
+    assert equalized.refused is None and len(equalized.pairs) == 9
+    assert equalized.psnr_db > 90.0
+    reference = translate_with(trained_like, inputs)
+    flatbuffer = tflite.convert_tflite(
+        trained_like, "int8", representative_images=calibration, input_size=(SIZE, SIZE)
+    )
+    assert export.read_tflite_metadata(flatbuffer)["equalized_norms"] == 9
+    assert psnr(_outputs_litert(flatbuffer, inputs), reference) >= 30.0
+
+
+def test_a_flat_calibration_image_does_not_refuse_equalization(trained_like, images):
+    """On a one-colour image the norms see 0 / 0 and the output is float32 noise,
+    which the check leaves out."""
+    calibration, _ = images
+    equalized = quantization.equalize_instance_norm(
+        trained_like, calibration + [np.full_like(calibration[0], 0.3)]
+    )
+    assert equalized.refused is None and equalized.psnr_db > 90.0
+
+
+def _outputs_litert(flatbuffer, inputs):
+    """The file run by LiteRT's own interpreter, one image at a time."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=flatbuffer, num_threads=2)
+    interpreter.allocate_tensors()
+    source = interpreter.get_input_details()[0]["index"]
+    target = interpreter.get_output_details()[0]["index"]
+    outputs = []
+    for image in inputs:
+        interpreter.set_tensor(source, image[None])
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(target)[0])
+    return np.stack(outputs)
+
+
+@pytest.fixture(scope="module")
+def shortcut():
+    """A generator whose convolution output also bypasses its norm: rescaling that
+    convolution changes the function, so it cannot be equalized."""
+    import keras
+
+    from tfcyclegan.layers import Conv2D, InputSizeCheck
+
+    inputs = keras.Input((None, None, 3))
+    x = InputSizeCheck(4, 8, name="size_check")(inputs)
+    features = Conv2D(8, 3, padding="same", name="conv")(x)
+    x = InstanceNormalization(name="norm")(features)
+    x = keras.layers.Add(name="shortcut")([x, features])
+    x = Conv2D(3, 3, padding="same", activation="tanh", name="out")(x)
+    generator = keras.Model(inputs, x, name="G_shortcut")
+    rng = np.random.default_rng(0)
+    kernel, bias = generator.get_layer("conv").get_weights()
+    # Channels of different scales, as training makes them.
+    kernel *= np.geomspace(0.05, 5.0, 8).astype(np.float32)
+    generator.get_layer("conv").set_weights([kernel, rng.normal(0, 0.5, bias.shape)])
+    return generator
+
+
+def test_lossy_int8_is_an_error_naming_generator_psnr_and_flag(shortcut, images):
+    calibration, _ = images
+    equalized = quantization.equalize_instance_norm(shortcut, calibration)
+    assert equalized.pairs == [] and equalized.generator is shortcut
+    assert equalized.psnr_db < quantization.EQUALIZE_MIN_PSNR
+    with pytest.raises(
+        quantization.LossyInt8Error,
+        match=r"'G_shortcut' would be lossy.*differs from it by \d+\.\d dB PSNR < 60 dB"
+        r".*allow_lossy_int8=True \(CLI: --allow-lossy-int8\)",
+    ):
+        tflite.convert_tflite(shortcut, "int8", representative_images=calibration)
+
+
+def test_allow_lossy_int8_writes_it_and_says_why(shortcut, images):
+    calibration, _ = images
+    flatbuffer = tflite.convert_tflite(
+        shortcut, "int8", representative_images=calibration, allow_lossy_int8=True
+    )
+    metadata = export.read_tflite_metadata(flatbuffer)
+    assert metadata["equalized_norms"] == 0
+    assert "dB PSNR < 60 dB" in metadata["equalization_refused"]
+
+
+def _image_folder(path, images):
+    from PIL import Image
+
+    path.mkdir()
+    for i, image in enumerate(images):
+        pixels = np.clip(np.round((image[0] + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path / f"{i}.png")
+    return path
+
+
+def test_export_fails_the_lossy_int8_file_unless_allowed(shortcut, images, tmp_path):
+    from tfcyclegan import cli
+
+    calibration, _ = images
+    folder = _image_folder(tmp_path / "photos", calibration)
+    model_path = tmp_path / "shortcut.keras"
+    shortcut.save(model_path)
+    argv = ["export", "--model", str(model_path), "--format", "tflite", "--tflite-mode", "fp32",
+            "--tflite-mode", "int8", "--tflite-io", "float32", "--representative-data", str(folder),
+            "--no-parity"]
+    refused = tmp_path / "refused"
+    assert cli.main([*argv, "--out", str(refused)]) != 0
+    assert sorted(p.name for p in (refused / "tflite").iterdir()) == ["cyclegan_a2b_fp32.tflite"]
+    report = json.loads((refused / "export_report.json").read_text())
+    assert len(report["errors"]) == 1
+    assert report["errors"][0].startswith("a2b/tflite/int8: Full int8 of generator 'G_shortcut'")
+
+    allowed = tmp_path / "allowed"
+    assert cli.main([*argv, "--out", str(allowed), "--allow-lossy-int8"]) == 0
+    assert (allowed / "tflite" / "cyclegan_a2b_int8.tflite").is_file()
+    report = json.loads((allowed / "export_report.json").read_text())
+    assert report["errors"] == []
+    assert any("a2b/tflite/int8 is lossy full int8 (allow_lossy_int8)" in n for n in report["notes"])

@@ -69,6 +69,9 @@ def add_export(subparsers):
     p.add_argument("--tflite-io", action="append", choices=("float32", "uint8"),
                    help="float32: [-1, 1] tensors; uint8: camera pixels in and out (default both)")
     p.add_argument("--representative-data", help="folder of images for int8 calibration and the parity check")
+    p.add_argument("--allow-lossy-int8", action="store_true",
+                   help="write full int8 files even where instance-norm equalization cannot apply "
+                        "(far below float32 quality); by default such a file is an error")
     p.add_argument("--tflite-input-size", type=shared.size_pair, metavar="HxW",
                    help="fixed input size (GPU delegates); default dynamic")
     p.add_argument("--model-name", help="artifact name prefix (default: cyclegan or pix2pix -> cyclegan_a2b)")
@@ -99,6 +102,7 @@ def _export(args):
         parity=args.parity,
         parity_size=args.parity_size,
         saved_model_dtype=args.saved_model_dtype,
+        allow_lossy_int8=args.allow_lossy_int8,
     )
     # Flags left out keep the library's defaults, which live in one place.
     optional = dict(max_pixels=args.max_pixels, max_batch_size=args.max_batch_size, formats=args.formats,
@@ -111,7 +115,7 @@ def _export(args):
         model = loading.load_keras(args.model, checkpoint=args.checkpoint, epoch=args.epoch)
     try:
         report = export.export(model, args.out, **kwargs)
-    except RuntimeError as error:  # a parity bound was exceeded (the report is written)
+    except RuntimeError as error:  # a parity bound exceeded, a lossy int8 file refused (report written)
         print(f"tfcyclegan export: {error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -73,6 +73,7 @@ _PUBLIC = {
     "config": ("DIRECTIONS",),
     "cube": ("LUT_SIZE", "apply_lut", "export_cube", "read_cube", "sample_lut"),
     "loading": ("generators_of", "load_generators", "training_size"),
+    "quantization": ("LossyInt8Error",),
     "parity": ("FLOAT_TOLERANCE", "parity_images", "psnr", "saved_model_parity", "tflite_parity"),
     "report": ("DEFAULT_FORMATS", "FORMATS", "ExportReport", "export"),
     "runtime": ("METADATA_NAME", "REPORT_NAME", "Translator", "load_translator", "read_tflite_metadata"),

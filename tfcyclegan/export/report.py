@@ -25,7 +25,7 @@ from tfcyclegan.export.parity import (
     saved_model_parity,
     tflite_parity,
 )
-from tfcyclegan.export.quantization import calibration_set
+from tfcyclegan.export.quantization import LossyInt8Error, calibration_set
 from tfcyclegan.export.runtime import REPORT_MODELS, REPORT_NAME, report_entries
 from tfcyclegan.export.saved_model import (
     DEFAULT_MAX_BATCH_SIZE,
@@ -88,7 +88,9 @@ class ExportReport:
         parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
         parity_images: what the parity images were (source, shape).
         notes: what a reader of the numbers should know (e.g. why dynamic_int8
-            is slow on CPUs).
+            is slow on CPUs, or that an int8 file was written lossy).
+        errors: artifacts not written and why (a full int8 file that would be
+            lossy, `LossyInt8Error`); `export` raises after writing the report.
         seconds: time taken.
     """
 
@@ -101,17 +103,18 @@ class ExportReport:
     parity: dict = dataclasses.field(default_factory=dict)
     parity_images: dict = dataclasses.field(default_factory=dict)
     notes: list = dataclasses.field(default_factory=list)
+    errors: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self):
-        """All bounded parity checks passed."""
-        return all(
+        """Every planned artifact written and all bounded parity checks passed."""
+        return not self.errors and all(
             entry.get("ok", True) for checks in self.parity.values() for entry in checks.values()
         )
 
     def failures(self):
-        return [
+        return self.errors + [
             f"{direction}/{name}: max abs {entry['max_abs']:.3g} > {entry['bound']:.3g}"
             for direction, checks in self.parity.items()
             for name, entry in checks.items()
@@ -156,6 +159,7 @@ class ExportReport:
                         f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}"
                     )
         lines += [f"Note: {note}" for note in self.notes]
+        lines += [f"Not written: {error}" for error in self.errors]
         return "\n".join(lines)
 
 
@@ -178,6 +182,7 @@ def export(
     parity_count=4,
     verbose=True,
     max_batch_size=DEFAULT_MAX_BATCH_SIZE,
+    allow_lossy_int8=False,
 ):
     """Exports generators for deployment and checks every artifact against Keras.
 
@@ -229,6 +234,9 @@ def export(
         parity_count: number of parity images.
         verbose: print the report.
         max_batch_size: the SavedModel's most images per request.
+        allow_lossy_int8: write full int8 files of generators whose instance
+            norms cannot be equalized (`convert_tflite`), with a note in the
+            report; by default such a file is not written and `export` fails.
 
     Returns:
         The `ExportReport` of this export; `out_dir/export_report.json` holds
@@ -236,7 +244,9 @@ def export(
 
     Raises:
         RuntimeError: a SavedModel or fp32 TFLite output differs from Keras by
-            more than `FLOAT_TOLERANCE` (the report is written first).
+            more than `FLOAT_TOLERANCE`, or a full int8 file would be lossy
+            and `allow_lossy_int8` is False (the report and the other
+            artifacts are written first).
     """
     start = time.perf_counter()
     formats, tflite_modes, tflite_io = _check_request(
@@ -274,7 +284,7 @@ def export(
                              saved_model_dtype, max_batch_size)
     if plans:
         _export_tflite(report, generators, plans, images, tflite_modes, representative_data,
-                       tflite_input_size, trained or parity_size)
+                       tflite_input_size, trained or parity_size, allow_lossy_int8)
         if "dynamic_int8" in tflite_modes:
             report.notes.append(DYNAMIC_INT8_NOTE)
     if cubes:
@@ -285,7 +295,8 @@ def export(
         print(report.summary())
     if not report.ok:
         raise RuntimeError(
-            "Exported models differ from the Keras model beyond the stated bounds: "
+            "Exported models are missing or differ from the Keras model beyond the stated "
+            "bounds: "
             + "; ".join(report.failures())
             + f". See {out_dir / REPORT_NAME}."
         )
@@ -471,12 +482,14 @@ def _export_saved_models(
 
 def _export_tflite(
     report, generators, plans, images, tflite_modes, representative_data, tflite_input_size,
-    default_size,
+    default_size, allow_lossy_int8=False,
 ):
     """Every planned .tflite file, written atomically, with its ops, GPU notes and parity.
 
     Dynamic-size files store `default_size` (the training size when known),
-    rounded up to a valid size, as their default input shape.
+    rounded up to a valid size, as their default input shape. A full int8 file
+    that would be lossy is not written (an entry in `report.errors`), unless
+    `allow_lossy_int8` (then a note says so).
     """
     out_dir = pathlib.Path(report.out_dir)
     for d, generator in generators.items():
@@ -496,10 +509,19 @@ def _export_tflite(
                     saved_models[int8_pixels] = stack.enter_context(
                         tflite_saved_model(generator, input_size, int8_pixels)
                     )
-                flatbuffer, ops, metadata = convert_variant(
-                    saved_models[int8_pixels], generator, plan.mode, calibration,
-                    plan.uint8_io, input_size, d, default,
-                )
+                try:
+                    flatbuffer, ops, metadata = convert_variant(
+                        saved_models[int8_pixels], generator, plan.mode, calibration,
+                        plan.uint8_io, input_size, d, default, allow_lossy_int8,
+                    )
+                except LossyInt8Error as error:
+                    report.errors.append(f"{d}/tflite/{plan.variant}: {error}")
+                    continue
+                if "equalization_refused" in metadata:
+                    report.notes.append(
+                        f"{d}/tflite/{plan.variant} is lossy full int8 (allow_lossy_int8): "
+                        f"{metadata['equalization_refused']}; see its parity."
+                    )
                 plan.path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(plan.path, flatbuffer)
                 report.tflite.setdefault(d, {})[plan.variant] = {

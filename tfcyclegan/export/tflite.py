@@ -362,6 +362,7 @@ def convert_tflite(
     input_size=None,
     direction=None,
     default_input_size=None,
+    allow_lossy_int8=False,
 ):
     """Converts a generator to a TFLite / LiteRT flatbuffer of builtin ops only.
 
@@ -390,6 +391,9 @@ def convert_tflite(
             signature stays dynamic); best the training size. Default:
             `input_size` for fixed-size files, else 256 x 256 rounded up to
             the size multiple. Recorded in the metadata as "default_input_size".
+        allow_lossy_int8: for "int8", convert a generator whose instance norms
+            cannot be equalized anyway, with a warning (its metadata says why
+            in "equalization_refused"); by default that is a `LossyInt8Error`.
 
     Returns:
         The .tflite flatbuffer (bytes), with metadata "tfcyclegan" (JSON: size
@@ -397,6 +401,8 @@ def convert_tflite(
 
     Raises:
         NonBuiltinOpsError: the generator needs non-builtin (Flex/custom) ops.
+        LossyInt8Error: mode "int8" and the generator's instance norms cannot be
+            equalized (`equalize_instance_norm`), unless `allow_lossy_int8`.
     """
     _check_mode(mode)
     if not is_generator(generator):
@@ -413,7 +419,7 @@ def convert_tflite(
     with tflite_saved_model(generator, input_size, mode == "int8" and uint8_io) as saved_model_dir:
         flatbuffer, _, _ = convert_variant(
             saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction,
-            default_size,
+            default_size, allow_lossy_int8,
         )
         return flatbuffer
 
@@ -443,18 +449,27 @@ def default_input_size_of(generator, size=None):
 
 
 def convert_variant(
-    saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction, default_size
+    saved_model_dir, generator, mode, calibration, uint8_io, input_size, direction, default_size,
+    allow_lossy_int8=False,
 ):
     """(flatbuffer with metadata, its operator names, the metadata).
 
     For mode "int8", `generator` is first equalized on `calibration`
     (`equalize_instance_norm`) and converted from its own temporary
-    SavedModel; `saved_model_dir` serves the other modes.
+    SavedModel; `saved_model_dir` serves the other modes. Where equalization
+    cannot apply, a `LossyInt8Error`, unless `allow_lossy_int8`.
     """
     signature = "translate_uint8" if uint8_io else "translate"
     equalized = None
     if mode == "int8" and calibration is not None:
         equalized = equalize_instance_norm(generator, calibration)
+        if equalized.refused is not None:
+            if not allow_lossy_int8:
+                raise equalized.lossy_int8_error()
+            logging.getLogger(__name__).warning(
+                "Writing lossy full int8 of %s (allow_lossy_int8): %s.",
+                generator.name, equalized.refused,
+            )
     if equalized is not None and equalized.pairs:
         with tflite_saved_model(equalized.generator, input_size, uint8_io) as equalized_dir:
             flatbuffer = _convert(equalized_dir, signature, mode, calibration, uint8_io)
@@ -466,6 +481,8 @@ def convert_variant(
     metadata = _metadata(generator, mode, uint8_io, input_size, default_size, direction)
     if equalized is not None:
         metadata["equalized_norms"] = len(equalized.pairs)
+        if equalized.refused is not None:
+            metadata["equalization_refused"] = equalized.refused
     return add_tflite_metadata(flatbuffer, metadata), ops, metadata
 
 

@@ -21,6 +21,10 @@ def call(layer, inputs, training=None):
         return None
     if not (training or _fused_inference()):
         return None
+    if getattr(layer.epsilon, "ndim", 0):
+        # Per-channel epsilon (int8 equalization's copies, export.quantization):
+        # the fused op takes one number.
+        return None
     return fused_instance_norm(inputs, layer.gamma, layer.beta, layer.epsilon, layer.compute_dtype)
 
 
