@@ -26,11 +26,27 @@ def nudge_head(generator, scale=0.05, seed=1):
     head.set_weights([rng.normal(0, scale, w.shape).astype("float32") for w in head.get_weights()])
 
 
+@pytest.mark.parametrize("color_branch", [False, True])
 @pytest.mark.parametrize("cls", [ResnetGenerator, MobileResnetGenerator])
 @pytest.mark.parametrize("mode", MODES)
-def test_starts_as_the_identity(cls, mode, rng):
+def test_starts_as_the_identity(cls, mode, color_branch, rng):
     x = rng.uniform(-1, 1, (2, 16, 24, 3)).astype("float32")
-    np.testing.assert_array_equal(np.asarray(skip_generator(cls, upsample=mode)(x)), x)
+    generator = skip_generator(cls, upsample=mode, color_branch=color_branch)
+    np.testing.assert_array_equal(np.asarray(generator(x)), x)
+
+
+def test_the_color_branch_is_per_pixel_and_sees_absolute_colour(rng):
+    generator = skip_generator(color_branch=True, init_type="kaiming")
+    change = generator.get_layer("color_change")
+    change.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in change.get_weights()])
+    # Without the ResNet branch (its head at zero) the output is a function of each pixel's colour.
+    x = rng.uniform(-1, 1, (1, 16, 16, 3)).astype("float32")
+    order = rng.permutation(16 * 16)
+    shuffled = x.reshape(1, -1, 3)[:, order].reshape(x.shape)
+    out, out_shuffled = np.asarray(generator(x)), np.asarray(generator(shuffled))
+    np.testing.assert_allclose(out.reshape(1, -1, 3)[:, order].reshape(x.shape), out_shuffled, atol=1e-6)
+    # A colour cast of the whole image changes the change (instance norm would remove it).
+    assert not np.allclose(np.asarray(generator(x + 0.2)) - (x + 0.2), out - x, atol=1e-3)
 
 
 def test_only_the_head_starts_differently_and_outputs_stay_in_range(rng):
@@ -64,6 +80,8 @@ def test_gradients_reach_every_weight(rng):
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="same channels.*input_channels=3, output_channels=1"):
         skip_generator(output_channels=1)
+    with pytest.raises(ValueError, match="needs `global_skip=True`"):
+        skip_generator(global_skip=False, color_branch=True)
     with pytest.raises(ValueError, match="global_skip=1"):
         ModelConfig(global_skip=1)
     with pytest.raises(ValueError, match="`global_skip` is for ResNet generators; unet_128"):
@@ -71,8 +89,9 @@ def test_bad_settings_are_named():
 
 
 def test_config_builds_it_and_the_keras_file_round_trips(tmp_path, rng):
-    config = ModelConfig(generator="resnet_1blocks", ngf=4, upsample="resize_conv", global_skip=True)
-    assert Config.from_dict(Config(model=config).to_dict()).model.global_skip is True
+    config = ModelConfig(generator="resnet_1blocks", ngf=4, upsample="resize_conv", global_skip=True,
+                         color_branch=True)
+    assert Config.from_dict(Config(model=config).to_dict()).model.color_branch is True
     generator = build_generator(config, 3, 3, seed=0, name="G")
     nudge_head(generator)
     generator.save(tmp_path / "g.keras")
@@ -85,8 +104,10 @@ def test_config_builds_it_and_the_keras_file_round_trips(tmp_path, rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, min_psnr", [("fp32", 60.0), ("fp16", 45.0), ("int8", 30.0)])
 def test_exports_to_tflite_with_builtin_ops(mode, min_psnr, rng):
-    generator = skip_generator(upsample="resize_conv", ngf=8)
+    generator = skip_generator(upsample="resize_conv", ngf=8, color_branch=True, init_type="kaiming")
     nudge_head(generator)
+    change = generator.get_layer("color_change")
+    change.set_weights([np.full(w.shape, 0.02, "float32") for w in change.get_weights()])
     images = rng.uniform(-1, 1, (6, 1, 32, 32, 3)).astype("float32")
     flatbuffer = tflite.convert_tflite(generator, mode, representative_images=list(images[:4]),
                                        input_size=(32, 32))
