@@ -81,6 +81,17 @@ def test_preset_paper_is_the_published_config_and_recommended_changes_only_what_
     assert parsed("--preset", "recommended", "--upsample", "transpose").model.upsample == "transpose"
 
 
+def test_preset_look_is_the_colour_mode_and_only_where_measured():
+    def parsed(*flags):
+        return cli.config_from_args(cli.build_parser().parse_args(["train", "--data", "d", *flags]))
+
+    look = parsed("--preset", "look")
+    assert (look.model.generator, look.model.init_type, look.model.d_norm) == ("color", "kaiming", "none")
+    assert look.train == Config().train and look.data == Config().data
+    with pytest.raises(ValueError, match=r"'look' is for the methods \['cyclegan'\]; cut has no such"):
+        parsed("--method", "cut", "--preset", "look")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

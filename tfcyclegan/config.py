@@ -52,10 +52,12 @@ TEACHER_METHODS = tuple(name for name, m in methods.METHODS.items() if m.data !=
 DATA_DIRECTIONS = ("AtoB", "BtoA")
 DIFF_AUGMENT = ("color", "translation", "cutout")
 """DiffAugment's policies (Zhao et al. 2020), as `TrainConfig.diff_augment` names them."""
-PRESETS = ("paper", "recommended")
+PRESETS = ("paper", "recommended", "look")
 """Starting settings: `paper` is each method's published configuration (the default);
-`recommended` changes only what docs/quality.md measured to be better at equal training
-time (CycleGAN's upsampling: `resize_conv`, no checkerboard, higher PSNR on two seeds)."""
+`recommended` changes only what docs/quality.md measured to be better at an equal budget on
+both of its benchmarks (real photos with a subtle look, synthetic seasons); `look` is the
+per-pixel colour mode for colour grades, film looks and white balance (`.cube` export).
+The methods' records (`tfcyclegan.methods`) hold what each preset changes."""
 
 _RESNET_NAME = re.compile(r"^(mobile_)?resnet_(\d+)blocks$")
 COLOR_LAYERS = 3
@@ -653,8 +655,14 @@ class Config:
                 f"Received: method={method!r}"
             )
         check_choice("preset", preset, PRESETS)
+        if preset != "paper" and preset not in record.presets:
+            having = [m.name for m in methods.METHODS.values() if preset in m.presets]
+            raise ValueError(
+                f"The preset {preset!r} is for the methods {having}; {method} has no such measured "
+                f"settings. Received: method={method!r}, preset={preset!r}"
+            )
         sections = {"model": {"method": method}}
-        for changes in (record.defaults, record.recommended if preset == "recommended" else {}):
+        for changes in (record.defaults, record.presets.get(preset, {})):
             for section, values in changes.items():
                 sections.setdefault(section, {}).update(values)
         return cls.from_dict(sections)

@@ -57,8 +57,10 @@ class Method:
         defaults: its published configuration, `{section: {field: value}}`
             over the dataclasses' defaults (the CycleGAN paper's); None for a
             method whose settings come from a teacher run.
-        recommended: changes to `defaults` that docs/quality.md measured to
-            be better at equal training time (`preset="recommended"`).
+        presets: `{preset: changes}` over `defaults`, each measured in
+            docs/quality.md (`Config.for_method(method, preset)`): `recommended`
+            what was better at an equal budget on both of its benchmarks,
+            `look` the per-pixel colour mode for colour grades and film looks.
         export_name: the stem of its exported files (`NAME_a2b`).
     """
 
@@ -70,7 +72,7 @@ class Method:
     build_settings: tuple = ()
     model_arguments: dict = dataclasses.field(default_factory=dict)
     defaults: Optional[dict] = dataclasses.field(default_factory=dict)
-    recommended: dict = dataclasses.field(default_factory=dict)
+    presets: dict = dataclasses.field(default_factory=dict)
     export_name: Optional[str] = None
 
     def __post_init__(self):
@@ -108,7 +110,13 @@ METHODS = {
             build_settings=("train.pool_size",),
             # The CycleGAN paper's configuration is the dataclasses' defaults.
             defaults={},
-            recommended={"model": {"upsample": "resize_conv"}},
+            presets={
+                "recommended": {"model": {"upsample": "resize_conv"}},
+                # The per-pixel colour generator, He-initialized (it has no norm to
+                # rescale its activations), against discriminators without instance
+                # norm (it would remove the colour cast they must see).
+                "look": {"model": {"generator": "color", "init_type": "kaiming", "d_norm": "none"}},
+            },
         ),
         Method(
             name="pix2pix",
@@ -125,6 +133,7 @@ METHODS = {
                 "model": {"generator": "unet_256", "norm": "batch", "dropout": True},
                 "train": {"gan_mode": "vanilla", "pool_size": 0},
             },
+            presets={"recommended": {}},  # nothing measured beats the published settings yet
         ),
         # The authors' CUT: their ResNet-9 generator with blur-pool
         # anti-aliasing, the 70x70 PatchGAN, instance norm, LSGAN, no pool;
@@ -137,6 +146,7 @@ METHODS = {
             compile_settings=("train.lambda_nce", "train.diff_augment"),
             model_arguments={"mode": "cut"},
             defaults={"model": {"upsample": "antialias"}, "train": {"pool_size": 0}},
+            presets={"recommended": {}},
         ),
         Method(
             name="fastcut",
@@ -149,6 +159,7 @@ METHODS = {
                 "model": {"upsample": "antialias"},
                 "train": {"pool_size": 0, "epochs": 150, "epochs_decay": 50},
             },
+            presets={"recommended": {}},
             export_name="cut",
         ),
         Method(

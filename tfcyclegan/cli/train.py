@@ -23,8 +23,9 @@ def add_train(subparsers):
                          resume_help="continue a run from its latest checkpoint")
     run.add_argument("--config", help="a config.json to start from (flags override it)")
     run.add_argument("--preset", choices=PRESETS,
-                     help="starting settings: paper (default: the method's published ones) or recommended "
-                     "(only what docs/quality.md measured better: CycleGAN upsamples with resize_conv)")
+                     help="starting settings: paper (default: the method's published ones), recommended "
+                     "(what docs/quality.md measured better on both its benchmarks) or look (CycleGAN: "
+                     "the per-pixel colour mode for grades and film looks, exports a .cube)")
     run.add_argument("--image-size", type=int, help="preset: 256 (9 blocks, load 286) or 128 (6 blocks, load 143)")
     shared.add_progress(run)
     shared.add_config_flags(p, "settings (override the config)")
