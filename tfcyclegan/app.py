@@ -15,6 +15,7 @@ import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
 CACHE_ENV = "TFCYCLEGAN_WEB_DIR"
@@ -131,13 +132,22 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass  # one line per file would bury the URL
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A browser that cancels a download (a reload, a closed tab) is no error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve(folder, port=0, host="127.0.0.1"):
     """An HTTP server for `folder` on `host`:`port` (0: a free port), not yet running.
 
     Call `serve_forever()` (or run it in a thread); its URL is `url_of(server)`.
     """
     handler = functools.partial(_Handler, directory=os.fspath(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    return _Server((host, port), handler)
 
 
 def url_of(server):
