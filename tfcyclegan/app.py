@@ -56,7 +56,7 @@ def web_folder(model, direction="both", web_mode=None, tflite_input_size=None,
             `export.export` (for a model that is exported here).
         checkpoint, epoch: for a run folder, the state to export.
         cache_dir: where exported pages are kept (`cache_root`).
-        verbose: print the export's report.
+        verbose: say where the page was exported.
 
     Returns:
         The folder (a `pathlib.Path`) holding index.html and model.json.
@@ -110,9 +110,12 @@ def _export_into(target, path, settings, verbose):
     try:
         export(model, tmp, formats=("web",), direction=settings["direction"],
                web_mode=settings["web_mode"], tflite_input_size=settings["size"],
-               representative_data=settings["data"], verbose=verbose)
+               representative_data=settings["data"], verbose=False)
         if not target.exists():  # else another process made it meanwhile
             os.replace(tmp, target)
+        if verbose:
+            print(f"Exported the web page of {path} into {target / 'web'} "
+                  f"(its report: {target / 'export_report.json'})")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
