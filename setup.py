@@ -21,6 +21,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tfcyclegan", "tfcyclegan.*"]),
+    # The web page of `export --format web` and the LiteRT.js runtime it ships
+    # (Apache-2.0, its licence text beside it: tfcyclegan/export/webapp/litert/).
+    package_data={"tfcyclegan.export": ["webapp/*.html", "webapp/*.js", "webapp/litert/*"]},
     # `tensorflow` (not `tensorflow-cpu`) runs on CPU-only machines too; GPU users
     # install `tensorflow[and-cuda]` on Linux. tensorflow-addons is deliberately
     # absent: it does not import under Keras 3.

@@ -6,6 +6,7 @@
     tfcyclegan distill --teacher runs/h2z --student mobile_resnet --ngf 32
     tfcyclegan translate --model runs/h2z --input photos/ --out zebras/
     tfcyclegan export --model runs/h2z --out exported/
+    tfcyclegan app --model runs/h2z
     tfcyclegan import-torch horse2zebra.pth --out G.keras
     tfcyclegan pretrained list
     tfcyclegan translate --model pretrained:horse2zebra --input photos/ --out zebras/
@@ -44,7 +45,7 @@ from tfcyclegan.cli.args import (
 
 # The commands, in the order `tfcyclegan --help` lists them.
 _COMMANDS = (train.add_train, train.add_distill, use.add_translate, use.add_evaluate, train.add_ablate,
-             use.add_export, tools.add_import_torch, tools.add_pretrained, tools.add_check_data, tools.add_demo)
+             use.add_export, use.add_app, tools.add_import_torch, tools.add_pretrained, tools.add_check_data, tools.add_demo)
 
 
 def _global_flags(parser, default, verbose_action="store_true"):

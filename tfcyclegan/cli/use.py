@@ -1,4 +1,4 @@
-"""The commands that use a trained model (`--model`, any artifact): `translate`, `export`, `evaluate`."""
+"""The commands that use a trained model (`--model`, any artifact): `translate`, `export`, `evaluate`, `app`."""
 
 import os
 import sys
@@ -58,9 +58,10 @@ def add_export(subparsers):
     )
     shared.add_model_artifact(p, help="a run folder or .keras file (CycleGAN, pix2pix or one generator)")
     shared.add_out(p, required=True, help="export folder")
-    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite", "cube"),
+    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite", "cube", "web"),
                    help="repeat for several; default saved_model and tflite, and cube (a 3D LUT) for a "
-                        "colour generator, the only one a LUT can carry")
+                        "colour generator, the only one a LUT can carry; web: a page translating photos "
+                        "in the browser (OUT/web, served by `tfcyclegan app --model OUT`)")
     shared.add_direction(p, default="both", both=True)
     p.add_argument("--tflite-mode", dest="tflite_modes", action="append",
                    choices=("fp32", "fp16", "dynamic_int8", "int8"),
@@ -74,6 +75,7 @@ def add_export(subparsers):
                         "(far below float32 quality); by default such a file is an error")
     p.add_argument("--tflite-input-size", type=shared.size_pair, metavar="HxW",
                    help="fixed input size (GPU delegates); default dynamic")
+    _add_web_mode(p)
     p.add_argument("--model-name", help="artifact name prefix (default: cyclegan or pix2pix -> cyclegan_a2b)")
     p.add_argument("--version", type=int, default=1, help="SavedModel version folder (TF Serving)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing version or file")
@@ -103,6 +105,7 @@ def _export(args):
         parity_size=args.parity_size,
         saved_model_dtype=args.saved_model_dtype,
         allow_lossy_int8=args.allow_lossy_int8,
+        web_mode=args.web_mode,
     )
     # Flags left out keep the library's defaults, which live in one place.
     optional = dict(max_pixels=args.max_pixels, max_batch_size=args.max_batch_size, formats=args.formats,
@@ -166,4 +169,53 @@ def _evaluate(args):
         checkpoint=args.checkpoint, epoch=args.epoch,
     )
     print(f"Wrote {out}/")
+    return EXIT_OK
+
+
+# === app ===
+
+
+def _add_web_mode(p):
+    p.add_argument("--web-mode", default="fp16", choices=("fp32", "fp16", "int8"),
+                   help="the web page's .tflite files: fp16 (default: half the download at fp32 quality), "
+                        "fp32, or int8 (needs --representative-data)")
+
+
+def add_app(subparsers):
+    p = subparsers.add_parser(
+        "app",
+        help="serve a page that translates photos in the browser (LiteRT.js) on localhost",
+        description="Open a model's web page: a photo picked or dropped is translated in the browser "
+        "(LiteRT.js, WebAssembly or WebGPU), shown beside the input with the time taken and a download "
+        "button. A run folder or .keras file is first exported once into a cache "
+        "(<Keras home>/tfcyclegan/web, or $TFCYCLEGAN_WEB_DIR); an export folder made with "
+        "--format web is served as it is. The server listens on 127.0.0.1 only; Ctrl-C stops it.",
+    )
+    shared.add_model_artifact(p, help="a run folder, .keras file, or an export folder with a web page "
+                                      "(tfcyclegan export --format web)")
+    shared.add_direction(p, default="both", both=True)
+    _add_web_mode(p)
+    p.add_argument("--tflite-input-size", type=shared.size_pair, metavar="HxW",
+                   help="the page's tile: the fixed input size of its .tflite files (default: the training "
+                        "size, else 256x256)")
+    p.add_argument("--representative-data", help="folder of images for --web-mode int8 calibration")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    shared.add_run_state(p)
+    p.set_defaults(run=_app)
+
+
+def _app(args):
+    from tfcyclegan import app
+
+    folder = app.web_folder(
+        args.model, direction=args.direction, web_mode=args.web_mode,
+        tflite_input_size=args.tflite_input_size, representative_data=args.representative_data,
+        checkpoint=args.checkpoint, epoch=args.epoch,
+    )
+    server = app.serve(folder, port=args.port)
+    print(f"Serving {folder}\nOpen {app.url_of(server)} in a browser (Ctrl-C stops).", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return EXIT_OK

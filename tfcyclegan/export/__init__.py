@@ -42,6 +42,11 @@ What a trained generator becomes, and what each artifact takes:
   generators, refused for any other (no LUT carries a look that sees
   neighbouring pixels).
 
+- **Web page** (`--format web`, `export.web`): a static folder (index.html, a
+  small script, fixed-size uint8 .tflite files, LiteRT.js shipped in this
+  package) that translates photos in the browser, in tiles of the file's
+  size; `tfcyclegan app` serves it on localhost.
+
 - **Parity** (`export` writes `export_report.json`): every artifact against the
   Keras model on the same images; max abs error and PSNR (peak-to-peak 2 for
   [-1, 1] images, which equals PSNR on 0-255 pixels). Bounds: SavedModel and
@@ -60,6 +65,7 @@ The modules, one job each (the runtime imports none of the exporters):
     quantization full int8: calibration images, instance-norm equalization
     runtime      Translator, the LiteRT runner, load_translator (`translate` uses this)
     cube         a colour generator as a `.cube` 3D LUT (read, write, apply)
+    web          the browser page: its files, model.json, LiteRT.js (webapp/)
     parity       artifacts against Keras
     report       export() and ExportReport
 """
@@ -78,6 +84,7 @@ _PUBLIC = {
     "report": ("DEFAULT_FORMATS", "FORMATS", "ExportReport", "export"),
     "runtime": ("METADATA_NAME", "REPORT_NAME", "Translator", "load_translator", "read_tflite_metadata"),
     "saved_model": ("DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_PIXELS", "SAVED_MODEL_DTYPES", "export_saved_model", "serving_config"),
+    "web": ("LITERTJS_VERSION", "WEB_MODES", "write_web_app"),
     "tflite": (
         "TFLITE_IO",
         "TFLITE_MODES",

@@ -46,10 +46,18 @@ from tfcyclegan.export.tflite import (
     tflite_saved_model,
     valid_size,
 )
+from tfcyclegan.export.web import (
+    DEFAULT_WEB_MODE,
+    WEB_DIR,
+    check_web_generator,
+    check_web_mode,
+    model_file_name,
+    write_web_app,
+)
 from tfcyclegan.fileio import atomic_write
 from tfcyclegan.networks import size_requirement
 
-FORMATS = ("saved_model", "tflite", "cube")
+FORMATS = ("saved_model", "tflite", "cube", "web")
 DEFAULT_FORMATS = ("saved_model", "tflite")
 """What `export` writes unless told, and `cube` (a 3D LUT) too when every generator is an
 RGB `ColorGenerator`: the only generator a LUT can carry (`export.cube`)."""
@@ -85,6 +93,8 @@ class ExportReport:
         tflite: direction -> variant ("fp32", "fp16_uint8", ...) -> {path, bytes,
             ops, gpu, metadata}.
         cubes: direction -> {path, bytes, lut_size}: the `.cube` 3D LUTs.
+        web: direction -> {path, bytes, size, mode, ops}: the .tflite files of the
+            web page (`export.web`, in the folder "web").
         parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
         parity_images: what the parity images were (source, shape).
         notes: what a reader of the numbers should know (e.g. why dynamic_int8
@@ -100,6 +110,7 @@ class ExportReport:
     saved_model_dtype: str = "float32"
     tflite: dict = dataclasses.field(default_factory=dict)
     cubes: dict = dataclasses.field(default_factory=dict)
+    web: dict = dataclasses.field(default_factory=dict)
     parity: dict = dataclasses.field(default_factory=dict)
     parity_images: dict = dataclasses.field(default_factory=dict)
     notes: list = dataclasses.field(default_factory=list)
@@ -139,6 +150,13 @@ class ExportReport:
                 )
         for direction, info in self.cubes.items():
             lines.append(f"  3D LUT {direction}: {info['path']} ({info['lut_size']}^3 points)")
+        for direction, info in self.web.items():
+            height, width = info["size"]
+            lines.append(
+                f"  Web page {direction}: {info['path']} ({info['mode']}, {height}x{width} tiles, "
+                f"{info['bytes'] / 1024:.1f} KiB); serve it with `tfcyclegan app --model "
+                f"{os.path.join(self.out_dir, WEB_DIR)}`"
+            )
         images = self.parity_images
         if self.parity:
             lines.append(
@@ -183,6 +201,7 @@ def export(
     verbose=True,
     max_batch_size=DEFAULT_MAX_BATCH_SIZE,
     allow_lossy_int8=False,
+    web_mode=DEFAULT_WEB_MODE,
 ):
     """Exports generators for deployment and checks every artifact against Keras.
 
@@ -191,6 +210,8 @@ def export(
         <model_name>_a2b/<version>/     SavedModel for TF Serving (and _b2a)
         tflite/<model_name>_a2b_<mode>[_uint8].tflite
         cube/<model_name>_a2b.cube       3D LUT (colour generators only)
+        web/                             a page translating photos in the browser
+                                         (`export.web`; "web" in `formats` only)
         models.config                    TF Serving config serving the SavedModels
         export_report.json               sizes, ops, GPU notes, parity
 
@@ -204,8 +225,10 @@ def export(
             a loaded CycleGAN / generator.
         out_dir: the export folder.
         formats: any of "saved_model", "tflite", "cube" (a `.cube` 3D LUT,
-            `export.cube`: only a `ColorGenerator` has one). Default
-            `DEFAULT_FORMATS`, plus "cube" when the generators are colour ones.
+            `export.cube`: only a `ColorGenerator` has one), "web" (a static
+            page running fixed-size .tflite files with LiteRT.js in the
+            browser, `export.web`; RGB generators). Default `DEFAULT_FORMATS`,
+            plus "cube" when the generators are colour ones.
         direction: "a2b", "b2a" or "both".
         tflite_modes: subset of `TFLITE_MODES`. Default: fp32, fp16, and
             int8 when `representative_data` is given (`DEFAULT_TFLITE_MODES`:
@@ -226,7 +249,8 @@ def export(
         tflite_input_size: None for dynamic height/width, or (H, W) for
             fixed-size files (GPU delegates). Dynamic files store the training
             size (else `parity_size`, else 256 x 256), rounded up to the size
-            multiple, as their default input shape.
+            multiple, as their default input shape. The web page's files are
+            always fixed-size: this size, else that default (its tiles).
         parity: run the parity checks (raises if SavedModel / fp32 exceed
             `FLOAT_TOLERANCE`).
         parity_size: (H, W) of the parity images; default the training size
@@ -247,11 +271,13 @@ def export(
             more than `FLOAT_TOLERANCE`, or a full int8 file would be lossy
             and `allow_lossy_int8` is False (the report and the other
             artifacts are written first).
+        web_mode: the web page's .tflite files: "fp16" (default), "fp32" or
+            "int8" (calibrated on `representative_data`, which it needs).
     """
     start = time.perf_counter()
     formats, tflite_modes, tflite_io = _check_request(
         formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version,
-        model_name or "cyclegan",
+        model_name or "cyclegan", web_mode,
     )
     check_int("max_pixels", max_pixels, 1)
     check_int("max_batch_size", max_batch_size, 1)
@@ -262,11 +288,19 @@ def export(
         model_name = "cyclegan" if record is None else record.export_name
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     formats = _formats_for(formats, generators)
+    if "web" in formats:
+        for generator in generators.values():
+            check_web_generator(generator)
     out_dir = pathlib.Path(out_dir)
     names = {d: f"{model_name}_{d}" for d in generators}
     plans = _tflite_plans(out_dir, names, tflite_modes, tflite_io) if "tflite" in formats else []
     cubes = {d: out_dir / "cube" / f"{name}.cube" for d, name in names.items()} if "cube" in formats else {}
     _refuse_existing(out_dir, names, plans, formats, version, overwrite, cubes)
+    if "web" in formats and (out_dir / WEB_DIR).exists() and not overwrite:
+        raise FileExistsError(
+            f"A web page exists: {out_dir / WEB_DIR}. Replace it with overwrite=True "
+            "(--overwrite), or choose another out_dir."
+        )
     earlier = _earlier_entries(out_dir)
     trained = training_size(model)
     if trained is None and _is_path(path_or_model):
@@ -289,6 +323,9 @@ def export(
             report.notes.append(DYNAMIC_INT8_NOTE)
     if cubes:
         _export_cubes(report, generators, cubes, images)
+    if "web" in formats:
+        _export_web(report, generators, names, images, web_mode, representative_data,
+                    tflite_input_size, trained or parity_size, parity_count, allow_lossy_int8)
     report.seconds = round(time.perf_counter() - start, 2)
     _write_report(out_dir, earlier, report)
     if verbose:
@@ -311,7 +348,8 @@ def _is_path(value):
 
 
 def _check_request(
-    formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name
+    formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name,
+    web_mode=DEFAULT_WEB_MODE,
 ):
     """Validates what `export` was asked for before any work: (formats, modes, io).
 
@@ -327,6 +365,12 @@ def _check_request(
         raise ValueError(
             "tflite_modes includes 'int8', which needs representative_data: a folder of "
             "images like those the model will translate (a sample is used for calibration)."
+        )
+    check_web_mode(web_mode)
+    if formats is not None and "web" in formats and web_mode == "int8" and representative_data is None:
+        raise ValueError(
+            "web_mode='int8' needs representative_data: a folder of images like those the "
+            "model will translate (a sample is used for calibration)."
         )
     check_version(version)
     check_model_name(model_name)
@@ -415,7 +459,7 @@ def _merged_entry(earlier, entry):
         return entry
     merged = dict(entry)
     merged["saved_models"] = {**earlier.get("saved_models", {}), **entry["saved_models"]}
-    for key in ("tflite", "cubes", "parity"):
+    for key in ("tflite", "cubes", "web", "parity"):
         old, new = earlier.get(key, {}), entry[key]
         merged[key] = {d: {**old.get(d, {}), **new.get(d, {})} for d in {**old, **new}}
     if not entry["saved_models"]:
@@ -552,3 +596,51 @@ def _export_cubes(report, generators, paths, images):
         }
         if d in images:
             report.parity[d]["cube"] = cube_parity(table, generator, images[d])
+
+
+def _export_web(
+    report, generators, names, images, web_mode, representative_data, tflite_input_size,
+    default_size, parity_count, allow_lossy_int8=False,
+):
+    """The web page (`export.web`): one fixed-size uint8 .tflite file per direction,
+    its parity against Keras at that size, and the page with LiteRT.js beside them.
+
+    The files are fixed-size whether or not `tflite_input_size` is given (LiteRT.js
+    runs no dynamic shapes); their size is the page's tile.
+    """
+    out_dir = pathlib.Path(report.out_dir)
+    web_dir = out_dir / WEB_DIR
+    web_dir.mkdir(parents=True, exist_ok=True)
+    models = []
+    for d, generator in generators.items():
+        multiple, min_size = size_requirement(generator)
+        size = check_input_size(tflite_input_size, multiple, min_size) or default_input_size_of(
+            generator, default_size
+        )
+        calibration = None
+        if web_mode == "int8":
+            calibration = calibration_set(representative_data, 3, multiple, min_size)
+        with tflite_saved_model(generator, size, int8_pixels=web_mode == "int8") as saved_model_dir:
+            flatbuffer, ops, _ = convert_variant(
+                saved_model_dir, generator, web_mode, calibration, True, size, d, size,
+                allow_lossy_int8,
+            )
+        path = web_dir / model_file_name(names[d], web_mode, size)
+        atomic_write(path, flatbuffer)
+        models.append({"direction": d, "file": path.name, "size": size, "mode": web_mode})
+        report.web[d] = {
+            "path": os.fspath(path.relative_to(out_dir)),
+            "bytes": len(flatbuffer),
+            "size": list(size),
+            "mode": web_mode,
+            "ops": ops,
+        }
+        if d in images:
+            checked = images[d]
+            if tuple(checked.shape[1:3]) != tuple(size):
+                checked = parity_images(3, size, parity_count, d, folder=representative_data)
+            bound = FLOAT_TOLERANCE if web_mode == "fp32" else None
+            report.parity[d][f"web/{web_mode}_uint8"] = tflite_parity(
+                flatbuffer, generator, checked, bound
+            )
+    write_web_app(web_dir, models, title=f"tfcyclegan: {report.model_name}")
