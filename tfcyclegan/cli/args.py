@@ -126,7 +126,7 @@ class Verbose(argparse.Action):
 # === argument groups ===
 
 
-def add_model_artifact(parser, help="a run folder, .keras file, SavedModel or .tflite"):
+def add_model_artifact(parser, help="a run folder, .keras file, SavedModel, .tflite or .onnx"):
     """`--model PATH` (required): the artifact a command reads (`resolve_model_artifact` reads it)."""
     parser.add_argument("--model", required=True, metavar="PATH",
                         help=f"{help}; or pretrained:NAME, a generator the authors publish "

@@ -20,7 +20,7 @@ def add_translate(subparsers):
     shared.add_out(p, required=True, help="folder for the translated images", old=("--output",))
     shared.add_direction(p)
     p.add_argument("--batch-size", type=int, default=4, help="images of one size translated together")
-    p.add_argument("--threads", type=int, help="CPU threads for a .tflite model (default: all)")
+    p.add_argument("--threads", type=int, help="CPU threads for a .tflite or .onnx model (default: all)")
     p.add_argument("--load-size", type=int, metavar="N",
                    help="first resize each image so its short side is N px (bicubic; default: keep sizes)")
     p.add_argument("--tile", type=int, metavar="PX",
@@ -51,17 +51,20 @@ def _translate(args):
 def add_export(subparsers):
     p = subparsers.add_parser(
         "export",
-        help="export generators as a SavedModel (TF Serving) and TFLite files (phones), parity-checked",
+        help="export generators as a SavedModel (TF Serving), TFLite files (phones) or ONNX, parity-checked",
         description="Export G and/or F for deployment. Every artifact is compared with the Keras "
         "model; the report is printed and saved as OUT/export_report.json. A colour generator "
-        "(--netG color) also becomes a .cube 3D LUT (OUT/cube/NAME_a2b.cube) for colour tools.",
+        "(--netG color) also becomes a .cube 3D LUT (OUT/cube/NAME_a2b.cube) for colour tools; "
+        "--format onnx writes OUT/onnx/NAME_a2b.onnx (opset 17) for onnxruntime and OpenVINO.",
     )
     shared.add_model_artifact(p, help="a run folder or .keras file (CycleGAN, pix2pix or one generator)")
     shared.add_out(p, required=True, help="export folder")
-    p.add_argument("--format", dest="formats", action="append", choices=("saved_model", "tflite", "cube", "web"),
+    p.add_argument("--format", dest="formats", action="append",
+                   choices=("saved_model", "tflite", "onnx", "cube", "web"),
                    help="repeat for several; default saved_model and tflite, and cube (a 3D LUT) for a "
-                        "colour generator, the only one a LUT can carry; web: a page translating photos "
-                        "in the browser (OUT/web, served by `tfcyclegan app --model OUT`)")
+                        "colour generator, the only one a LUT can carry; onnx (onnxruntime, OpenVINO) "
+                        "only when asked for: pip install 'tfcyclegan[onnx]'; web: a page translating "
+                        "photos in the browser (OUT/web, served by `tfcyclegan app --model OUT`)")
     shared.add_direction(p, default="both", both=True)
     p.add_argument("--tflite-mode", dest="tflite_modes", action="append",
                    choices=("fp32", "fp16", "dynamic_int8", "int8"),

@@ -55,11 +55,12 @@ def keras_file(path):
             f"The folder {path} has no model.keras (nor config.json), so it is not a run folder. "
             f"It holds: {found or 'nothing'}. Pass a .keras file or a run folder."
         )
-    if path.suffix == ".tflite":
+    if path.suffix in (".tflite", ".onnx"):
+        kind = "a TFLite" if path.suffix == ".tflite" else "an ONNX"
         raise ValueError(
-            f"{path} is a TFLite file: it is already exported, and has no Keras model to export "
+            f"{path} is {kind} file: it is already exported, and has no Keras model to export "
             "again. Export from the .keras file or run folder it was made from (to translate "
-            "with it: `tfcyclegan translate --model FILE.tflite`)."
+            f"with it: `tfcyclegan translate --model FILE{path.suffix}`)."
         )
     if path.suffix != ".keras":
         raise ValueError(

@@ -1,14 +1,20 @@
 """Parity: every exported artifact against the Keras model on the same images.
 
 Max abs error and PSNR (peak-to-peak 2 for [-1, 1] images, which equals PSNR
-on 0-255 pixels). SavedModel and fp32 TFLite are bounded by `FLOAT_TOLERANCE`;
+on 0-255 pixels). SavedModel, fp32 TFLite and ONNX are bounded by `FLOAT_TOLERANCE`;
 fp16, int8, bfloat16 and `.cube` LUTs are reported, not bounded, because their
 error depends on the weights and images (a LUT's, on how far the look bends
 between its grid points).
+
+Each float artifact's entry also has "ms_per_image": one run over the parity
+images after a first (warm-up) run, on this machine, in the runtime's default
+threads (TFLite: 2). It places the artifacts side by side; it is not a
+benchmark (benchmarks/bench_inference.py is).
 """
 
 import math
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -16,12 +22,12 @@ import tensorflow as tf
 from tfcyclegan import imaging
 from tfcyclegan.export.cube import apply_lut
 from tfcyclegan.export.loading import sample_folder
-from tfcyclegan.export.runtime import TFLiteRunner
+from tfcyclegan.export.runtime import OnnxRunner, TFLiteRunner
 from tfcyclegan.models import translate_with
 from tfcyclegan.synthetic import draw_scene
 
 FLOAT_TOLERANCE = 1e-4
-"""Max abs difference allowed between Keras and the SavedModel / fp32 TFLite outputs."""
+"""Max abs difference allowed between Keras and the SavedModel / fp32 TFLite / ONNX outputs."""
 
 
 def psnr(a, b, peak_to_peak=2.0):
@@ -43,6 +49,28 @@ def _compare(output, reference, bound=None):
         entry["bound"] = bound
         entry["ok"] = entry["max_abs"] <= bound
     return entry
+
+
+def _timed(fn, images):
+    """(fn(images), milliseconds per image of a second run): the first run warms up
+    (allocation, a runtime's first-shape planning)."""
+    fn(images)
+    start = time.perf_counter()
+    outputs = fn(images)
+    return outputs, round(1000.0 * (time.perf_counter() - start) / len(images), 2)
+
+
+def second_size(size, multiple, min_size):
+    """Another valid (height, width) than `size`, of another aspect ratio: `size` less one
+    multiple in height and two in width, or more where that would be below `min_size`.
+
+    What a dynamic-size artifact is run at besides the parity size, to show that its
+    height and width are not fixed.
+    """
+    height, width = size
+    height = height - multiple if height - multiple >= min_size else height + multiple
+    width = width - 2 * multiple if width - 2 * multiple >= min_size else width + 2 * multiple
+    return height, width
 
 
 def parity_images(
@@ -85,7 +113,10 @@ def saved_model_parity(version_dir, generator, images, bounded=True):
     """
     loaded = tf.saved_model.load(os.fspath(version_dir))
     reference = translate_with(generator, images)
-    translate = loaded.signatures["translate"](images=tf.constant(images))["output_images"].numpy()
+    translate, ms = _timed(
+        lambda x: loaded.signatures["translate"](images=tf.constant(x))["output_images"].numpy(),
+        images,
+    )
     pixels = imaging.to_uint8_array(images)
     reference_pixels = imaging.to_uint8_array(translate_with(generator, imaging.to_float_array(pixels)))
     uint8 = loaded.signatures["translate_uint8"](pixels=tf.constant(pixels))[
@@ -99,7 +130,7 @@ def saved_model_parity(version_dir, generator, images, bounded=True):
     # uint8 outputs may differ by one level where float noise crosses a rounding edge.
     level = 1.0 / 127.5 + 1e-6 if bounded else None
     return {
-        "translate": _compare(translate, reference, FLOAT_TOLERANCE if bounded else None),
+        "translate": {**_compare(translate, reference, FLOAT_TOLERANCE if bounded else None), "ms_per_image": ms},
         "translate_uint8": _compare(imaging.to_float_array(uint8), imaging.to_float_array(reference_pixels), level),
         "serving_default": _compare(imaging.to_float_array(decoded), imaging.to_float_array(reference_pixels), level),
     }
@@ -112,12 +143,34 @@ def tflite_parity(tflite_bytes, generator, images, bound=None):
         # Compare on what the uint8 model sees: the images as pixels.
         images = imaging.to_float_array(imaging.to_uint8_array(images))
     reference = translate_with(generator, images)
-    outputs = runner(images)
+    outputs, ms = _timed(runner, images)
     if runner.uint8:
         reference = imaging.to_float_array(imaging.to_uint8_array(reference))
         if bound is not None:
             bound = bound + 1.0 / 127.5
-    return _compare(outputs, reference, bound)
+    return {**_compare(outputs, reference, bound), "ms_per_image": ms}
+
+
+def onnx_parity(onnx_bytes, generator, images, bound=FLOAT_TOLERANCE):
+    """Runs an .onnx file in onnxruntime against Keras on each of `images`.
+
+    Args:
+        onnx_bytes: the serialized model (`convert_onnx`).
+        generator: the Keras generator it was made from.
+        images: a list of float32 (N, H, W, C) batches, e.g. the parity images at
+            two sizes (one file runs them all: its height and width are dynamic).
+        bound: the max abs error allowed (None: reported only).
+
+    Returns:
+        "HxW" -> the entry of the batch of that size (with "ms_per_image").
+    """
+    runner = OnnxRunner(onnx_bytes)
+    entries = {}
+    for batch in images:
+        outputs, ms = _timed(runner, batch)
+        entry = _compare(outputs, translate_with(generator, batch), bound)
+        entries["x".join(map(str, batch.shape[1:3]))] = {**entry, "ms_per_image": ms}
+    return entries
 
 
 def cube_parity(table, generator, images):

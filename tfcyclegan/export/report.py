@@ -18,11 +18,14 @@ from tfcyclegan.checks import check_int
 from tfcyclegan.config import check_choice, check_choices
 from tfcyclegan.export.cube import LUT_SIZE, carries_lut, check_per_pixel, export_cube
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, load_keras, training_size
+from tfcyclegan.export.onnx import ONNX_OPSET, check_onnx_extra, convert_onnx, onnx_metadata
 from tfcyclegan.export.parity import (
     FLOAT_TOLERANCE,
     cube_parity,
+    onnx_parity,
     parity_images,
     saved_model_parity,
+    second_size,
     tflite_parity,
 )
 from tfcyclegan.export.quantization import LossyInt8Error, calibration_set
@@ -57,10 +60,11 @@ from tfcyclegan.export.web import (
 from tfcyclegan.fileio import atomic_write
 from tfcyclegan.networks import size_requirement
 
-FORMATS = ("saved_model", "tflite", "cube", "web")
+FORMATS = ("saved_model", "tflite", "onnx", "cube", "web")
 DEFAULT_FORMATS = ("saved_model", "tflite")
 """What `export` writes unless told, and `cube` (a 3D LUT) too when every generator is an
-RGB `ColorGenerator`: the only generator a LUT can carry (`export.cube`)."""
+RGB `ColorGenerator`: the only generator a LUT can carry (`export.cube`). `onnx` only when
+asked for: it needs the `onnx` extra (tf2onnx, onnx, onnxruntime)."""
 
 
 DYNAMIC_INT8_NOTE = (
@@ -93,9 +97,11 @@ class ExportReport:
         tflite: direction -> variant ("fp32", "fp16_uint8", ...) -> {path, bytes,
             ops, gpu, metadata}.
         cubes: direction -> {path, bytes, lut_size}: the `.cube` 3D LUTs.
+        onnx: direction -> {path, bytes, opset, metadata}: the `.onnx` files.
         web: direction -> {path, bytes, size, mode, ops}: the .tflite files of the
             web page (`export.web`, in the folder "web").
-        parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok]}.
+        parity: direction -> artifact -> {max_abs, psnr_db[, bound, ok][, ms_per_image]}
+            (ONNX at two sizes: "onnx/HxW").
         parity_images: what the parity images were (source, shape).
         notes: what a reader of the numbers should know (e.g. why dynamic_int8
             is slow on CPUs, or that an int8 file was written lossy).
@@ -110,6 +116,7 @@ class ExportReport:
     saved_model_dtype: str = "float32"
     tflite: dict = dataclasses.field(default_factory=dict)
     cubes: dict = dataclasses.field(default_factory=dict)
+    onnx: dict = dataclasses.field(default_factory=dict)
     web: dict = dataclasses.field(default_factory=dict)
     parity: dict = dataclasses.field(default_factory=dict)
     parity_images: dict = dataclasses.field(default_factory=dict)
@@ -148,6 +155,11 @@ class ExportReport:
                     f"  TFLite {direction} {name:<18} {info['bytes'] / 1024:9.1f} KiB  "
                     f"integer ops (CPU under GPU delegate): {cpu_ops}"
                 )
+        for direction, info in self.onnx.items():
+            lines.append(
+                f"  ONNX {direction}: {info['path']} (opset {info['opset']}, "
+                f"{info['bytes'] / 1024:.1f} KiB)"
+            )
         for direction, info in self.cubes.items():
             lines.append(f"  3D LUT {direction}: {info['path']} ({info['lut_size']}^3 points)")
         for direction, info in self.web.items():
@@ -163,7 +175,7 @@ class ExportReport:
                 f"Parity vs Keras on {images.get('count')} images {images.get('shape')} "
                 f"({images.get('source')}):"
             )
-            lines.append(f"  {'artifact':<32}{'max abs':>10}{'PSNR dB':>10}  bound")
+            lines.append(f"  {'artifact':<32}{'max abs':>10}{'PSNR dB':>10}{'ms/image':>10}  bound")
             for direction, checks in self.parity.items():
                 for name, entry in checks.items():
                     bound = entry.get("bound")
@@ -173,8 +185,10 @@ class ExportReport:
                         else f"<= {bound:.3g} {'ok' if entry['ok'] else 'FAILED'}"
                     )
                     db = "inf" if entry["psnr_db"] is None else f"{entry['psnr_db']:.2f}"
+                    ms = entry.get("ms_per_image")
+                    ms = "" if ms is None else f"{ms:.1f}"
                     lines.append(
-                        f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}  {verdict}"
+                        f"  {direction + '/' + name:<32}{entry['max_abs']:>10.2e}{db:>10}{ms:>10}  {verdict}"
                     )
         lines += [f"Note: {note}" for note in self.notes]
         lines += [f"Not written: {error}" for error in self.errors]
@@ -209,6 +223,7 @@ def export(
 
         <model_name>_a2b/<version>/     SavedModel for TF Serving (and _b2a)
         tflite/<model_name>_a2b_<mode>[_uint8].tflite
+        onnx/<model_name>_a2b.onnx       ONNX, opset `ONNX_OPSET` (17), when asked for
         cube/<model_name>_a2b.cube       3D LUT (colour generators only)
         web/                             a page translating photos in the browser
                                          (`export.web`; "web" in `formats` only)
@@ -224,9 +239,10 @@ def export(
         path_or_model: a `.keras` file (CycleGAN or generator), a run folder, or
             a loaded CycleGAN / generator.
         out_dir: the export folder.
-        formats: any of "saved_model", "tflite", "cube" (a `.cube` 3D LUT,
-            `export.cube`: only a `ColorGenerator` has one), "web" (a static
-            page running fixed-size .tflite files with LiteRT.js in the
+        formats: any of "saved_model", "tflite", "onnx" (`export.onnx`: for
+            onnxruntime and OpenVINO; needs the `onnx` extra), "cube" (a `.cube`
+            3D LUT, `export.cube`: only a `ColorGenerator` has one), "web" (a
+            static page running fixed-size .tflite files with LiteRT.js in the
             browser, `export.web`; RGB generators). Default `DEFAULT_FORMATS`,
             plus "cube" when the generators are colour ones.
         direction: "a2b", "b2a" or "both".
@@ -251,8 +267,9 @@ def export(
             size (else `parity_size`, else 256 x 256), rounded up to the size
             multiple, as their default input shape. The web page's files are
             always fixed-size: this size, else that default (its tiles).
-        parity: run the parity checks (raises if SavedModel / fp32 exceed
-            `FLOAT_TOLERANCE`).
+        parity: run the parity checks (raises if SavedModel / fp32 TFLite /
+            ONNX exceed `FLOAT_TOLERANCE`; ONNX is checked at the parity size
+            and at `parity.second_size` of it, to show its dynamic height and width).
         parity_size: (H, W) of the parity images; default the training size
             when known, else 256 x 256 (rounded up to the size multiple).
         parity_count: number of parity images.
@@ -261,30 +278,31 @@ def export(
         allow_lossy_int8: write full int8 files of generators whose instance
             norms cannot be equalized (`convert_tflite`), with a note in the
             report; by default such a file is not written and `export` fails.
+        web_mode: the web page's .tflite files: "fp16" (default), "fp32" or
+            "int8" (calibrated on `representative_data`, which it needs).
 
     Returns:
         The `ExportReport` of this export; `out_dir/export_report.json` holds
         it as the entry of `model_name` (merged with that model's earlier one).
 
     Raises:
-        RuntimeError: a SavedModel or fp32 TFLite output differs from Keras by
-            more than `FLOAT_TOLERANCE`, or a full int8 file would be lossy
-            and `allow_lossy_int8` is False (the report and the other
+        RuntimeError: a SavedModel, fp32 TFLite or ONNX output differs from
+            Keras by more than `FLOAT_TOLERANCE`, or a full int8 file would be
+            lossy and `allow_lossy_int8` is False (the report and the other
             artifacts are written first).
-        web_mode: the web page's .tflite files: "fp16" (default), "fp32" or
-            "int8" (calibrated on `representative_data`, which it needs).
+        ImportError: "onnx" asked for without the `onnx` extra (before any work).
     """
     start = time.perf_counter()
     formats, tflite_modes, tflite_io = _check_request(
         formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version,
-        model_name or "cyclegan", web_mode,
+        model_name or "cyclegan", web_mode, parity,
     )
     check_int("max_pixels", max_pixels, 1)
     check_int("max_batch_size", max_batch_size, 1)
     model = load_keras(path_or_model) if _is_path(path_or_model) else path_or_model
+    record = methods.method_of(model)
     if model_name is None:
         # A model's method names its files; a bare generator is a CycleGAN's.
-        record = methods.method_of(model)
         model_name = "cyclegan" if record is None else record.export_name
     generators = {d: as_float32(g) for d, g in generators_of(model, direction).items()}
     formats = _formats_for(formats, generators)
@@ -295,7 +313,9 @@ def export(
     names = {d: f"{model_name}_{d}" for d in generators}
     plans = _tflite_plans(out_dir, names, tflite_modes, tflite_io) if "tflite" in formats else []
     cubes = {d: out_dir / "cube" / f"{name}.cube" for d, name in names.items()} if "cube" in formats else {}
-    _refuse_existing(out_dir, names, plans, formats, version, overwrite, cubes)
+    onnx_paths = {d: out_dir / "onnx" / f"{name}.onnx" for d, name in names.items()} if "onnx" in formats else {}
+    _refuse_existing(out_dir, names, plans, formats, version, overwrite,
+                     [*cubes.values(), *onnx_paths.values()])
     if "web" in formats and (out_dir / WEB_DIR).exists() and not overwrite:
         raise FileExistsError(
             f"A web page exists: {out_dir / WEB_DIR}. Replace it with overwrite=True "
@@ -321,6 +341,10 @@ def export(
                        tflite_input_size, trained or parity_size, allow_lossy_int8)
         if "dynamic_int8" in tflite_modes:
             report.notes.append(DYNAMIC_INT8_NOTE)
+    if onnx_paths:
+        # A bare generator's method is unknown: its metadata leaves "method" out.
+        _export_onnx(report, generators, onnx_paths, images, record and record.name,
+                     representative_data)
     if cubes:
         _export_cubes(report, generators, cubes, images)
     if "web" in formats:
@@ -349,7 +373,7 @@ def _is_path(value):
 
 def _check_request(
     formats, tflite_modes, tflite_io, representative_data, saved_model_dtype, version, model_name,
-    web_mode=DEFAULT_WEB_MODE,
+    web_mode=DEFAULT_WEB_MODE, parity=True,
 ):
     """Validates what `export` was asked for before any work: (formats, modes, io).
 
@@ -374,6 +398,8 @@ def _check_request(
         )
     check_version(version)
     check_model_name(model_name)
+    if "onnx" in (formats or ()):
+        check_onnx_extra(parity)
     if representative_data is not None and not pathlib.Path(representative_data).is_dir():
         raise FileNotFoundError(
             f"representative_data must be a folder of images. Received: {representative_data}"
@@ -418,10 +444,13 @@ def _tflite_plans(out_dir, names, tflite_modes, tflite_io):
     ]
 
 
-def _refuse_existing(out_dir, names, plans, formats, version, overwrite, cubes):
-    """Refuses to replace earlier exports before any work, not halfway through."""
+def _refuse_existing(out_dir, names, plans, formats, version, overwrite, files):
+    """Refuses to replace earlier exports before any work, not halfway through.
+
+    `files`: the planned one-file artifacts besides the .tflite files (.cube, .onnx).
+    """
     existing = [plan.path for plan in plans if plan.path.exists()]
-    existing += [path for path in cubes.values() if path.exists()]
+    existing += [path for path in files if path.exists()]
     if "saved_model" in formats:
         existing += [
             out_dir / name / str(version)
@@ -459,6 +488,7 @@ def _merged_entry(earlier, entry):
         return entry
     merged = dict(entry)
     merged["saved_models"] = {**earlier.get("saved_models", {}), **entry["saved_models"]}
+    merged["onnx"] = {**earlier.get("onnx", {}), **entry["onnx"]}
     for key in ("tflite", "cubes", "web", "parity"):
         old, new = earlier.get(key, {}), entry[key]
         merged[key] = {d: {**old.get(d, {}), **new.get(d, {})} for d in {**old, **new}}
@@ -644,3 +674,26 @@ def _export_web(
                 flatbuffer, generator, checked, bound
             )
     write_web_app(web_dir, models, title=f"tfcyclegan: {report.model_name}")
+
+
+def _export_onnx(report, generators, paths, images, method, representative_data):
+    """Each direction's `.onnx` file, written atomically, and its parity in onnxruntime
+    at the parity size and at a second size (`parity.second_size`): one file, two sizes."""
+    out_dir = pathlib.Path(report.out_dir)
+    for d, generator in generators.items():
+        model = convert_onnx(generator, direction=d, method=method)
+        paths[d].parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(paths[d], model)
+        report.onnx[d] = {
+            "path": os.fspath(paths[d].relative_to(out_dir)),
+            "bytes": len(model),
+            "opset": ONNX_OPSET,
+            "metadata": onnx_metadata(generator, d, method),
+        }
+        if d in images:
+            multiple, min_size = size_requirement(generator)
+            count, height, width, channels = images[d].shape
+            other = parity_images(channels, second_size((height, width), multiple, min_size), count, d,
+                                  folder=representative_data)
+            for size, entry in onnx_parity(model, generator, [images[d], other]).items():
+                report.parity[d][f"onnx/{size}"] = entry

@@ -1,10 +1,11 @@
 """Running a model on disk: what `tfcyclegan translate` and the parity checks use.
 
 `load_translator` opens any model form (run folder, `.keras`, SavedModel,
-`.tflite`, export folder) as a `Translator` that maps float32 images in
-[-1, 1] of any size to their translations. It imports none of the exporters.
+`.tflite`, `.onnx`, export folder) as a `Translator` that maps float32 images
+in [-1, 1] of any size to their translations. It imports none of the exporters.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -27,6 +28,19 @@ REPORT_NAME = "export_report.json"
 
 REPORT_MODELS = "models"
 """Key of `export_report.json` holding one entry per model name exported into the folder."""
+
+
+ONNX_INPUT = "images"
+ONNX_OUTPUT = "output_images"
+"""The tensor names of exported `.onnx` files (those of the TFLite files' `translate`)."""
+
+
+def require_module(name, needed_for, install):
+    """`import name`, or an ImportError saying what needs it and how to install it."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"{needed_for} needs {name}, which is not installed: {install}.") from error
 
 
 def read_tflite_metadata(tflite_bytes, name=METADATA_NAME):
@@ -99,7 +113,7 @@ class Translator:
     """Translates float32 NHWC images in [-1, 1] of any size with a loaded model.
 
     Call it with an (N, H, W, C) or (H, W, C) array; it returns the same shape.
-    `kind` says what runs: "keras", "saved_model" or "tflite".
+    `kind` says what runs: "keras", "saved_model", "tflite" or "onnx".
     """
 
     def __init__(self, kind, fn, input_channels, source, batch_size=8):
@@ -201,6 +215,53 @@ class TFLiteRunner:
         return outputs[:, :height, :width]
 
 
+class OnnxRunner:
+    """Runs an exported `.onnx` generator in onnxruntime on float images of any size:
+    pads to the size its metadata asks for, runs, crops.
+
+    `source` names the file in error messages; `num_threads` sets onnxruntime's
+    intra-op threads (default: its own, one per core). CPU only: a GPU user
+    makes an `onnxruntime.InferenceSession` with their providers (the file is
+    the same).
+    """
+
+    def __init__(self, onnx_bytes, num_threads=None, source=None):
+        what = "This .onnx file" if source is None else os.fspath(source)
+        ort = require_module(
+            "onnxruntime", "Running .onnx files", "pip install 'tfcyclegan[onnx]' (or onnxruntime)"
+        )
+        options = ort.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        try:
+            self.session = ort.InferenceSession(
+                onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"{what} cannot be loaded by onnxruntime (truncated, corrupt, or not ONNX?): {first_line}"
+            ) from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "size_multiple" not in self.metadata:
+            raise ValueError(
+                f"{what} is not a tfcyclegan generator: its metadata_props have no "
+                "'size_multiple', which `tfcyclegan export --format onnx` / `convert_onnx` "
+                "write (the size the model needs is unknown)."
+            )
+        self.multiple = int(self.metadata["size_multiple"])
+        self.min_size = int(self.metadata.get("min_size", self.multiple))
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.channels = int(inputs[0].shape[-1])
+
+    def __call__(self, images):
+        height, width = images.shape[1:3]
+        padded = np.ascontiguousarray(pad_numpy(images, self.multiple, self.min_size), np.float32)
+        (outputs,) = self.session.run(None, {self.input_name: padded})
+        return outputs[:, :height, :width]
+
+
 def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model_name=None,
                     checkpoint=None, epoch=None):
     """A callable translating float32 images in [-1, 1] of any size with a model on disk.
@@ -213,12 +274,15 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
               version is used, as TF Serving does) or one version folder;
             - a `.tflite` file from `convert_tflite` (its metadata gives the size
               multiple);
+            - an `.onnx` file from `convert_onnx`, run in onnxruntime (the `onnx`
+              extra; its metadata gives the size multiple);
             - an export folder (`export_report.json`): the SavedModel of
               `model_name` for `direction`.
-            SavedModels and .tflite files hold one direction; `direction` is
-            ignored for them.
+            SavedModels, .tflite and .onnx files hold one direction; `direction`
+            is ignored for them.
         direction: "a2b" or "b2a".
-        num_threads: TFLite interpreter threads (default: the runtime's).
+        num_threads: TFLite interpreter / onnxruntime threads (default: the
+            runtime's).
         batch_size: images per call.
         model_name: for an export folder holding several models (exports
             with different `model_name`s): which one. Not needed when it
@@ -237,12 +301,14 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
         ValueError: `path` is not a model tfcyclegan can run (a file of
             another model, truncated, corrupt), or the export folder has no
             such model / direction; the message names the file.
+        ImportError: an `.onnx` file and no onnxruntime.
     """
     direction = parse_direction(direction)
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(
-            f"No model at {path}: expected a run folder, .keras, SavedModel folder or .tflite file."
+            f"No model at {path}: expected a run folder, .keras, SavedModel folder, .tflite or "
+            ".onnx file."
         )
     if (checkpoint is not None or epoch is not None) and not path.is_dir():
         raise ValueError(
@@ -252,6 +318,9 @@ def load_translator(path, direction="a2b", num_threads=None, batch_size=8, model
     if path.is_file() and path.suffix == ".tflite":
         runner = TFLiteRunner(path.read_bytes(), num_threads=num_threads, source=path)
         return Translator("tflite", runner, runner.channels, path, batch_size)
+    if path.is_file() and path.suffix == ".onnx":
+        runner = OnnxRunner(path.read_bytes(), num_threads=num_threads, source=path)
+        return Translator("onnx", runner, runner.channels, path, batch_size)
     if path.is_dir() and (path / REPORT_NAME).is_file() and not (path / "model.keras").exists():
         entry = _report_entry(path, model_name)
         saved = entry.get("saved_models", {}).get(direction)
