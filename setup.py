@@ -10,6 +10,8 @@ VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "tfcyclegan" / "version.py").read_text(), re.M
 ).group(1)
 
+ONNX = ["tf2onnx>=1.16.1", "onnx>=1.16", "onnxruntime>=1.17"]
+
 setup(
     name="tfcyclegan",
     version=VERSION,
@@ -40,8 +42,12 @@ setup(
         "deploy": ["ai-edge-litert>=2.0", "tensorflow-serving-api>=2.21,<2.22"],
         # Importing the authors' .pth checkpoints (safetensors/.npz need no torch).
         "torch": ["torch>=2.2", "safetensors>=0.4"],
-        # The quality benchmark's photos (benchmarks/bench_quality.py, tfcyclegan.looks).
-        "bench": ["scikit-image>=0.22"],
+        # `tfcyclegan export --format onnx` (Keras 3 converts through tf2onnx) and running
+        # .onnx files (`translate --model FILE.onnx`, the export's parity check).
+        "onnx": ONNX,
+        # The quality benchmark's photos (benchmarks/bench_quality.py, tfcyclegan.looks);
+        # OpenVINO for the forward benchmark's ONNX rows (benchmarks/bench_inference.py).
+        "bench": ["scikit-image>=0.22", *ONNX, "openvino>=2024.0"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
@@ -51,6 +57,7 @@ setup(
             "tensorflow-serving-api>=2.21,<2.22",
             "safetensors>=0.4",
             "scikit-image>=0.22",  # tests/test_looks.py reads the benchmark's photos
+            *ONNX,  # tests/test_onnx.py
             # FID fidelity tests: our Keras FID network against pytorch-fid's, KID against
             # clean-fid. torchvision 0.28 is the release for torch 2.13; pytorch-fid 0.3.0
             # calls scipy's sqrtm(disp=False), removed in scipy 1.18.

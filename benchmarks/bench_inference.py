@@ -1,16 +1,18 @@
-"""Inference latency of the paper's generator: Keras, SavedModel, TFLite variants.
+"""Inference latency of the paper's generator: Keras, SavedModel, TFLite variants, ONNX runtimes.
 
 Prints, for ResNet-9 at ngf=64 (the paper's 256 px generator, random weights:
 latency does not depend on them) on 256 x 256 images, batch 1:
 
 - file sizes of the SavedModel and of each TFLite variant (fp32, fp16,
   dynamic_int8, int8 calibrated on synthetic scenes, and fp32 with a fixed
-  256 x 256 input instead of a dynamic one);
+  256 x 256 input instead of a dynamic one), and of the `.onnx` file;
 - latency per image of Keras (the model in a `tf.function`), the reloaded
-  SavedModel's `translate` signature and each TFLite file on LiteRT's CPU path
-  (XNNPACK, `--threads` threads), measured interleaved (every runner once per
+  SavedModel's `translate` signature, each TFLite file on LiteRT's CPU path
+  (XNNPACK, `--threads` threads) and the `.onnx` file (`export.convert_onnx`)
+  in onnxruntime and OpenVINO (float32, and bfloat16 where the CPU has it:
+  OpenVINO's own default there), measured interleaved (every runner once per
   round, several rounds) so a busy machine slows all of them alike;
-- ratios to Keras, and the quantized variants' PSNR against Keras float32;
+- ratios to Keras and to the SavedModel, and each path's PSNR against Keras float32;
 
 between two matmul calibration lines (GFLOP/s of a 2048^2 float32 matmul), so
 figures from different machines can be compared. No asserts: run and read.
@@ -41,6 +43,10 @@ from tfcyclegan.networks import ResnetGenerator  # noqa: E402
 from tfcyclegan.synthetic import draw_scene  # noqa: E402
 
 TFLITE_VARIANTS = ("fp32", "fp16", "dynamic_int8", "int8", "fp32_fixed")
+
+ONNX_RUNTIMES = ("onnxruntime", "openvino")
+"""Runtimes given the `.onnx` file (the `onnx` extra, and `openvino`: the `bench` extra);
+one that is not installed is left out with a note."""
 
 
 def scenes(count, size, seed=0):
@@ -73,13 +79,56 @@ def _tflite_runner(flatbuffer, shape, threads):
     return run
 
 
+def _onnxruntime_runner(path, threads):
+    """A callable running float32 batches through onnxruntime's CPU provider."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: images})[0]
+
+
+def _openvino_runners(path, shape, threads):
+    """{name: callable}: the .onnx file compiled by OpenVINO for the CPU at `shape`.
+
+    "openvino" computes in float32. OpenVINO's CPU plugin computes in bfloat16
+    by default where the CPU has it (AVX512_BF16 / AMX: `compile_model(path, "CPU")`
+    gives that), which is "openvino_bf16", measured only there. The model is
+    reshaped to the static `shape` first, as OpenVINO advises for a known size
+    (and as the TFLite runners are allocated at it).
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    precisions = {"openvino": "f32"}
+    if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        precisions["openvino_bf16"] = "bf16"
+    runners = {}
+    for name, precision in precisions.items():
+        model = core.read_model(path)
+        model.reshape(list(shape))
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_NUM_THREADS": threads,
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+        })
+        request = compiled.create_infer_request()
+        runners[name] = lambda images, request=request: request.infer([images])[0].copy()
+    return runners
+
+
 def build_runners(
-    generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None
+    generator, workdir, size=256, threads=2, variants=TFLITE_VARIANTS, calibration=None,
+    onnx_runtimes=ONNX_RUNTIMES,
 ):
     """Exports `generator` and returns ({name: callable(images) -> outputs}, {name: bytes on disk}).
 
     Names: "keras", "saved_model" (float32), "saved_model_bf16" (bfloat16
-    arithmetic), and "tflite_<variant>" for each of `variants`.
+    arithmetic), "tflite_<variant>" for each of `variants`, and for the
+    `.onnx` file "onnxruntime", "openvino" (float32) and "openvino_bf16"
+    (where the CPU has bfloat16) for each of `onnx_runtimes` installed.
     """
     workdir = os.fspath(workdir)
     keras_call = tf.function(lambda x: generator(x, training=False))
@@ -103,7 +152,28 @@ def build_runners(
         )
         sizes[f"tflite_{variant}"] = len(flatbuffer)
         runners[f"tflite_{variant}"] = _tflite_runner(flatbuffer, shape, threads)
+
+    installed = [name for name in onnx_runtimes if _installed(name)]
+    for name in sorted(set(onnx_runtimes) - set(installed)):
+        print(f"note: {name} is not installed; its row is left out (pip install 'tfcyclegan[bench]')")
+    if installed and _installed("tf2onnx"):
+        path = os.path.join(workdir, "generator.onnx")
+        with open(path, "wb") as file:
+            file.write(export.convert_onnx(generator))
+        if "onnxruntime" in installed:
+            runners["onnxruntime"] = _onnxruntime_runner(path, threads)
+            sizes["onnxruntime"] = os.path.getsize(path)
+        if "openvino" in installed:
+            for name, run in _openvino_runners(path, shape, threads).items():
+                runners[name] = run
+                sizes[name] = os.path.getsize(path)
     return runners, sizes
+
+
+def _installed(module):
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def measure_latency(runners, image, rounds=3, iters=3, warmup=1):
@@ -190,9 +260,11 @@ def print_result(result):
         f"(export and conversions took {result['export_seconds']:.0f}s)"
     )
     keras_ms = result["latency"]["keras"]["median_ms"]
+    saved_ms = result["latency"]["saved_model"]["median_ms"]
     fp32_bytes = result["bytes"].get("tflite_fp32")
     print(
-        f"{'runner':<22}{'size MB':>9}{'x fp32':>8}{'median ms':>11}{'min ms':>9}{'x keras':>9}{'PSNR dB':>9}"
+        f"{'runner':<22}{'size MB':>9}{'x fp32':>8}{'median ms':>11}{'min ms':>9}{'x keras':>9}"
+        f"{'x SM':>7}{'PSNR dB':>9}"
     )
     for name, latency in result["latency"].items():
         size = result["bytes"].get(name)
@@ -202,7 +274,7 @@ def print_result(result):
         psnr_text = "" if name == "keras" else ("inf" if psnr == float("inf") else f"{psnr:.1f}")
         print(
             f"{name:<22}{size_text:>9}{ratio:>8}{latency['median_ms']:>11.1f}{latency['min_ms']:>9.1f}"
-            f"{latency['median_ms'] / keras_ms:>9.2f}{psnr_text:>9}"
+            f"{latency['median_ms'] / keras_ms:>9.2f}{latency['median_ms'] / saved_ms:>7.2f}{psnr_text:>9}"
         )
     print(common.calibration_line("after", result["calibration_after"]))
 
