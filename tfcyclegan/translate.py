@@ -1,7 +1,7 @@
 """Translating image files: what `tfcyclegan translate` does.
 
 Any model form works (run folder at any state, `.keras`, SavedModel,
-`.tflite`; see `tfcyclegan.export.load_translator`), at any image size: the
+`.tflite`, `.onnx`; see `tfcyclegan.export.load_translator`), at any image size: the
 translator pads to the size the generator needs and crops back.
 
 Memory stays bounded whatever the folder holds: images are read one at a
@@ -247,14 +247,14 @@ def translate_files(
     `overwrite` (each output is written atomically).
 
     Args:
-        model: a run folder, `.keras` file, SavedModel or `.tflite` file, or a
+        model: a run folder, `.keras` file, SavedModel, `.tflite` or `.onnx` file, or a
             translator callable from `load_translator`.
         input_path: an image file or a folder.
         output_dir: where the results go, under the same relative names.
         direction: `a2b` (G) or `b2a` (F).
         batch_size: consecutive images of one size translated per call.
         progress: show a progress bar.
-        num_threads: CPU threads for a `.tflite` model (default: all).
+        num_threads: CPU threads for a `.tflite` or `.onnx` model (default: all).
         load_size: resize each image so that its short side is this many
             pixels first (bicubic), as the reference's test preprocessing
             does; None keeps the images' sizes.

@@ -36,6 +36,13 @@ What a trained generator becomes, and what each artifact takes:
   `"tfcyclegan"` (JSON, `read_tflite_metadata`). The stored default input
   shape is the training size, so `allocate_tensors()` works before any resize.
 
+- **ONNX** (`convert_onnx`, `--format onnx`, the `onnx` extra): the bare
+  generator through Keras 3's `model.export(format="onnx")` (tf2onnx), opset
+  17, input `images` -> `output_images`, float32 NHWC in [-1, 1], batch, height
+  and width dynamic (multiples of the size multiple, like the .tflite files);
+  the size rule, direction, method, opset and version in its `metadata_props`.
+  For onnxruntime and OpenVINO; `load_translator` runs it in onnxruntime.
+
 - **3D LUT** (`export_cube`): a `ColorGenerator` (per-pixel colour looks)
   sampled on a 33^3 grid of colours, as an Adobe / Resolve `.cube` file that
   colour tools and ffmpeg's `lut3d` apply; written by default for colour
@@ -49,8 +56,8 @@ What a trained generator becomes, and what each artifact takes:
 
 - **Parity** (`export` writes `export_report.json`): every artifact against the
   Keras model on the same images; max abs error and PSNR (peak-to-peak 2 for
-  [-1, 1] images, which equals PSNR on 0-255 pixels). Bounds: SavedModel and
-  fp32 TFLite within `FLOAT_TOLERANCE` (1e-4) of Keras, checked on every
+  [-1, 1] images, which equals PSNR on 0-255 pixels). Bounds: SavedModel,
+  fp32 TFLite and ONNX (at two sizes) within `FLOAT_TOLERANCE` (1e-4) of Keras, checked on every
   export; fp16 and int8 are reported, not bounded, because their error depends
   on the weights and images. Exporting another model into the same folder
   merges `models.config` and the report (one entry per model name); nothing
@@ -63,7 +70,8 @@ The modules, one job each (the runtime imports none of the exporters):
     saved_model  the SavedModel writer (TF Serving layout, atomic versions)
     tflite       TFLite conversion, metadata, builtin-op and GPU-delegate checks
     quantization full int8: calibration images, instance-norm equalization
-    runtime      Translator, the LiteRT runner, load_translator (`translate` uses this)
+    onnx         ONNX conversion (Keras 3 -> tf2onnx), metadata_props
+    runtime      Translator, the LiteRT and onnxruntime runners, load_translator (`translate` uses this)
     cube         a colour generator as a `.cube` 3D LUT (read, write, apply)
     web          the browser page: its files, model.json, LiteRT.js (webapp/)
     parity       artifacts against Keras
