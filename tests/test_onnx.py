@@ -82,6 +82,24 @@ def test_every_generator_family_runs_in_onnxruntime_at_two_sizes(family):
         assert np.abs(reference - images).max() > 0.01  # not trivially the identity
 
 
+@pytest.mark.slow
+def test_the_speed_forms_stay_out_of_the_file(monkeypatch):
+    """Where TensorFlow would run Winograd tiles and the fused norm, the file holds the plain
+    graph: one Conv per convolution, no MatMul (the tiles), no BatchNormalization (the norm)."""
+    from collections import Counter
+
+    from tfcyclegan.kernels import cpu, winograd
+    from tfcyclegan.networks import ResnetGenerator
+
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 0)  # tiles on tiny images too
+    monkeypatch.setattr(cpu, "eigen_convolutions", lambda: False)  # oneDNN's choices: the fused norm
+    # ngf 64: residual convolutions of 256 channels, where the tiles apply (tests/test_kernels.py).
+    generator = ResnetGenerator(ngf=64, n_blocks=1, seed=0)
+    ops = Counter(node.op_type for node in onnx.load_from_string(convert_onnx(generator)).graph.node)
+    assert ops["Conv"] == 6 and ops["ConvTranspose"] == 2  # 7x7, 2 down, 2 in the block, 7x7 out
+    assert not {"MatMul", "BatchNormalization"} & set(ops), ops
+
+
 @pytest.fixture(scope="module")
 def onnx_file(tmp_path_factory):
     """(path of a converted tiny ResNet, its generator)."""
