@@ -335,7 +335,9 @@ def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbe
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_mixed_bfloat16_blocks_take_float32_tiles_and_give_the_bfloat16_numbers(rng, any_size, training):
+def test_mixed_bfloat16_blocks_take_float32_tiles_and_give_the_bfloat16_numbers(
+    rng, any_size, training, monkeypatch
+):
     # Under mixed_bfloat16 the blocks' convolutions run as float32 tiles of their
     # bfloat16 operands (kernels.conv._bfloat16_by_float32_tiles): bfloat16 in and
     # out, the numbers of the plain bfloat16 layers to bfloat16 rounding.
@@ -355,6 +357,7 @@ def test_mixed_bfloat16_blocks_take_float32_tiles_and_give_the_bfloat16_numbers(
         return [outputs] + tape.gradient(outputs, variables, output_gradients=upstream)
 
     spec = tf.TensorSpec(x.shape, tf.float32)
+    monkeypatch.setattr(cpu, "amx", lambda: False)
     types = _op_types(step, spec)
     assert not {"MirrorPad", "Conv2D"} & types and "GatherV2" in types
     assert forward(x).dtype == tf.bfloat16
@@ -366,6 +369,17 @@ def test_mixed_bfloat16_blocks_take_float32_tiles_and_give_the_bfloat16_numbers(
     # gradients, 256 channels at 32 x 32), against ~8e-2 from float32's.
     for got, want in zip(tf.function(step)(x), plain):
         assert _relative_error(got.numpy(), want.numpy()) < 3e-2
+
+
+def test_mixed_bfloat16_blocks_keep_bfloat16_convolutions_with_amx(rng, any_size, monkeypatch):
+    # AMX's bfloat16 convolutions should beat float32 tiles (not measured here).
+    monkeypatch.setattr(cpu, "amx", lambda: True)
+    block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
+    spec = tf.TensorSpec([1, 8, 8, CHANNELS], tf.float32)
+    block.build(spec.shape)
+    for training in (True, False):
+        types = _op_types(lambda images: block(images, training=training), spec)
+        assert {"MirrorPad", "Conv2D"} <= types and "GatherV2" not in types, training
 
 
 @pytest.mark.slow

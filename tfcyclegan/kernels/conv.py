@@ -223,9 +223,11 @@ def reflect_padded_call(layer, inputs, padding, training=None):
 
 def _bfloat16_winograd(layer, inputs):
     """Whether a bfloat16 layer (`mixed_bfloat16`) whose float32 twin would take
-    Winograd tiles takes them in float32 (`_bfloat16_by_float32_tiles`)."""
+    Winograd tiles takes them in float32 (`_bfloat16_by_float32_tiles`): not with
+    AMX, whose bfloat16 convolutions should beat float32 tiles (not measured)."""
     return (
         keras.backend.backend() == "tensorflow"
+        and not cpu.amx()
         and layer.compute_dtype == "bfloat16"
         and inputs.dtype == tf.bfloat16
         and layer.data_format == "channels_last"
