@@ -16,6 +16,9 @@ Candidates (`--candidates`, comma-separated):
   keras_bf16   the `mixed_bfloat16` policy (not the paper's fp32; reported apart)
   keras_nodnn  TF_ENABLE_ONEDNN_OPTS=0
   keras_inter1 inter-op pool of 1 thread
+  keras_nowino float32 with the Winograd forms off (`kernels.disabled("winograd")`):
+               the direct convolutions bfloat16's are compared with
+               (`keras_bf16+disable=winograd`: bfloat16 without the float32 tiles)
 
     python benchmarks/bench_train.py [--sizes 128,256] [--rounds 3] [--candidates torch,keras,keras_jit]
 
@@ -40,6 +43,7 @@ CANDIDATES = {
     "keras_bf16": ("benchmarks.bench_train", "KerasTrainStep", {"dtype": "mixed_bfloat16"}, {}),
     "keras_nodnn": ("benchmarks.bench_train", "KerasTrainStep", {}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "keras_inter1": ("benchmarks.bench_train", "KerasTrainStep", {"inter_op": 1}, {}),
+    "keras_nowino": ("benchmarks.bench_train", "KerasTrainStep", {"disable": "winograd"}, {}),
     "keras_unfused": ("benchmarks.bench_train", "KerasTrainStep", {"fuse_calls": False}, {}),
     "keras_unfused_inter1": (
         "benchmarks.bench_train", "KerasTrainStep", {"fuse_calls": False, "inter_op": 1}, {}
@@ -71,10 +75,12 @@ class KerasTrainStep:
         dtype: dtype policy of the networks, e.g. "mixed_bfloat16".
         pool_size: image pool size (50).
         seed: weights, pools and images.
+        fuse_calls: False: `batched_calls` off.
+        disable: kernel forms to turn off, "/"-separated (`kernels.disabled`), e.g. "winograd".
     """
 
     def __init__(self, size=256, jit_compile=False, threads=2, inter_op=None, dtype=None,
-                 pool_size=50, seed=0, fuse_calls=None):
+                 pool_size=50, seed=0, fuse_calls=None, disable=None):
         import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path (cpu.py)
         import numpy as np
         import tensorflow as tf
@@ -94,6 +100,11 @@ class KerasTrainStep:
                 self.model.fuse_calls = False
             else:  # read when the step is traced, on its first run
                 self.unfused = kernels.disabled("batched_calls")
+        if disable:
+            from tfcyclegan import kernels
+
+            forms = disable.split("/") + (["batched_calls"] if fuse_calls is False else [])
+            self.unfused = kernels.disabled(*forms)
         self.model.compile(jit_compile=jit_compile)
         self.model.build((1, size, size, 3))
         rng = np.random.default_rng(seed)

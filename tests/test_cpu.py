@@ -67,3 +67,32 @@ def test_import_sets_eigen_when_onednn_is_capped_to_avx2():
 
 def test_import_keeps_the_users_setting():
     assert _startup_value(ONEDNN_MAX_CPU_ISA="AVX2", TF_ENABLE_ONEDNN_OPTS="1") == "1"
+
+
+BF16 = AVX512 | {"avx512_bf16"}
+AMX = BF16 | {"amx_tile", "amx_bf16"}
+
+
+@pytest.mark.parametrize(
+    "flags,says",
+    [
+        (BF16, f"AVX512_BF16 without AMX: mixed_bfloat16 training measured "
+               f"{cpu.MIXED_BFLOAT16_SPEED_AVX512_BF16:.1f}x float32's speed"),
+        (AMX, "not measured with AMX"),
+        (AVX512, "no AVX512_BF16 or AMX"),
+        (AVX2, "no AVX512_BF16 or AMX"),
+    ],
+)
+def test_mixed_bfloat16_note_names_the_cpu_feature_found(flags, says, monkeypatch):
+    monkeypatch.setattr(cpu, "_x86", lambda: True)
+    note = cpu.mixed_bfloat16_note(flags)
+    assert note.startswith("Note: ") and says in note and "\n" not in note
+
+
+def test_no_mixed_bfloat16_note_off_x86_or_with_an_accelerator(monkeypatch):
+    monkeypatch.setattr(cpu, "_x86", lambda: False)
+    assert cpu.mixed_bfloat16_note(BF16) is None
+    monkeypatch.setattr(cpu, "_x86", lambda: True)
+    monkeypatch.setattr(cpu, "cpus_only", lambda: False)
+    assert cpu.mixed_bfloat16_note(BF16) is None
+    assert cpu.mixed_bfloat16_note(set()) is None

@@ -191,3 +191,16 @@ def test_steps_per_execution_keeps_checkpoint_steps_exact(tmp_path, dataset):
     with pytest.raises(ValueError, match=r"steps_per_epoch=5 is not a multiple of steps_per_execution=2"):
         model.fit(stream.dataset, epochs=1, steps_per_epoch=5, callbacks=[checkpointing(tmp_path / "b")],
                   verbose=0)
+
+
+def test_mixed_bfloat16_training_says_what_bfloat16_gains_on_this_cpu(tmp_path, dataset, capsys, monkeypatch):
+    from tfcyclegan.kernels import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(cpu, "_x86", lambda: True)
+    config = TINY.replace(train=TINY.train.replace(mixed_precision="mixed_bfloat16", epochs=1,
+                                                   epochs_decay=0, validate=False, checkpoint_every=0))
+    training.train(config, tmp_path / "run", DataSpec(data=dataset), verbose=1)
+    out = capsys.readouterr().out
+    assert out.count("Note: AVX512_BF16 without AMX: mixed_bfloat16 training measured") == 1
+

@@ -38,6 +38,7 @@ from tfcyclegan import data as data_lib
 from tfcyclegan import distribute, fileio, runs
 from tfcyclegan.config import Config
 from tfcyclegan.data.geometry import CROP_MODES
+from tfcyclegan.kernels import cpu
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.runs import (  # noqa: F401 (re-exported: training is where users look)
     CONFIG_FILE,
@@ -312,6 +313,11 @@ def _train(config, run_dir, data_spec, resume, verbose, extra_callbacks, strateg
     data = _run_data(config, data_spec, verbose, chief)
     model, step, checkpoint = restorable_model(config, strategy, data.steps_per_epoch)
     _check_crop_size(model, config)
+    if verbose and config.train.mixed_precision == "mixed_bfloat16":
+        # What bfloat16 was measured to gain on CPUs like this one (often little).
+        note = cpu.mixed_bfloat16_note()
+        if note:
+            print(note)
     if chief:
         _write_run_files(paths, config, data_spec, data.steps_per_epoch)
     if resume:

@@ -9,6 +9,8 @@ form runs is decided here, and only here, from where the call runs:
 |-------------------|--------------------------------------------------|----------------------------------------|
 | `winograd`        | 3x3 convolutions of >= 256 channels as Winograd  | TensorFlow graphs on CPUs, float32     |
 |                   | F(4x4, 3x3) tiles (`winograd`)                   | (the ResNet generator's residual blocks)|
+|                   |                                                  | and, under mixed_bfloat16, the blocks  |
+|                   |                                                  | as float32 tiles of bfloat16 operands  |
 | `conv_gradients`  | convolution gradients as forward convolutions    | training on TensorFlow's Eigen path;   |
 |                   | and matrix products (`conv`)                     | under oneDNN where Winograd applies    |
 | `reflect_gather`  | a residual block's reflection pad read by the    | where `winograd` applies               |

@@ -12,7 +12,9 @@ them: the forward, the input's gradient (a forward convolution) and the
 kernel's (`winograd.kernel_gradient`); the residual blocks' convolutions read
 their reflection pad in the tiles' gather (`reflect_padded_call`,
 `_reflect_padded_winograd`). Under oneDNN, whose own backprop kernels are fast,
-only convolutions that take Winograd tiles get these forms in training.
+only convolutions that take Winograd tiles get these forms in training. Under
+`mixed_bfloat16` the residual blocks' convolutions run as float32 tiles of their
+bfloat16 operands (`_bfloat16_by_float32_tiles`), the rest as bfloat16 Conv2D.
 Measurements: docs/cpu_paths.md, benchmarks/bench_conv_gradients.py,
 benchmarks/bench_winograd.py.
 """
@@ -209,12 +211,54 @@ def reflect_padded_call(layer, inputs, padding, training=None):
         [n, *(None if size is None else size + 2 * padding for size in (height, width)), channels],
         inputs.dtype,
     )
-    if not _winograd(layer, padded):  # (where it applies, so does `_custom_gradient`)
-        return None
-    kernel = tf.convert_to_tensor(layer.kernel)
+    if _winograd(layer, padded):  # (where it applies, so does `_custom_gradient`)
+        kernel = tf.convert_to_tensor(layer.kernel)
+        if training:
+            return _biased_activated(layer, _reflect_padded_winograd(inputs, kernel, padding))
+        return _biased_activated(layer, winograd.conv3x3(inputs, kernel, padding))
+    if _bfloat16_winograd(layer, padded):
+        return _biased_activated(layer, _bfloat16_by_float32_tiles(inputs, layer.kernel, padding, training))
+    return None
+
+
+def _bfloat16_winograd(layer, inputs):
+    """Whether a bfloat16 layer (`mixed_bfloat16`) whose float32 twin would take
+    Winograd tiles takes them in float32 (`_bfloat16_by_float32_tiles`): not with
+    AMX, whose bfloat16 convolutions should beat float32 tiles (not measured)."""
+    return (
+        keras.backend.backend() == "tensorflow"
+        and not cpu.amx()
+        and layer.compute_dtype == "bfloat16"
+        and inputs.dtype == tf.bfloat16
+        and layer.data_format == "channels_last"
+        and layer.groups == 1
+        and cpu.cpus_only()
+        and _winograd_applies(inputs, layer.kernel.shape, layer.strides, layer.dilation_rate, layer.padding)
+    )
+
+
+def _bfloat16_by_float32_tiles(x, kernel, padding, training):
+    """A bfloat16 residual convolution (x reflection-padded by `padding`) computed as
+    float32 Winograd tiles of its bfloat16 input and kernel, rounded to bfloat16.
+
+    Under `mixed_bfloat16` the residual blocks' 3x3 256 -> 256 convolutions were
+    the one place float32 beat bfloat16 on AVX512_BF16: forward + both gradients,
+    1 thread, 85 ms as float32 tiles against 108 ms for oneDNN's bfloat16 kernels
+    (2 x 64 x 64 outputs; docs/cpu_paths.md, "bfloat16"). Tiles in bfloat16 are
+    not an option: their transforms multiply rounding errors by up to 64 (9x the
+    direct bfloat16 convolution's error, measured). The numbers are the plain
+    bfloat16 layer's: the same bfloat16 operands, multiplied and summed in
+    float32 either way, outputs and gradients rounded to bfloat16.
+    """
+    # The kernel as the layer reads it (Keras casts it to bfloat16 in a
+    # mixed-precision call), so its gradient is rounded as the plain form's.
+    kernel = tf.cast(tf.convert_to_tensor(kernel), tf.float32)
+    x = tf.cast(x, tf.float32)
     if training:
-        return _biased_activated(layer, _reflect_padded_winograd(inputs, kernel, padding))
-    return _biased_activated(layer, winograd.conv3x3(inputs, kernel, padding))
+        outputs = _reflect_padded_winograd(x, kernel, padding)
+    else:
+        outputs = winograd.conv3x3(x, kernel, padding)
+    return tf.cast(outputs, tf.bfloat16)
 
 
 def _biased_activated(layer, outputs):

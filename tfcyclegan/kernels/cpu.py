@@ -19,6 +19,7 @@ The user's own `TF_ENABLE_ONEDNN_OPTS`, whatever its value, always wins, and
 nothing changes once TensorFlow is imported.
 """
 
+import functools
 import os
 import platform
 import sys
@@ -40,6 +41,13 @@ def cpu_flags(path="/proc/cpuinfo"):
     except OSError:
         return None
     return None
+
+
+@functools.lru_cache(maxsize=None)
+def amx():
+    """Whether the CPU has AMX's bfloat16 tiles (`amx_bf16`), where oneDNN's bfloat16
+    convolutions are expected to run far faster than on AVX512_BF16 (not measured here)."""
+    return "amx_bf16" in (cpu_flags() or ())
 
 
 def _x86():
@@ -106,3 +114,43 @@ def choose_tensorflow_path_at_startup():
     if value is not None:
         os.environ[ONEDNN_OPTS] = value
     return value
+
+
+# --- What mixed_bfloat16 training gains on this CPU -----------------------------
+
+# A mixed_bfloat16 training step's speed × float32's (as shipped: float32 has the
+# Winograd tiles), paper config at 256 px, 2 threads, on an AMD EPYC (Zen 4:
+# AVX512_BF16, no AMX): docs/cpu_paths.md, section "bfloat16", has the figures,
+# the command, and why it is not ~2x (the direct convolutions' gain).
+MIXED_BFLOAT16_SPEED_AVX512_BF16 = 1.2
+
+
+def mixed_bfloat16_note(flags=None):
+    """One line for a user who chose `mixed_bfloat16` training on this CPU, or None.
+
+    With AVX512_BF16 and no AMX: the speed bfloat16 was measured to gain there.
+    With AMX: that it was not measured. Without either: that bfloat16 is
+    emulated. None off x86, where TensorFlow sees an accelerator, or where the
+    CPU's features are unknown.
+
+    Args:
+        flags: the CPU's feature flags (default: read from /proc/cpuinfo).
+    """
+    flags = cpu_flags() if flags is None else set(flags)
+    if not flags or not _x86() or not cpus_only():
+        return None
+    speed = f"{MIXED_BFLOAT16_SPEED_AVX512_BF16:.1f}x float32's speed"
+    if "amx_bf16" in flags:
+        return (
+            "Note: AMX found: mixed_bfloat16 training was not measured with AMX (on AVX512_BF16 "
+            f"without AMX it ran at {speed}; docs/cpu_paths.md, \"bfloat16\")."
+        )
+    if "avx512_bf16" in flags:
+        return (
+            f"Note: AVX512_BF16 without AMX: mixed_bfloat16 training measured {speed} on such "
+            "a CPU; float32 keeps full precision (docs/cpu_paths.md, \"bfloat16\")."
+        )
+    return (
+        "Note: no AVX512_BF16 or AMX on this CPU: its bfloat16 arithmetic is emulated "
+        "(mixed_bfloat16 not measured here); float32 keeps full precision."
+    )
