@@ -14,7 +14,15 @@ images (the guard's measure, `EQUALIZE_MIN_PSNR`), and the same copy with the
 norms' own scalar epsilon, as equalization computed it before (what made the
 guard refuse trained models).
 
+With `--data DIR` (a CycleGAN-layout folder: trainA/ trainB/ testA/ testB/,
+e.g. `tfcyclegan.looks.make_look_dataset`'s real photos) the models train on
+DIR's trainA/trainB (random `--size` crops of images resized to `--size` + 8),
+int8 is calibrated on testA as `--representative-data DIR/testA` samples it
+(16 spread over the sorted files; two of them made low-contrast, as above), and
+PSNR is measured on the other testA images, which must be `--size` px squares.
+
     python benchmarks/bench_int8_trained.py --steps 300 --ngf 16 --size 64
+    python benchmarks/bench_int8_trained.py --steps 300 --data /tmp/looks
 """
 
 import argparse
@@ -75,16 +83,16 @@ def photos(seed, count, size, domain="a"):
     return np.stack([photo(rng, size, domain) for _ in range(count)])
 
 
-def train(seed, blocks, upsample, ngf, size, steps, images=200):
-    """G of a CycleGAN trained `steps` steps (batch 1) on photo-like x and re-toned y."""
+def train(seed, blocks, upsample, ngf, size, steps, images=200, data=None):
+    """G of a CycleGAN trained `steps` steps (batch 1) on photo-like x and re-toned y,
+    or on the folder `data`'s trainA/trainB through the package's pipeline."""
     import keras
     import tensorflow as tf
 
     import tfcyclegan
+    from tfcyclegan.data import unpaired_dataset
 
     keras.utils.set_random_seed(seed)
-    x = photos(seed, images, size, "a")
-    y = photos(seed + 1000, images, size, "b")
     config = tfcyclegan.ModelConfig(
         generator=f"resnet_{blocks}blocks", ngf=ngf, ndf=ngf, upsample=upsample
     )
@@ -93,9 +101,51 @@ def train(seed, blocks, upsample, ngf, size, steps, images=200):
         generator_optimizer=tfcyclegan.TorchAdam(2e-4, beta_1=0.5),
         discriminator_optimizer=tfcyclegan.TorchAdam(2e-4, beta_1=0.5),
     )
-    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(images, seed=seed).repeat().batch(1)
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    if data is None:
+        x = photos(seed, images, size, "a")
+        y = photos(seed + 1000, images, size, "b")
+        stream = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(images, seed=seed).repeat().batch(1)
+    else:
+        # The look benchmark's setting: resize to size + 8, random size crops and flips.
+        config = tfcyclegan.DataConfig(load_size=size + 8, crop_size=size, cache=True)
+        stream = unpaired_dataset(
+            os.path.join(data, "trainA"), os.path.join(data, "trainB"), config, seed=seed
+        ).dataset
+    model.fit(stream, epochs=1, steps_per_epoch=steps, verbose=0)
     return model.G
+
+
+def _with_low_contrast(sample):
+    """Calibration as from a folder of real photos: 14 textured, 2 low-contrast (fog)."""
+    foggy = [0.6 + 0.03 * image for image in sample[:2]]
+    return [image[None] for image in [*sample[2:], *foggy]]
+
+
+def folder_sets(data, size):
+    """Calibration and test images (float32 in [-1, 1]) from `data`/testA.
+
+    Calibration: the 16 images `--representative-data data/testA` samples, two
+    of them made low-contrast; test: the other testA images.
+    """
+    import numpy as np
+
+    from tfcyclegan import imaging
+    from tfcyclegan.data import list_images, load_image
+    from tfcyclegan.export.loading import sample_folder
+
+    folder = os.path.join(data, "testA")
+    paths = list_images(folder)
+    sampled = set(paths[:: max(1, len(paths) // 16)][:16])  # the files `sample_folder` reads
+    held_out = [path for path in paths if path not in sampled]
+    sample = [imaging.to_float_array(image) for image in sample_folder(folder, 16, 3)]
+    test = [imaging.to_float_array(load_image(p, channels=3)) for p in held_out]
+    shapes = {image.shape for image in [*sample, *test]}
+    if len(sample) < 16 or not test or shapes != {(size, size, 3)}:
+        raise ValueError(
+            f"{folder} must hold more than 16 RGB images of {size} x {size} px (`--size`). "
+            f"Received: {len(paths)} images of shapes {sorted(shapes)}"
+        )
+    return _with_low_contrast(sample), np.stack(test).astype(np.float32)
 
 
 def _litert(flatbuffer, images):
@@ -203,23 +253,36 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300, help="training steps (batch 1) per model")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--data",
+        help="a CycleGAN-layout folder (trainA/ trainB/ testA/ testB/) to train, calibrate "
+        "and test on instead of procedural photo-like images",
+    )
     args = parser.parse_args(argv)
 
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     machine = common.machine_info()
-    # Calibration as from a folder of real photos: 14 textured, 2 low-contrast.
-    sample = photos(500, 16, args.size)
-    foggy = [0.6 + 0.03 * image for image in sample[:2]]
-    calibration = [image[None] for image in [*sample[2:], *foggy]]
-    test = photos(700, 8, args.size)
+    if args.data is None:
+        calibration = _with_low_contrast(photos(500, 16, args.size))
+        test = photos(700, 8, args.size)
+        trained_on = "photo-like images"
+        calibrated_on = "16 photos (2 low-contrast)"
+        tested_on = f"{len(test)} held-out photos"
+    else:
+        calibration, test = folder_sets(args.data, args.size)
+        trained_on = f"{args.data}'s trainA/trainB ({args.size} px crops of {args.size + 8})"
+        calibrated_on = "16 of testA as --representative-data samples it (2 made low-contrast)"
+        tested_on = f"the other {len(test)} testA images"
     rows = []
     for seed in args.seeds:
         for blocks in args.blocks:
             for upsample in args.upsample:
                 start = time.perf_counter()
-                generator = train(seed, blocks, upsample, args.ngf, args.size, args.steps)
+                generator = train(
+                    seed, blocks, upsample, args.ngf, args.size, args.steps, data=args.data
+                )
                 seconds = time.perf_counter() - start
                 row = {"seed": seed, "blocks": blocks, "upsample": upsample, "train_s": seconds}
                 row.update(measure(generator, args.size, calibration, test))
@@ -227,9 +290,9 @@ def main(argv=None):
                 rows.append(row)
     print(common.describe_machine(machine) + f"; code {common.code_version()}")
     print(
-        f"CycleGAN G, ngf {args.ngf}, {args.size} px, {args.steps} steps (batch 1) on photo-like "
-        f"images; int8 calibrated on 16 photos (2 low-contrast), fixed size; PSNR against Keras "
-        f"float32 on 8 held-out photos, LiteRT {args.threads} threads"
+        f"CycleGAN G, ngf {args.ngf}, {args.size} px, {args.steps} steps (batch 1) on {trained_on}; "
+        f"int8 calibrated on {calibrated_on}, fixed size; PSNR against Keras float32 on "
+        f"{tested_on}, LiteRT {args.threads} threads"
     )
     print(table(rows))
     return 0
