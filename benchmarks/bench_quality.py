@@ -72,6 +72,8 @@ VARIANTS = {
                                "model.d_norm": "none", "model.init_type": "kaiming", "train.learning_rate": 5e-4}),
     "hybrid_normal": ("cyclegan", {"model.upsample": "resize_conv", "model.global_skip": True,
                                    "model.color_branch": True, "model.d_norm": "none"}),
+    "cyclegan_resize_conv_bf16": ("cyclegan", {"model.upsample": "resize_conv",
+                                               "train.mixed_precision": "mixed_bfloat16"}),
     "cut": ("cut", {}),
     "cut_skip": ("cut", {"model.global_skip": True}),
     "fastcut": ("fastcut", {}),

@@ -40,6 +40,7 @@ from tfcyclegan.export.saved_model import (
     write_serving_config,
 )
 from tfcyclegan.export.tflite import (
+    DEFAULT_INPUT_SIDE,
     TFLITE_IO,
     TFLITE_MODES,
     check_input_size,
@@ -644,9 +645,11 @@ def _export_web(
     models = []
     for d, generator in generators.items():
         multiple, min_size = size_requirement(generator)
-        size = check_input_size(tflite_input_size, multiple, min_size) or default_input_size_of(
-            generator, default_size
-        )
+        # Instance norm sees each tile alone, so a tile much smaller than the photo
+        # shows its seams (a model trained at 64 px, tiled at 64 on a 256 px photo):
+        # the page tiles at least at DEFAULT_INPUT_SIDE unless asked otherwise.
+        tile = None if default_size is None else tuple(max(side, DEFAULT_INPUT_SIDE) for side in default_size)
+        size = check_input_size(tflite_input_size, multiple, min_size) or default_input_size_of(generator, tile)
         calibration = None
         if web_mode == "int8":
             calibration = calibration_set(representative_data, 3, multiple, min_size)

@@ -67,8 +67,8 @@ def tile_overlap_for(size):
     """Pixels neighbouring tiles share: an eighth of the tile's shorter side.
 
     `tfcyclegan translate` overlaps its 1024 px tiles by 64 (docs/large_images.md);
-    the web's tiles are the file's size (the training size, 256 px by default), so
-    the overlap scales with them: 32 px of 256.
+    the web's tiles are the file's size (the training size, at least 256 px,
+    unless `tflite_input_size` is given), so the overlap scales with them: 32 px of 256.
     """
     return min(size) // 8
 
