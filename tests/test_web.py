@@ -11,8 +11,10 @@ install, never a skip.
 """
 
 import base64
+import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -150,6 +152,12 @@ def test_export_writes_the_page_and_runtime(exported):
     for name in ("index.html", "app.js", "litert/index.js", "litert/wasm-utils.js", "litert/LICENSE",
                  "litert/litert_wasm_internal.wasm", "litert/litert_wasm_compat_internal.wasm"):
         assert (web / name).is_file(), name
+    # The runtime as unpacked from npm (the .wasm builds are shipped gzipped): its recorded sha256.
+    sums = re.findall(r"^([0-9a-f]{64})  (\S+)$", (web / "litert" / "README.md").read_text(), re.MULTILINE)
+    assert {name for _, name in sums} >= {"litert_wasm_internal.wasm", "litert_wasm_compat_internal.wasm"}
+    for digest, name in sums:
+        assert hashlib.sha256((web / "litert" / name).read_bytes()).hexdigest() == digest, name
+    assert not list((web / "litert").glob("*.gz"))
     assert report.web["a2b"]["size"] == [TILE, TILE]
     assert report.parity["a2b"]["web/fp16_uint8"]["psnr_db"] > 40
 
