@@ -86,6 +86,10 @@ def test_bad_settings_are_named():
         ModelConfig(global_skip=1)
     with pytest.raises(ValueError, match="`global_skip` is for ResNet generators; unet_128"):
         build_generator(ModelConfig(generator="unet_128", global_skip=True), 3, 3)
+    with pytest.raises(ValueError, match="`global_skip` is for ResNet generators; color"):
+        ModelConfig(generator="color", global_skip=True)
+    with pytest.raises(ValueError, match="needs `global_skip=True`.*color_branch=True, global_skip=False"):
+        ModelConfig(generator="unet_128", color_branch=True)
 
 
 def test_config_builds_it_and_the_keras_file_round_trips(tmp_path, rng):

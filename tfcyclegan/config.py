@@ -302,6 +302,22 @@ class ModelConfig(_Section):
                     f"`{name}` must be a bool. Received: {name}={getattr(self, name)!r}"
                 )
         self._check_color_generator()
+        self._check_skip()
+
+    def _check_skip(self):
+        """The identity start is the ResNet generators' (`global_skip`, and `color_branch` on it)."""
+        if self.color_branch and not self.global_skip:
+            raise ValueError(
+                "`color_branch` adds a change of colour to the input, so it needs `global_skip=True` "
+                "(tfcyclegan train: --global-skip). Received: color_branch=True, global_skip=False"
+            )
+        family = parse_generator(self.generator)[0]
+        if self.global_skip and family not in ("resnet", "mobile_resnet"):
+            raise ValueError(
+                f"`global_skip` is for ResNet generators; {self.generator} "
+                + ("has no single head to start at zero. " if family == "unet" else "always starts as the identity. ")
+                + "Use a resnet_<n>blocks generator or global_skip=False."
+            )
 
     def _check_color_generator(self):
         """Refuses settings the per-pixel `color` generator has no use for, rather than ignoring them."""

@@ -778,12 +778,7 @@ class ColorGenerator(_Network):
 def build_generator(config, input_channels, output_channels, seed=None, dtype=None, name=None):
     """The generator `config.generator` names (a `ModelConfig`), upsampling as `config.upsample`."""
     family, depth = parse_generator(config.generator)
-    if family in ("unet", "color") and config.global_skip:
-        raise ValueError(
-            f"`global_skip` is for ResNet generators; {config.generator} "
-            + ("has no single head to start at zero. " if family == "unet" else "always starts as the identity. ")
-            + "Use a resnet_<n>blocks generator or global_skip=False."
-        )
+    # `ModelConfig` refuses `global_skip` / `color_branch` with the other families.
     if family == "color":
         # `ModelConfig` refuses the settings of other families with it (upsample, dropout),
         # and `norm` is the discriminators' here.
