@@ -129,7 +129,13 @@ class InstanceNormalization(keras.layers.Layer):
         center: learn a per-channel offset (off in the reference).
         scale: learn a per-channel scale (off in the reference).
         **kwargs: standard layer arguments.
+
+    Attributes:
+        variance_floor: None, or the least variance the norm divides by; set only
+            on the copies int8 export converts (`export.quantization`), never saved.
     """
+
+    variance_floor = None
 
     def __init__(self, epsilon=1e-5, center=False, scale=False, **kwargs):
         super().__init__(**kwargs)
@@ -168,6 +174,8 @@ class InstanceNormalization(keras.layers.Layer):
         mean = ops.mean(x, axis=(1, 2), keepdims=True)
         centred = x - mean
         variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)
+        if self.variance_floor is not None:
+            variance = ops.maximum(variance, self.variance_floor)
         outputs = centred * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
             outputs = outputs * ops.cast(self.gamma, "float32")

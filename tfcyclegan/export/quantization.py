@@ -7,10 +7,13 @@ after it (squared deviations, their mean, rsqrt) lost the small channels and
 full int8 fell to ~29 dB PSNR against float32. Instance norm does not see a
 per-channel scale or shift of its input, so `equalize_instance_norm` rescales
 those convolutions to channels of one scale: the generator computes the same
-function in float, and int8 keeps every channel. `tflite.convert_tflite` does
-both for mode "int8".
+function in float, and int8 keeps every channel. Each norm of that copy then
+divides by at least a variance int8 can hold (a floor of two levels of its
+input), so that one image's nearly flat channel cannot stretch the int8 range
+of rsqrt for all the others. `tflite.convert_tflite` does both for mode "int8".
 """
 
+import collections
 import dataclasses
 import logging
 import os
@@ -77,6 +80,15 @@ trained ResNets), so a copy below it computes another function: a convolution ou
 used by more than its instance norm."""
 
 
+MAX_EPSILON = 0.01
+"""Largest epsilon (per channel) of an equalized norm, whose input channels have a
+typical variance of 1: below one int8 level of its variance."""
+
+
+FLOOR_LEVELS = 2.0
+"""An equalized norm's variance floor: the square of this many int8 levels of its input."""
+
+
 FLAT_RANGE = 2.0 / 255.0
 """Images whose values span less (one uint8 level, in [-1, 1]) are flat."""
 
@@ -109,6 +121,9 @@ class Equalized:
         refused: why equalization could not apply (None when it did, or when
             there was nothing to equalize): full int8 of `generator` is then
             lossy (`LossyInt8Error`).
+        floored_psnr_db: the copy with its norms' variance floors against the
+            original, as `psnr_db` (below it where a calibration image has a
+            channel int8 cannot hold).
     """
 
     generator: object
@@ -116,6 +131,7 @@ class Equalized:
     psnr_db: float = None
     spread: list = dataclasses.field(default_factory=list)
     refused: str = None
+    floored_psnr_db: float = None
 
     def lossy_int8_error(self, min_psnr=EQUALIZE_MIN_PSNR):
         """The `LossyInt8Error` to raise for a refused equalization."""
@@ -133,7 +149,7 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     unit scale and zero mean on `calibration`: the same function, int8-friendly.
 
     Full int8 gives each activation tensor one scale. After a trained
-    convolution, channel stds differ by 5-20x (measured on a CycleGAN trained
+    convolution, channel stds differ by 4-20x (measured on CycleGANs trained
     at 64 px), and the instance norm after it squares them: the small channels
     round to a few levels, their variance to ~0, rsqrt saturates, and whole
     feature maps break (max abs error ~1 on [-1, 1]). Instance norm removes a
@@ -148,13 +164,26 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     ResNet-6 fell to 52 dB against itself with two low-contrast calibration
     photos, and the copy was refused. So the copy's norms add eps / s_c^2 per
     channel, which makes the rescale exact (to float32 rounding) on any image.
-    Channels with variance under 100 eps are left as they are, so that
-    eps / s_c^2 stays under 0.01, below one int8 level of the variance.
+    A channel is scaled up by at most sqrt(`MAX_EPSILON` / eps), so that the
+    added epsilon stays under `MAX_EPSILON` (a smaller channel is mostly
+    epsilon in its norm). Small channels are scaled as far as that, not left
+    as they are: on real photos a ResNet's stem had one channel of std ~0.03,
+    and leaving it cost full int8 3-5 dB (benchmarks/bench_int8_trained.py).
 
     A norm is paired with the convolution called just before it (through
     layers such as cropping), with as many channels; the copy is checked
     against the original on `calibration` and refused if it differs by more
     than `min_psnr` dB (a convolution output used by more than its norm).
+
+    After the check, each norm of the copy gets a variance floor of
+    `FLOOR_LEVELS` int8 levels of its input (`InstanceNormalization.variance_floor`).
+    On an image where a channel spans fewer levels (the stem's colour channels
+    on a photo without that colour), int8 holds nothing of it to amplify; without
+    the floor, its rsqrt reaches 1 / sqrt(eps) and rsqrt's one int8 scale loses
+    every other channel's (relative error 7x measured at a trained ResNet-9's
+    stem on a cat photo). The floor changes the float function only on such
+    channels (`Equalized.floored_psnr_db`), and gave 2-3 dB on three
+    trained ResNets.
 
     Args:
         generator: a float32 generator.
@@ -180,22 +209,26 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
         return _refused(generator, f"it cannot be copied: {error}")
     calls, outputs = _recorded_calls(copy, calibration, convs)
 
-    pairs, spread = [], []
+    pairs, spread, floors = [], [], []
     for conv, norm, stats in _conv_norm_pairs(calls):
-        mean, variance = stats  # (images, channels) each, float64
         if not conv.use_bias or norm.epsilon is None:
             continue
-        typical = np.mean(variance, axis=0)
-        live = typical > 100 * norm.epsilon
-        scale = np.where(live, 1.0 / np.sqrt(np.maximum(typical, 1e-30)), 1.0)
+        centre = np.mean(stats.means, axis=0)
+        typical = np.mean(stats.variances, axis=0)
+        live = typical > 0
+        scale = np.where(live, 1.0 / np.sqrt(np.where(live, typical, 1.0)), 1.0)
+        scale = np.minimum(scale, np.sqrt(MAX_EPSILON / norm.epsilon))
         kernel, bias = conv.get_weights()
         # Output channels: last kernel axis of Conv2D, the third of Conv2DTranspose.
         axis_scale = scale[:, None] if isinstance(conv, keras.layers.Conv2DTranspose) else scale
-        conv.set_weights([kernel * axis_scale, (bias - np.mean(mean, axis=0)) * scale])
+        conv.set_weights([kernel * axis_scale, (bias - centre) * scale])
         # The copy only: a per-channel constant in the graph (ADD of a vector).
         norm.epsilon = (norm.epsilon * scale**2).astype(np.float32)
         pairs.append((conv.name, norm.name))
         spread.append(float(np.sqrt(typical[live].max() / typical[live].min())) if live.any() else 1.0)
+        # The copy's input range on the calibration images: int8's one scale.
+        span = np.max((stats.maxima - centre) * scale) - np.min((stats.minima - centre) * scale)
+        floors.append((norm, np.float32((FLOOR_LEVELS * span / 255.0) ** 2)))
     if not pairs:
         return Equalized(generator, [])
     # A flat image (one pixel level) is left out of the check: the norms see
@@ -203,22 +236,23 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     # 1e-6 moved a trained ResNet-6's output by 22 dB), which no copy matches.
     checked = [i for i, image in enumerate(calibration) if np.ptp(image) >= FLAT_RANGE]
     checked = checked or list(range(len(calibration)))
-    quality = round(
-        _psnr(
-            np.concatenate([_flat(copy(calibration[i], training=False)) for i in checked]),
-            np.concatenate([outputs[i] for i in checked]),
-        ),
-        2,
-    )
-    if quality < min_psnr:
+
+    def quality():
+        copied = np.concatenate([_flat(copy(calibration[i], training=False)) for i in checked])
+        return round(_psnr(copied, np.concatenate([outputs[i] for i in checked])), 2)
+
+    exact = quality()
+    if exact < min_psnr:
         return _refused(
             generator,
-            f"the rescaled copy differs from it by {quality:.1f} dB PSNR < {min_psnr:.0f} dB "
+            f"the rescaled copy differs from it by {exact:.1f} dB PSNR < {min_psnr:.0f} dB "
             "on the calibration images, so a convolution output is used by more than its "
             "instance norm",
-            quality,
+            exact,
         )
-    return Equalized(copy, pairs, quality, spread)
+    for norm, floor in floors:
+        norm.variance_floor = floor
+    return Equalized(copy, pairs, exact, spread, floored_psnr_db=quality())
 
 
 def _refused(generator, reason, psnr_db=None):
@@ -264,9 +298,12 @@ def _recorded_calls(model, calibration, layer_types):
     return calls, outputs
 
 
+ChannelStats = collections.namedtuple("ChannelStats", "means variances minima maxima")
+"""A convolution output's per-image, per-channel statistics: (images, channels) arrays."""
+
 def _conv_norm_pairs(calls):
-    """(conv, norm, (means, variances)) of each norm and the convolution called just
-    before it, with the per-image channel statistics of that convolution's output."""
+    """(conv, norm, ChannelStats) of each norm and the convolution called just before
+    it, with the per-image channel statistics of that convolution's output."""
     pairs = {}
     for record in calls:
         last = None
@@ -275,15 +312,17 @@ def _conv_norm_pairs(calls):
                 last = (layer, output)
                 continue
             if last is not None and last[1].shape[-1] == inputs.shape[-1]:
-                values = np.asarray(last[1], np.float64)
+                values = np.asarray(last[1], np.float64).reshape(-1, inputs.shape[-1])
                 key = (id(last[0]), id(layer))
-                entry = pairs.setdefault(key, (last[0], layer, ([], [])))
-                entry[2][0].append(values.mean(axis=(0, 1, 2)))
-                entry[2][1].append(values.var(axis=(1, 2)).mean(axis=0))
+                entry = pairs.setdefault(key, (last[0], layer, [[] for _ in ChannelStats._fields]))
+                for field, value in zip(
+                    entry[2], (values.mean(axis=0), values.var(axis=0), values.min(axis=0), values.max(axis=0))
+                ):
+                    field.append(value)
             last = None
     return [
-        (conv, norm, (np.stack(means), np.stack(variances)))
-        for conv, norm, (means, variances) in pairs.values()
+        (conv, norm, ChannelStats(*(np.stack(field) for field in fields)))
+        for conv, norm, fields in pairs.values()
     ]
 
 

@@ -21,9 +21,9 @@ def call(layer, inputs, training=None):
         return None
     if not (training or _fused_inference()):
         return None
-    if getattr(layer.epsilon, "ndim", 0):
-        # Per-channel epsilon (int8 equalization's copies, export.quantization):
-        # the fused op takes one number.
+    if getattr(layer.epsilon, "ndim", 0) or layer.variance_floor is not None:
+        # Per-channel epsilon and a variance floor (int8 equalization's copies,
+        # export.quantization): the fused op takes one number and no floor.
         return None
     return fused_instance_norm(inputs, layer.gamma, layer.beta, layer.epsilon, layer.compute_dtype)
 
