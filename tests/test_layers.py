@@ -128,6 +128,22 @@ def test_instance_norm_float16_does_not_overflow(rng):
     np.testing.assert_allclose(y.astype("float32"), expected, atol=1e-2)
 
 
+def test_instance_norm_variance_floor_divides_by_at_least_the_floor_and_is_never_saved(rng):
+    # Int8 export's copies set it (export.quantization); a channel above it is untouched.
+    x = np.concatenate(
+        [rng.normal(0.0, 2.0, (1, 6, 6, 1)), rng.normal(0.0, 0.01, (1, 6, 6, 1))], axis=-1
+    ).astype("float32")
+    layer = InstanceNormalization()
+    layer.variance_floor = np.float32(0.25)
+    y = np.asarray(layer(x))
+    centred = x - x.mean(axis=(1, 2), keepdims=True)
+    var = np.maximum(x.var(axis=(1, 2), keepdims=True), 0.25)
+    np.testing.assert_allclose(y, centred / np.sqrt(var + 1e-5), atol=1e-5)
+    assert y[..., 1].std() < 0.03  # the small channel is not stretched to unit variance
+    assert "variance_floor" not in layer.get_config()
+    assert _round_trip(layer).variance_floor is None
+
+
 def test_instance_norm_rejects_bad_arguments():
     with pytest.raises(ValueError, match="epsilon=0"):
         InstanceNormalization(epsilon=0)

@@ -173,7 +173,11 @@ class InstanceNormalization(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         mean = ops.mean(x, axis=(1, 2), keepdims=True)
         centred = x - mean
-        variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)
+        # centred * centred, not square(centred): for int8 the TFLite converter
+        # fuses square(x - mean) into SQUARED_DIFFERENCE, and the SUB left with the
+        # final MUL as its one consumer takes that MUL's (normalized) range: on a
+        # low-contrast photo the centred values then round to a few levels.
+        variance = ops.mean(centred * centred, axis=(1, 2), keepdims=True)
         if self.variance_floor is not None:
             variance = ops.maximum(variance, self.variance_floor)
         outputs = centred * ops.rsqrt(variance + self.epsilon)

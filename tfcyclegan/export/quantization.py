@@ -10,7 +10,9 @@ those convolutions to channels of one scale: the generator computes the same
 function in float, and int8 keeps every channel. Each norm of that copy then
 divides by at least a variance int8 can hold (a floor of two levels of its
 input), so that one image's nearly flat channel cannot stretch the int8 range
-of rsqrt for all the others. `tflite.convert_tflite` does both for mode "int8".
+of rsqrt for all the others, and its stem sees each photo at unit contrast, so
+that a faint photo is not held by a few of the levels textured ones need.
+`tflite.convert_tflite` does all of it for mode "int8".
 """
 
 import collections
@@ -21,6 +23,7 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import ops
 
 from tfcyclegan import imaging
 from tfcyclegan.export.loading import sample_folder
@@ -89,6 +92,11 @@ FLOOR_LEVELS = 2.0
 """An equalized norm's variance floor: the square of this many int8 levels of its input."""
 
 
+CONTRAST_DELTA = (2.0 / 255.0) ** 2
+"""Added to a photo's variance before the stem's contrast normalization
+(`_normalize_stem_contrast`): one pixel level, so a flat photo is scaled by at most 127.5."""
+
+
 FLAT_RANGE = 2.0 / 255.0
 """Images whose values span less (one uint8 level, in [-1, 1]) are flat."""
 
@@ -124,6 +132,8 @@ class Equalized:
         floored_psnr_db: the copy with its norms' variance floors against the
             original, as `psnr_db` (below it where a calibration image has a
             channel int8 cannot hold).
+        stem_contrast: the name of the convolution that sees its input at unit
+            contrast in the copy (`_normalize_stem_contrast`), or None.
     """
 
     generator: object
@@ -132,6 +142,7 @@ class Equalized:
     spread: list = dataclasses.field(default_factory=list)
     refused: str = None
     floored_psnr_db: float = None
+    stem_contrast: str = None
 
     def lossy_int8_error(self, min_psnr=EQUALIZE_MIN_PSNR):
         """The `LossyInt8Error` to raise for a refused equalization."""
@@ -170,6 +181,10 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     as they are: on real photos a ResNet's stem had one channel of std ~0.03,
     and leaving it cost full int8 3-5 dB (benchmarks/bench_int8_trained.py).
 
+    The copy's stem (its first convolution, when a norm follows it) sees its
+    input at unit contrast per image (`_normalize_stem_contrast`), so that a
+    low-contrast photo fills the int8 ranges the textured ones set.
+
     A norm is paired with the convolution called just before it (through
     layers such as cropping), with as many channels; the copy is checked
     against the original on `calibration` and refused if it differs by more
@@ -207,6 +222,7 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
         copy.set_weights(generator.get_weights())
     except Exception as error:  # A model that cannot be rebuilt from its config.
         return _refused(generator, f"it cannot be copied: {error}")
+    stem = _normalize_stem_contrast(copy, calibration, convs)
     calls, outputs = _recorded_calls(copy, calibration, convs)
 
     pairs, spread, floors = [], [], []
@@ -252,7 +268,53 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
         )
     for norm, floor in floors:
         norm.variance_floor = floor
-    return Equalized(copy, pairs, exact, spread, floored_psnr_db=quality())
+    return Equalized(copy, pairs, exact, spread, floored_psnr_db=quality(), stem_contrast=stem)
+
+
+def _normalize_stem_contrast(copy, calibration, convs):
+    """Makes the copy's first convolution see its input at unit contrast, if an
+    instance norm follows it; returns that convolution's name, or None.
+
+    The stem convolution sees the photo as it is, so its outputs on a
+    low-contrast photo (sky, fog) span a fraction of the int8 range the
+    textured photos set: centred values of 0.17 steps per std, and variances
+    rounded to a few levels, were the largest int8 error left on real photos
+    (relative error 1.4 at a trained ResNet-9's stem rsqrt). So the stem
+    computes conv((x - m) * r) with m each input channel's mean and
+    r = 1 / sqrt(mean((x - m)^2) + `CONTRAST_DELTA`), one number per image; its
+    norm adds eps * r^2 for eps, which is exact: reflection padding carries the
+    shift, the norm removes it, and the scale r is the equalization argument
+    per image. A convolution with zero padding would not carry the shift
+    exactly, so only a "valid" one (after its own padding layer) is changed.
+    """
+    record = _recorded_calls(copy, calibration[:1], convs)[0][0]
+    pair = next(iter(_conv_norm_pairs([record])), None)
+    first = next((layer for layer, _, _ in record if isinstance(layer, convs)), None)
+    if pair is None or pair[0] is not first or first.padding != "valid":
+        return None
+    conv, norm = pair[0], pair[1]
+    conv_call, norm_call = type(conv).call, type(norm).call
+    scale = []  # r of the image in flight: set by the convolution, taken by its norm
+
+    def contrast_normalized(inputs, *args, **kwargs):
+        mean = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        centred = inputs - mean
+        # centred * centred: see `InstanceNormalization.call`.
+        r = ops.rsqrt(ops.mean(centred * centred, axis=(1, 2, 3), keepdims=True) + CONTRAST_DELTA)
+        scale.append(r)
+        return conv_call(conv, centred * r, *args, **kwargs)
+
+    def with_image_epsilon(inputs, *args, **kwargs):
+        epsilon = norm.epsilon
+        r = scale.pop()
+        norm.epsilon = epsilon * (r * r)  # r * r: LiteRT's SQUARE has no int8 kernel
+        try:
+            return norm_call(norm, inputs, *args, **kwargs)
+        finally:
+            norm.epsilon = epsilon
+
+    conv.call, norm.call = contrast_normalized, with_image_epsilon
+    return conv.name
 
 
 def _refused(generator, reason, psnr_db=None):
@@ -283,6 +345,7 @@ def _recorded_calls(model, calibration, layer_types):
 
         return wrapped
 
+    previous = [layer.__dict__.get("call") for layer in layers]
     for layer in layers:
         # An instance attribute shadows the method for the eager calls below.
         layer.call = recording(layer, layer.call)
@@ -293,8 +356,11 @@ def _recorded_calls(model, calibration, layer_types):
             outputs.append(_flat(model(image, training=False)))
             calls.append(record)
     finally:
-        for layer in layers:
-            del layer.call
+        for layer, call in zip(layers, previous):
+            if call is None:
+                del layer.call
+            else:  # The copy's own override (`_normalize_stem_contrast`).
+                layer.call = call
     return calls, outputs
 
 
