@@ -131,8 +131,9 @@ class InstanceNormalization(keras.layers.Layer):
         **kwargs: standard layer arguments.
 
     Attributes:
-        variance_floor: None, or the least variance the norm divides by; set only
-            on the copies int8 export converts (`export.quantization`), never saved.
+        variance_floor: None, or the least variance the norm divides by (and
+            squares by MUL, see `call`); set only on the copies int8 export
+            converts (`export.quantization`), never saved.
     """
 
     variance_floor = None
@@ -173,12 +174,15 @@ class InstanceNormalization(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         mean = ops.mean(x, axis=(1, 2), keepdims=True)
         centred = x - mean
-        # centred * centred, not square(centred): for int8 the TFLite converter
-        # fuses square(x - mean) into SQUARED_DIFFERENCE, and the SUB left with the
-        # final MUL as its one consumer takes that MUL's (normalized) range: on a
-        # low-contrast photo the centred values then round to a few levels.
-        variance = ops.mean(centred * centred, axis=(1, 2), keepdims=True)
-        if self.variance_floor is not None:
+        if self.variance_floor is None:
+            variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)
+        else:
+            # An int8 copy: centred * centred, not square(centred). The TFLite
+            # converter fuses square(x - mean) into SQUARED_DIFFERENCE, and the SUB
+            # left with the final MUL as its one consumer takes that MUL's
+            # (normalized) range: on a faint photo the centred values then round
+            # to a few levels. Bitwise the same in float.
+            variance = ops.mean(centred * centred, axis=(1, 2), keepdims=True)
             variance = ops.maximum(variance, self.variance_floor)
         outputs = centred * ops.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
