@@ -10,9 +10,10 @@ overexposure), where a channel's variance nears the norms' epsilon.
 
 Per model: PSNR against Keras float32 of both int8 files (LiteRT, held-out
 photos), the equalized float copy against the original on the calibration
-images (the guard's measure, `EQUALIZE_MIN_PSNR`), and the same copy with the
-norms' own scalar epsilon, as equalization computed it before (what made the
-guard refuse trained models).
+images (the guard's measure, `EQUALIZE_MIN_PSNR`), the copy as it is converted
+(variance floors, 8-bit statistics: `Equalized.converted_psnr_db`), and the same
+copy with the norms' own scalar epsilon, as equalization computed it before
+(what made the guard refuse trained models).
 
 With `--data DIR` (a CycleGAN-layout folder: trainA/ trainB/ testA/ testB/,
 e.g. `tfcyclegan.looks.make_look_dataset`'s real photos) the models train on
@@ -183,20 +184,20 @@ def _scalar_epsilon_psnr(equalized, generator, calibration):
         for layer in generator._flatten_layers(include_self=False, recursive=True)
         if isinstance(layer, InstanceNormalization)
     }
-    floors = [norm.variance_floor for norm in norms]
+    floors = [(norm.variance_floor, norm.statistic_ranges) for norm in norms]
     try:
         for norm in norms:
             norm.epsilon = originals.get(norm.path, 1e-5)
-            norm.variance_floor = None
+            norm.variance_floor = norm.statistic_ranges = None
         checked = [c for c in calibration if np.ptp(c) >= quantization.FLAT_RANGE]
         return quantization._psnr(
             np.concatenate([quantization._flat(equalized.generator(c, training=False)) for c in checked]),
             np.concatenate([quantization._flat(generator(c, training=False)) for c in checked]),
         )
     finally:
-        for norm, epsilon, floor in zip(norms, per_channel, floors):
+        for norm, epsilon, (floor, ranges) in zip(norms, per_channel, floors):
             norm.epsilon = epsilon
-            norm.variance_floor = floor
+            norm.variance_floor, norm.statistic_ranges = floor, ranges
 
 
 def measure(generator, size, calibration, test):
@@ -212,7 +213,7 @@ def measure(generator, size, calibration, test):
         "pairs": len(equalized.pairs),
         "refused": equalized.refused,
         "guard_db": equalized.psnr_db,
-        "floored_db": equalized.floored_psnr_db,
+        "converted_db": equalized.converted_psnr_db,
         "spread": max(equalized.spread, default=None),
         "scalar_eps_db": (
             _scalar_epsilon_psnr(equalized, generator, calibration) if equalized.pairs else None
@@ -234,7 +235,7 @@ def table(rows):
 
     lines = [
         "| seed | generator | upsample | train s | pairs | spread | float copy dB (guard) "
-        "| with variance floors dB | same copy, scalar eps dB | int8 dB | plain int8 dB |",
+        "| as converted dB | same copy, scalar eps dB | int8 dB | plain int8 dB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -242,7 +243,7 @@ def table(rows):
         spread = "–" if r["spread"] is None else f"{r['spread']:.1f}x"
         lines.append(
             f"| {r['seed']} | ResNet-{r['blocks']} | {r['upsample']} | {r['train_s']:.0f} "
-            f"| {r['pairs']} | {spread} | {guard} | {db(r['floored_db'])} | {db(r['scalar_eps_db'])} "
+            f"| {r['pairs']} | {spread} | {guard} | {db(r['converted_db'])} | {db(r['scalar_eps_db'])} "
             f"| {db(r['int8_db'])} | {db(r['plain_int8_db'])} |"
         )
     return "\n".join(lines)

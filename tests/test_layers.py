@@ -144,6 +144,20 @@ def test_instance_norm_variance_floor_divides_by_at_least_the_floor_and_is_never
     assert _round_trip(layer).variance_floor is None
 
 
+def test_instance_norm_statistic_ranges_clip_the_statistics_to_them(rng):
+    # As int8 does (FakeQuant ops the TFLite converter takes the ranges from).
+    x = rng.normal(0.5, 3.0, (1, 6, 6, 2)).astype("float32")
+    layer = InstanceNormalization()
+    layer.variance_floor = np.float32(0.0)
+    layer.statistic_ranges = {"mean": 0.1, "variance": 20.0, "rsqrt": 2.0}
+    y = np.asarray(layer(x))
+    mean = np.clip(x.mean(axis=(1, 2), keepdims=True), -0.1, 0.1)
+    centred = x - mean
+    var = (centred**2).mean(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(y, centred / np.sqrt(var + 1e-5), atol=0.03)  # 8-bit statistics
+    assert np.abs(y.mean(axis=(1, 2))).max() > 0.05  # the clipped mean leaves an offset
+
+
 def test_instance_norm_rejects_bad_arguments():
     with pytest.raises(ValueError, match="epsilon=0"):
         InstanceNormalization(epsilon=0)

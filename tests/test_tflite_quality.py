@@ -7,6 +7,7 @@ generator, with its channels spread 10x, gives plain int8 22 dB PSNR against
 float32 and the equalized one 38 dB (measured), so the tests need no training.
 """
 
+import contextlib
 import json
 
 import numpy as np
@@ -75,6 +76,23 @@ def images():
     return calibration, _scenes(4, seed=2)
 
 
+@contextlib.contextmanager
+def _exact(equalized, keep_floors=False):
+    """The equalized copy without its int8 adjustments (8-bit statistics, and
+    unless `keep_floors` the variance floors): the rescale alone, exact in float."""
+    norms = [norm for _, norm in _conv_norm_pairs(equalized.generator)]
+    kept = [(norm.variance_floor, norm.statistic_ranges) for norm in norms]
+    for norm in norms:
+        norm.statistic_ranges = None
+        if not keep_floors:
+            norm.variance_floor = None
+    try:
+        yield equalized.generator
+    finally:
+        for norm, (floor, ranges) in zip(norms, kept):
+            norm.variance_floor, norm.statistic_ranges = floor, ranges
+
+
 def _float_tensors(flatbuffer):
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -124,10 +142,12 @@ def test_equalization_is_the_same_function_in_float(trained_like, images):
     assert max(equalized.spread) > 2  # what int8's per-tensor scales could not hold
     # Exact up to float32 rounding: the copy's norms take epsilon per channel.
     assert equalized.psnr_db >= quantization.EQUALIZE_MIN_PSNR
-    np.testing.assert_allclose(
-        translate_with(equalized.generator, inputs), translate_with(trained_like, inputs),
-        atol=1e-2,
-    )
+    with _exact(equalized) as copy:
+        np.testing.assert_allclose(
+            translate_with(copy, inputs), translate_with(trained_like, inputs), atol=1e-2
+        )
+    # As converted: int8's statistics rounded to 8 bits (and floors) move it a little.
+    assert 40.0 < equalized.converted_psnr_db < equalized.psnr_db
     # The original is untouched.
     assert equalized.generator.get_weights()[0] is not trained_like.get_weights()[0]
 
@@ -220,7 +240,12 @@ def test_variance_floors_keep_int8_when_a_channel_is_flat_on_a_calibration_photo
     assert equalized.refused is None
     norms = [norm for _, norm in _conv_norm_pairs(equalized.generator)]
     assert all(norm.variance_floor > 0 for norm in norms)
-    assert equalized.floored_psnr_db > 90.0
+    grey = np.concatenate(calibration[-2:])
+    with _exact(equalized) as copy:
+        exact = translate_with(copy, grey)
+    with _exact(equalized, keep_floors=True) as copy:
+        floored = translate_with(copy, grey)
+    assert psnr(floored, exact) > 90.0
     reference = translate_with(colour_channel, inputs)
 
     def int8_psnr():
@@ -265,9 +290,10 @@ def test_the_stem_sees_low_contrast_photos_at_unit_contrast(trained_like, images
     calibration = calibration + [0.3 + 0.1 * image for image in calibration[:2]]
     equalized = quantization.equalize_instance_norm(trained_like, calibration)
     assert equalized.stem_contrast == "stem_conv" and equalized.psnr_db > 90.0
-    np.testing.assert_allclose(
-        translate_with(equalized.generator, faint), translate_with(trained_like, faint), atol=1e-3
-    )
+    with _exact(equalized) as copy:
+        np.testing.assert_allclose(
+            translate_with(copy, faint), translate_with(trained_like, faint), atol=1e-3
+        )
     reference = translate_with(trained_like, faint)
 
     def int8_psnr():

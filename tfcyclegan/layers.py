@@ -134,9 +134,13 @@ class InstanceNormalization(keras.layers.Layer):
         variance_floor: None, or the least variance the norm divides by (and
             squares by MUL, see `call`); set only on the copies int8 export
             converts (`export.quantization`), never saved.
+        statistic_ranges: None, or {"mean": m, "variance": v, "rsqrt": r}: the
+            int8 ranges of the per-image statistics ([-m, m], [0, v], [0, r]),
+            fixed by FakeQuant ops; as `variance_floor`.
     """
 
     variance_floor = None
+    statistic_ranges = None
 
     def __init__(self, epsilon=1e-5, center=False, scale=False, **kwargs):
         super().__init__(**kwargs)
@@ -172,7 +176,7 @@ class InstanceNormalization(keras.layers.Layer):
         # Statistics in float16 overflow (and lose precision in bfloat16), so
         # under mixed precision we upcast, normalize, and cast back.
         x = ops.cast(inputs, "float32")
-        mean = ops.mean(x, axis=(1, 2), keepdims=True)
+        mean = self._pinned(ops.mean(x, axis=(1, 2), keepdims=True), "mean")
         centred = x - mean
         if self.variance_floor is None:
             variance = ops.mean(ops.square(centred), axis=(1, 2), keepdims=True)
@@ -183,13 +187,23 @@ class InstanceNormalization(keras.layers.Layer):
             # (normalized) range: on a faint photo the centred values then round
             # to a few levels. Bitwise the same in float.
             variance = ops.mean(centred * centred, axis=(1, 2), keepdims=True)
-            variance = ops.maximum(variance, self.variance_floor)
-        outputs = centred * ops.rsqrt(variance + self.epsilon)
+            variance = self._pinned(ops.maximum(variance, self.variance_floor), "variance")
+        outputs = centred * self._pinned(ops.rsqrt(variance + self.epsilon), "rsqrt")
         if self.gamma is not None:
             outputs = outputs * ops.cast(self.gamma, "float32")
         if self.beta is not None:
             outputs = outputs + ops.cast(self.beta, "float32")
         return ops.cast(outputs, self.compute_dtype)
+
+    def _pinned(self, statistic, name):
+        """`statistic` within its int8 range of `statistic_ranges`, if one is set."""
+        bound = (self.statistic_ranges or {}).get(name)
+        if bound is None:
+            return statistic
+        import tensorflow as tf  # only int8 export's copies (TensorFlow backend) pin ranges
+
+        low = -bound if name == "mean" else 0.0
+        return tf.quantization.fake_quant_with_min_max_args(statistic, min=low, max=bound, num_bits=8)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -92,6 +92,11 @@ FLOOR_LEVELS = 2.0
 """An equalized norm's variance floor: the square of this many int8 levels of its input."""
 
 
+STATISTIC_MARGIN = 2.0
+"""How far beyond the calibration images' values a norm's per-image statistics'
+int8 ranges reach (`_statistic_ranges`)."""
+
+
 CONTRAST_DELTA = (2.0 / 255.0) ** 2
 """Added to a photo's variance before the stem's contrast normalization
 (`_normalize_stem_contrast`): one pixel level, so a flat photo is scaled by at most 127.5."""
@@ -129,9 +134,9 @@ class Equalized:
         refused: why equalization could not apply (None when it did, or when
             there was nothing to equalize): full int8 of `generator` is then
             lossy (`LossyInt8Error`).
-        floored_psnr_db: the copy with its norms' variance floors against the
-            original, as `psnr_db` (below it where a calibration image has a
-            channel int8 cannot hold).
+        converted_psnr_db: the copy as it is converted (its norms' variance
+            floors and 8-bit statistics) against the original, as `psnr_db`;
+            `psnr_db` is the copy without them (the exact rescale).
         stem_contrast: the name of the convolution that sees its input at unit
             contrast in the copy (`_normalize_stem_contrast`), or None.
     """
@@ -141,7 +146,7 @@ class Equalized:
     psnr_db: float = None
     spread: list = dataclasses.field(default_factory=list)
     refused: str = None
-    floored_psnr_db: float = None
+    converted_psnr_db: float = None
     stem_contrast: str = None
 
     def lossy_int8_error(self, min_psnr=EQUALIZE_MIN_PSNR):
@@ -197,8 +202,10 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     the floor, its rsqrt reaches 1 / sqrt(eps) and rsqrt's one int8 scale loses
     every other channel's (relative error 7x measured at a trained ResNet-9's
     stem on a cat photo). The floor changes the float function only on such
-    channels (`Equalized.floored_psnr_db`), and gave 2-3 dB on three
-    trained ResNets.
+    channels (`Equalized.converted_psnr_db`), and gave 2-3 dB on three
+    trained ResNets. Their per-image statistics (mean, variance, rsqrt) get
+    int8 ranges `STATISTIC_MARGIN` times their calibration values
+    (`_statistic_ranges`).
 
     Args:
         generator: a float32 generator.
@@ -244,7 +251,8 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
         spread.append(float(np.sqrt(typical[live].max() / typical[live].min())) if live.any() else 1.0)
         # The copy's input range on the calibration images: int8's one scale.
         span = np.max((stats.maxima - centre) * scale) - np.min((stats.minima - centre) * scale)
-        floors.append((norm, np.float32((FLOOR_LEVELS * span / 255.0) ** 2)))
+        floor = (FLOOR_LEVELS * span / 255.0) ** 2
+        floors.append((norm, np.float32(floor), _statistic_ranges(stats, centre, scale, floor, norm.epsilon)))
     if not pairs:
         return Equalized(generator, [])
     # A flat image (one pixel level) is left out of the check: the norms see
@@ -266,9 +274,29 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
             "instance norm",
             exact,
         )
-    for norm, floor in floors:
+    for norm, floor, ranges in floors:
         norm.variance_floor = floor
-    return Equalized(copy, pairs, exact, spread, floored_psnr_db=quality(), stem_contrast=stem)
+        norm.statistic_ranges = ranges
+    return Equalized(copy, pairs, exact, spread, converted_psnr_db=quality(), stem_contrast=stem)
+
+
+def _statistic_ranges(stats, centre, scale, floor, epsilon):
+    """The int8 ranges of an equalized norm's per-image statistics (see
+    `InstanceNormalization.statistic_ranges`): `STATISTIC_MARGIN` times their
+    largest values on the calibration images, rsqrt at most 1 / sqrt(floor).
+
+    Calibration sees each statistic once per image and channel (16 x C values,
+    against 16 x H x W x C for a feature map), so another photo's exceed their
+    calibrated ranges: a trained ResNet-9's stem rsqrt reached 1.34x its range
+    on a held-out photo, and the channel came out 25% too weak.
+    """
+    variance = np.maximum(stats.variances * scale**2, floor)
+    rsqrt = 1.0 / np.sqrt(variance + epsilon)
+    return {
+        "mean": float(STATISTIC_MARGIN * np.max(np.abs((stats.means - centre) * scale))),
+        "variance": float(STATISTIC_MARGIN * np.max(variance)),
+        "rsqrt": float(min(STATISTIC_MARGIN * np.max(rsqrt), 1.0 / np.sqrt(floor + np.min(epsilon)))),
+    }
 
 
 def _normalize_stem_contrast(copy, calibration, convs):
