@@ -309,6 +309,18 @@ def test_the_stem_sees_low_contrast_photos_at_unit_contrast(trained_like, images
     assert int8_psnr() < 27.5
 
 
+def test_one_representative_image_is_enough_to_convert(trained_like, images):
+    """With one calibration image every shifted mean is 0: its int8 range is at
+    least one level of the norm's input, not [0, 0] (a FakeQuant error before)."""
+    calibration, inputs = images
+    flatbuffer = tflite.convert_tflite(
+        trained_like, "int8", representative_images=calibration[:1], input_size=(SIZE, SIZE)
+    )
+    outputs = _outputs(flatbuffer, inputs)
+    assert np.isfinite(outputs).all()
+    assert psnr(outputs, translate_with(trained_like, inputs)) > 20.0
+
+
 def test_a_first_convolution_without_its_own_norm_keeps_its_input(images):
     """The U-Net's first convolution has no norm (and zero padding): its input's
     contrast stays as it is, and the copy is still exact."""

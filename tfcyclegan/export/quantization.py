@@ -184,7 +184,8 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     added epsilon stays under `MAX_EPSILON` (a smaller channel is mostly
     epsilon in its norm). Small channels are scaled as far as that, not left
     as they are: on real photos a ResNet's stem had one channel of std ~0.03,
-    and leaving it cost full int8 3-5 dB (benchmarks/bench_int8_trained.py).
+    and leaving it cost full int8 1.5-4 dB on two trained ResNets
+    (benchmarks/bench_int8_trained.py).
 
     The copy's stem (its first convolution, when a norm follows it) sees its
     input at unit contrast per image (`_normalize_stem_contrast`), so that a
@@ -202,7 +203,7 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     the floor, its rsqrt reaches 1 / sqrt(eps) and rsqrt's one int8 scale loses
     every other channel's (relative error 7x measured at a trained ResNet-9's
     stem on a cat photo). The floor changes the float function only on such
-    channels (`Equalized.converted_psnr_db`), and gave 2-3 dB on three
+    channels (`Equalized.converted_psnr_db`), and gave 2-3.5 dB on three
     trained ResNets. Their per-image statistics (mean, variance, rsqrt) get
     int8 ranges `STATISTIC_MARGIN` times their calibration values
     (`_statistic_ranges`).
@@ -252,7 +253,8 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
         # The copy's input range on the calibration images: int8's one scale.
         span = np.max((stats.maxima - centre) * scale) - np.min((stats.minima - centre) * scale)
         floor = (FLOOR_LEVELS * span / 255.0) ** 2
-        floors.append((norm, np.float32(floor), _statistic_ranges(stats, centre, scale, floor, norm.epsilon)))
+        ranges = _statistic_ranges(stats, centre, scale, span, floor, norm.epsilon)
+        floors.append((norm, np.float32(floor), ranges))
     if not pairs:
         return Equalized(generator, [])
     # A flat image (one pixel level) is left out of the check: the norms see
@@ -280,10 +282,12 @@ def equalize_instance_norm(generator, calibration, min_psnr=EQUALIZE_MIN_PSNR):
     return Equalized(copy, pairs, exact, spread, converted_psnr_db=quality(), stem_contrast=stem)
 
 
-def _statistic_ranges(stats, centre, scale, floor, epsilon):
+def _statistic_ranges(stats, centre, scale, span, floor, epsilon):
     """The int8 ranges of an equalized norm's per-image statistics (see
     `InstanceNormalization.statistic_ranges`): `STATISTIC_MARGIN` times their
-    largest values on the calibration images, rsqrt at most 1 / sqrt(floor).
+    largest values on the calibration images, rsqrt at most 1 / sqrt(floor), the
+    mean at least one int8 level of the input (`span` / 255: one calibration image
+    has means of 0 after the shift).
 
     Calibration sees each statistic once per image and channel (16 x C values,
     against 16 x H x W x C for a feature map), so another photo's exceed their
@@ -293,7 +297,7 @@ def _statistic_ranges(stats, centre, scale, floor, epsilon):
     variance = np.maximum(stats.variances * scale**2, floor)
     rsqrt = 1.0 / np.sqrt(variance + epsilon)
     return {
-        "mean": float(STATISTIC_MARGIN * np.max(np.abs((stats.means - centre) * scale))),
+        "mean": float(max(STATISTIC_MARGIN * np.max(np.abs((stats.means - centre) * scale)), span / 255.0)),
         "variance": float(STATISTIC_MARGIN * np.max(variance)),
         "rsqrt": float(min(STATISTIC_MARGIN * np.max(rsqrt), 1.0 / np.sqrt(floor + np.min(epsilon)))),
     }
