@@ -16,7 +16,6 @@ model's `metadata_props` (`onnx_metadata`).
 
 import contextlib
 import json
-import logging
 import os
 import tempfile
 import warnings
@@ -24,7 +23,7 @@ import warnings
 from tfcyclegan import kernels
 from tfcyclegan.checks import check_int
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
-from tfcyclegan.export.runtime import ONNX_INPUT, ONNX_OUTPUT, require_module
+from tfcyclegan.export.runtime import ONNX_INPUT, ONNX_OUTPUT, quiet_logger, require_module
 from tfcyclegan.networks import size_requirement
 from tfcyclegan.version import __version__
 
@@ -155,13 +154,7 @@ def _name_tensors(graph, channels):
 @contextlib.contextmanager
 def _quiet_conversion():
     """Hides tf2onnx's INFO lines and Keras's numpy-2 patch warning for the duration."""
-    logger = logging.getLogger("tf2onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        logger.setLevel(level)
+    with quiet_logger("tf2onnx"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield

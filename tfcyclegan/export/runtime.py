@@ -5,8 +5,10 @@
 in [-1, 1] of any size to their translations. It imports none of the exporters.
 """
 
+import contextlib
 import importlib
 import json
+import logging
 import os
 import pathlib
 
@@ -33,6 +35,18 @@ REPORT_MODELS = "models"
 ONNX_INPUT = "images"
 ONNX_OUTPUT = "output_images"
 """The tensor names of exported `.onnx` files (those of the TFLite files' `translate`)."""
+
+
+@contextlib.contextmanager
+def quiet_logger(name):
+    """Raises the Python logger `name` to ERROR for the duration (a converter's chatter)."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def require_module(name, needed_for, install):

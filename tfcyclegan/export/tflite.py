@@ -25,7 +25,7 @@ from tfcyclegan import imaging, kernels
 from tfcyclegan.config import check_choice
 from tfcyclegan.export.loading import as_float32, channels_of, generators_of, is_generator
 from tfcyclegan.export.quantization import calibration_set, equalize_instance_norm
-from tfcyclegan.export.runtime import METADATA_NAME
+from tfcyclegan.export.runtime import METADATA_NAME, quiet_logger
 from tfcyclegan.export.saved_model import write_archive
 from tfcyclegan.kernels.subpixel import subpixel_upsampling
 from tfcyclegan.networks import size_requirement
@@ -287,25 +287,13 @@ def _convert(saved_model_dir, signature, mode, calibration, uint8_io):
             # output becomes uint8 here (see `tflite_saved_model`).
             converter.inference_output_type = tf.uint8
     try:
-        with _quiet_tf():
+        with quiet_logger("absl"):  # the converter's absl warnings
             return converter.convert()
     except Exception as error:
         mapped = _converter_error(error)
         if mapped is not None:
             raise mapped from None
         raise
-
-
-@contextlib.contextmanager
-def _quiet_tf():
-    """Silences the converter's absl warnings for the duration."""
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        absl_logger.setLevel(level)
 
 
 def _metadata(generator, mode, uint8_io, input_size, default_size, direction=None):
