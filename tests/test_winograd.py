@@ -305,9 +305,10 @@ def test_reflect_padded_convolution_and_gradients_match_float64_pad_then_convolv
         dynamic(narrow)
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbers(rng, any_size, training):
-    block = ResidualBlock(CHANNELS)
+def _residual_block_step(rng, training, dtype=None):
+    """(x, its TensorSpec, forward, step) of a ResidualBlock of CHANNELS on an 8 x 8 image:
+    `step` returns the float32 outputs and the gradients for x and both kernels."""
+    block = ResidualBlock(CHANNELS, dtype=dtype)
     x = tf.constant(rng.standard_normal((1, 8, 8, CHANNELS)).astype(np.float32))
     upstream = tf.constant(rng.standard_normal(x.shape).astype(np.float32))
     block.build(x.shape)
@@ -318,11 +319,16 @@ def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbe
     def step(images):
         with tf.GradientTape() as tape:
             tape.watch(images)
-            outputs = forward(images)
+            outputs = tf.cast(forward(images), tf.float32)
         variables = [images, block.conv1.kernel, block.conv2.kernel]
         return [outputs] + tape.gradient(outputs, variables, output_gradients=upstream)
 
-    spec = tf.TensorSpec(x.shape, tf.float32)
+    return x, tf.TensorSpec(x.shape, tf.float32), forward, step
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_residual_block_convolutions_pad_by_the_gather_and_give_the_direct_numbers(rng, any_size, training):
+    x, spec, forward, step = _residual_block_step(rng, training)
     # The pad (MirrorPad in training, a concatenation of slices in inference) is gone.
     pad = "MirrorPad" if training else "ConcatV2"
     assert not {pad, "Conv2D"} & _op_types(forward, spec)
@@ -341,22 +347,7 @@ def test_mixed_bfloat16_blocks_take_float32_tiles_and_give_the_bfloat16_numbers(
     # Under mixed_bfloat16 the blocks' convolutions run as float32 tiles of their
     # bfloat16 operands (kernels.conv._bfloat16_by_float32_tiles): bfloat16 in and
     # out, the numbers of the plain bfloat16 layers to bfloat16 rounding.
-    block = ResidualBlock(CHANNELS, dtype="mixed_bfloat16")
-    x = tf.constant(rng.standard_normal((1, 8, 8, CHANNELS)).astype(np.float32))
-    upstream = tf.constant(rng.standard_normal(x.shape).astype(np.float32))
-    block.build(x.shape)
-
-    def forward(images):
-        return block(images, training=training)
-
-    def step(images):
-        with tf.GradientTape() as tape:
-            tape.watch(images)
-            outputs = tf.cast(forward(images), tf.float32)
-        variables = [images, block.conv1.kernel, block.conv2.kernel]
-        return [outputs] + tape.gradient(outputs, variables, output_gradients=upstream)
-
-    spec = tf.TensorSpec(x.shape, tf.float32)
+    x, spec, forward, step = _residual_block_step(rng, training, dtype="mixed_bfloat16")
     monkeypatch.setattr(cpu, "amx", lambda: False)
     types = _op_types(step, spec)
     assert not {"MirrorPad", "Conv2D"} & types and "GatherV2" in types
