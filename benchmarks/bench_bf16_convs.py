@@ -103,26 +103,18 @@ def _winograd_conv(x, kernel):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="", help="comma-separated parts of the shape names")
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be >= 1; got {args.rounds}")
-    import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path
-    import tensorflow as tf
-
     from benchmarks import common
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    only = [part for part in args.only.split(",") if part]
+    common.add_conv_shape_arguments(parser)
+    args = parser.parse_args(argv)
+    selected = common.conv_shape_setup(parser, args)
     print(common.describe_machine(common.machine_info()) + f"; TensorFlow path {common.tensorflow_path()}")
     print(common.calibration_line("before", common.matmul_gflops()))
     print(f"1 thread, process time, min of {args.rounds}, forward + both gradients, batch 2")
     print(f"{'shape':36s} {'float32 ms':>11s} {'Winograd ms':>12s} {'bfloat16 ms':>12s} "
           f"{'fp32/bf16':>10s} {'best fp32/bf16':>15s}")
     for name, (shape, kernel_size, stride, filters) in shapes(args.size).items():
-        if only and not any(part in name for part in only):
+        if not selected(name):
             continue
         ms = measure(shape, kernel_size, stride, filters, args.rounds)
         wino = ms.get("float32 Winograd")

@@ -81,26 +81,18 @@ def measure(shape, kernel_size, filters, rounds=5, seed=0):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", default="", help="comma-separated parts of the shape names")
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be >= 1; got {args.rounds}")
-    import tfcyclegan  # noqa: F401  # first, as a user's program: it picks the TF path
-    import tensorflow as tf
-
     from benchmarks import common
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    only = [part for part in args.only.split(",") if part]
+    common.add_conv_shape_arguments(parser)
+    args = parser.parse_args(argv)
+    selected = common.conv_shape_setup(parser, args)
     print(common.describe_machine(common.machine_info()))
     print(f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', '(default)')} "
           f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '(native)')}; 1 thread, "
           f"process time, min of {args.rounds}, forward + both gradients, batch 2")
     print(f"{'shape':36s} {'TF kernels ms':>14s} {'_valid_conv ms':>15s} {'ratio':>6s}")
     for name, (shape, kernel_size, filters) in SHAPES.items():
-        if only and not any(part in name for part in only):
+        if not selected(name):
             continue
         theirs, ours = measure(shape, kernel_size, filters, args.rounds)
         print(f"{name:36s} {theirs:14.1f} {ours:15.1f} {theirs / ours:6.2f}", flush=True)

@@ -159,6 +159,29 @@ def tensorflow_path():
         return "unknown"
 
 
+# === Per-convolution benchmarks (bench_bf16_convs.py, bench_conv_gradients.py) ===
+
+
+def add_conv_shape_arguments(parser):
+    """`--rounds` and `--only` (comma-separated parts of the shape names)."""
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated parts of the shape names")
+
+
+def conv_shape_setup(parser, args):
+    """Checks `--rounds`, imports the package first (as a user's program: it picks the
+    TF path), runs TensorFlow on one thread; returns a filter of shape names."""
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1; got {args.rounds}")
+    import tfcyclegan  # noqa: F401
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    only = [part for part in args.only.split(",") if part]
+    return lambda name: not only or any(part in name for part in only)
+
+
 # === Calibration ===
 
 _MATMUL = {}
